@@ -1,0 +1,97 @@
+package raftnode
+
+// API CONTRACT (written by the lead before implementation; the raftnode
+// helper implements it and may add to it, but must not change these
+// signatures without telling the lead).
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Entry is a committed log entry handed to the state machine. Data is nil
+// for raft's own entries (empty entries of a new leader, conf changes), which
+// are still delivered so the state machine's applied index keeps pace with
+// the log. Data is only valid during the Apply call.
+type Entry struct {
+	Index uint64
+	Term  uint64
+	Data  []byte
+}
+
+// StateMachine is what raftnode drives. All methods are called from one
+// goroutine, never concurrently.
+type StateMachine interface {
+	// Apply applies committed entries in log order.
+	Apply(entries []Entry)
+	// Snapshot writes the state as of the last applied entry.
+	Snapshot(w io.Writer) error
+	// Restore replaces the whole state with a snapshot taken at index.
+	Restore(index uint64, r io.Reader) error
+}
+
+// Peer names a member of the initial cluster.
+type Peer struct {
+	Name    string
+	PeerURL string // host:port
+}
+
+// Config of a node.
+type Config struct {
+	Name              string
+	DataDir           string
+	ListenPeerAddr    string        // host:port to listen on for raft traffic
+	AdvertisePeerAddr string        // what the others dial; default ListenPeerAddr
+	InitialCluster    []Peer        // bootstrap; ignored when the data dir holds state
+	Join              bool          // start empty and wait to be added by the cluster
+	SnapshotEntries   uint64        // take a snapshot and compact every N applied entries (default 10000)
+	TickInterval      time.Duration // default 100ms
+	ElectionTicks     int           // default 10
+	HeartbeatTicks    int           // default 1
+	NoSync            bool          // tests only
+	Logger            *slog.Logger
+}
+
+// Errors.
+var (
+	ErrStopped         = errors.New("raftnode: stopped")
+	ErrProposalDropped = errors.New("raftnode: proposal dropped (no leader)")
+	ErrNoLeader        = errors.New("raftnode: no leader")
+)
+
+// MemberInfo is one member as raft knows it.
+type MemberInfo struct {
+	ID      uint64
+	Name    string
+	PeerURL string
+	Learner bool
+	Leader  bool
+	Alive   bool // recently heard from (self is always alive)
+}
+
+// Status is a point-in-time view for health checks and metrics.
+type Status struct {
+	ID, Leader            uint64
+	Term, Commit, Applied uint64
+	IsLeader              bool
+	LeaderChanges         uint64
+	PendingProposals      int
+}
+
+// Signatures (implemented in other files):
+//
+//	func MemberID(name string) uint64
+//	func New(cfg Config, sm StateMachine) (*Node, error)  // opens storage, restores the latest snapshot into sm; starts no goroutine
+//	func (n *Node) Run(ctx context.Context) error           // owns every goroutine; returns on ctx end (nil) or a fatal storage error
+//	func (n *Node) Propose(ctx context.Context, cmd []byte) error     // returns once handed to raft; applied later via sm.Apply
+//	func (n *Node) LinearizableRead(ctx context.Context) error        // batched ReadIndex; returns once applied >= read index
+//	func (n *Node) Status() Status
+//	func (n *Node) Members() []MemberInfo
+//	func (n *Node) AddMember(ctx context.Context, name, peerURL string, learner bool) error
+//	func (n *Node) PromoteMember(ctx context.Context, name string) error
+//	func (n *Node) RemoveMember(ctx context.Context, name string) error
+//	func (n *Node) TransferLeadership(ctx context.Context) error // no-op unless leader
+//	func (n *Node) Ready() bool                                  // has a leader and applied >= commit
+var _ io.Writer

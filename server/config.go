@@ -1,0 +1,53 @@
+package server
+
+// API CONTRACT (written by the lead; the server helper implements Run and may
+// add fields; cmd/arbor fills this struct from flags).
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Peer is one member of the initial cluster: NAME=PEERHOST:PORT.
+type Peer struct {
+	Name    string
+	PeerURL string
+}
+
+// Config is everything a member needs to run. The zero values of the
+// optional fields mean the documented defaults.
+type Config struct {
+	Name                string // member name (required)
+	DataDir             string // required
+	ClientAddr          string // WebSocket + HTTP listen address; default 127.0.0.1:7400
+	PeerAddr            string // raft listen address; default 127.0.0.1:7401
+	GossipAddr          string // memberlist address (reserved for the gossip issue); default 127.0.0.1:7402
+	AdvertiseClientAddr string // default ClientAddr
+	AdvertisePeerAddr   string // default PeerAddr
+	InitialCluster      []Peer // bootstrap a new cluster; empty with no Join = single-member cluster of itself
+	Join                []string
+	Learner             bool
+
+	MaxFrameBytes int   // default 4 MiB
+	MaxDataBytes  int   // default 1 MiB
+	MaxPathBytes  int   // default 4096
+	MinSessionMs  int64 // default 2000
+	MaxSessionMs  int64 // default 60000
+
+	SnapshotEntries uint64        // default 10000
+	RequestTimeout  time.Duration // default 5s: how long a write or linearizable read may wait
+	TickInterval    time.Duration // raft tick; default 100ms
+
+	Logger *slog.Logger // default slog.Default()
+
+	// OnReady, when set, is called once the client listener is bound, with
+	// its real address (useful with port 0 in tests).
+	OnReady func(clientAddr string)
+}
+
+// Signature (implemented elsewhere in this package):
+//
+//	func Run(ctx context.Context, cfg Config) error
+//
+// Run serves until ctx is done (then a leader hands leadership over and the
+// member stops cleanly, returning nil) or a fatal error (storage, listen).

@@ -1,0 +1,44 @@
+package arbor_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The packages import only downwards (docs/architecture.md): this keeps it so.
+func TestImportsPointDownwards(t *testing.T) {
+	const mod = "github.com/arbor-db/arbor/"
+	allowed := map[string][]string{
+		"client/wire": {},
+		"tree":        {},
+		"session":     {},
+		"watch":       {"tree"},
+		"raftnode":    {},
+		"client":      {"client/wire"},
+	}
+	for pkg, ok := range allowed {
+		out, err := exec.Command("go", "list", "-deps", "./"+pkg).CombinedOutput()
+		if err != nil {
+			if strings.Contains(string(out), "no Go files") || strings.Contains(string(out), "cannot find") || strings.Contains(string(out), "matched no packages") {
+				continue // not built yet
+			}
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			rel, ours := strings.CutPrefix(dep, mod)
+			if !ours || rel == pkg || strings.HasPrefix(rel, pkg+"/") {
+				continue
+			}
+			permitted := false
+			for _, a := range ok {
+				if rel == a {
+					permitted = true
+				}
+			}
+			if !permitted {
+				t.Errorf("%s imports %s, which the layering forbids", pkg, rel)
+			}
+		}
+	}
+}

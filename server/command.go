@@ -1,0 +1,151 @@
+package server
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/arbor-db/arbor/tree"
+)
+
+// Command encoding, version 1. All integers are big endian; lengths and
+// counts are uvarints; signed fields are zigzag varints.
+//
+//	version  byte = 1
+//	type     byte (cmdCreateSession, cmdCloseSession, cmdTreeOps, cmdMemberAttrs)
+//	origin   member uint64, seq uint64 (fixed 8 bytes each)
+//	time     varint (Unix ms, stamped by the proposer)
+//	body     per type:
+//	  CreateSession  secret hash [32]byte, timeout ms varint
+//	  CloseSession   session uint64
+//	  TreeOps        session uint64, multi byte, op count uvarint, ops
+//	  MemberAttrs    name, client URL, peer URL (uvarint length + bytes each)
+//	op:      kind byte, flags byte, version varint, ttl varint, path, data
+//
+// Decoding never panics and rejects trailing bytes, so a command has exactly
+// one encoding.
+
+const commandVersion = 1
+
+// cmdType is the kind of a command.
+type cmdType uint8
+
+const (
+	cmdCreateSession cmdType = iota + 1
+	cmdCloseSession
+	cmdTreeOps
+	cmdMemberAttrs
+)
+
+// Op flag bits.
+const (
+	flagEphemeral  = 1 << 0
+	flagSequential = 1 << 1
+	flagContainer  = 1 << 2
+	flagRecursive  = 1 << 3
+	flagSystem     = 1 << 4
+	flagsKnown     = 1<<5 - 1
+)
+
+// errBadCommand is returned for any command that cannot be decoded.
+var errBadCommand = errors.New("server: bad command")
+
+// origin identifies a proposal: the proposing member and its request
+// sequence number. The proposer's wait registry is keyed by it.
+type origin struct {
+	Member, Seq uint64
+}
+
+// memberAttrs is what a member publishes about itself under
+// /arbor/members/NAME (as JSON).
+type memberAttrs struct {
+	Name      string `json:"name"`
+	ClientURL string `json:"client_url"`
+	PeerURL   string `json:"peer_url"`
+}
+
+// command is one replicated state machine command. Type says which fields
+// matter.
+type command struct {
+	Type   cmdType
+	Origin origin
+	TimeMs int64
+
+	// CreateSession.
+	SecretHash [32]byte
+	TimeoutMs  int64
+
+	// CloseSession, and the owner of a TreeOps command (ephemerals are owned
+	// by it; Op.Owner is set from it on decode).
+	Session uint64
+
+	// TreeOps.
+	Ops   []tree.Op
+	Multi bool
+
+	// MemberAttrs.
+	Member memberAttrs
+}
+
+// encode appends the encoding of c to b.
+func (c *command) encode(b []byte) []byte {
+	b = append(b, commandVersion, byte(c.Type))
+	b = binary.BigEndian.AppendUint64(b, c.Origin.Member)
+	b = binary.BigEndian.AppendUint64(b, c.Origin.Seq)
+	b = binary.AppendVarint(b, c.TimeMs)
+	switch c.Type {
+	case cmdCreateSession:
+		b = append(b, c.SecretHash[:]...)
+		b = binary.AppendVarint(b, c.TimeoutMs)
+	case cmdCloseSession:
+		b = binary.BigEndian.AppendUint64(b, c.Session)
+	case cmdTreeOps:
+		b = binary.BigEndian.AppendUint64(b, c.Session)
+		b = append(b, boolByte(c.Multi))
+		b = binary.AppendUvarint(b, uint64(len(c.Ops)))
+		for i := range c.Ops {
+			b = encodeOp(b, &c.Ops[i])
+		}
+	case cmdMemberAttrs:
+		b = appendString(b, c.Member.Name)
+		b = appendString(b, c.Member.ClientURL)
+		b = appendString(b, c.Member.PeerURL)
+	}
+	return b
+}
+
+func encodeOp(b []byte, op *tree.Op) []byte {
+	var flags byte
+	if op.Owner != 0 {
+		flags |= flagEphemeral
+	}
+	if op.Sequential {
+		flags |= flagSequential
+	}
+	if op.Container {
+		flags |= flagContainer
+	}
+	if op.Recursive {
+		flags |= flagRecursive
+	}
+	if op.System {
+		flags |= flagSystem
+	}
+	b = append(b, byte(op.Kind), flags)
+	b = binary.AppendVarint(b, op.Version)
+	b = binary.AppendVarint(b, op.TTLMs)
+	b = appendString(b, op.Path)
+	b = binary.AppendUvarint(b, uint64(len(op.Data)))
+	return append(b, op.Data...)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}

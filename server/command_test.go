@@ -1,0 +1,105 @@
+package server
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/arbor-db/arbor/tree"
+)
+
+func sampleCommands() []command {
+	return []command{
+		{Type: cmdCreateSession, Origin: origin{1, 2}, TimeMs: 1700000000000, SecretHash: [32]byte{1, 2, 3}, TimeoutMs: 10000},
+		{Type: cmdCloseSession, Origin: origin{3, 4}, TimeMs: -5, Session: 0xdeadbeef},
+		{Type: cmdTreeOps, Origin: origin{5, 6}, TimeMs: 7, Session: 9, Ops: []tree.Op{
+			{Kind: tree.OpCreate, Path: "/a", Data: []byte("x"), Version: -1, Owner: 9, Sequential: true, TTLMs: 0},
+		}},
+		{Type: cmdTreeOps, Origin: origin{5, 7}, TimeMs: 8, Session: 9, Multi: true, Ops: []tree.Op{
+			{Kind: tree.OpCreate, Path: "/c", Container: true, Version: -1},
+			{Kind: tree.OpSet, Path: "/a", Data: []byte("yy"), Version: 3},
+			{Kind: tree.OpDelete, Path: "/b", Version: -1, Recursive: true},
+			{Kind: tree.OpCheck, Path: "/a", Version: 4},
+			{Kind: tree.OpCreate, Path: "/t", TTLMs: 1000, Version: -1},
+		}},
+		{Type: cmdTreeOps, Origin: origin{5, 8}, Multi: true},
+		{Type: cmdMemberAttrs, Origin: origin{1, 9}, TimeMs: 10, Member: memberAttrs{Name: "n1", ClientURL: "127.0.0.1:1", PeerURL: "127.0.0.1:2"}},
+	}
+}
+
+func TestCommandRoundTrip(t *testing.T) {
+	for _, c := range sampleCommands() {
+		b := c.encode(nil)
+		got, err := decodeCommand(b)
+		if err != nil {
+			t.Fatalf("decode %+v: %v", c, err)
+		}
+		if !reflect.DeepEqual(got, c) {
+			t.Errorf("round trip:\n got %+v\nwant %+v", got, c)
+		}
+		// Every strict prefix is rejected, never accepted as something else.
+		for i := range len(b) {
+			if _, err := decodeCommand(b[:i]); !errors.Is(err, errBadCommand) {
+				t.Fatalf("prefix %d of type %d: err %v, want errBadCommand", i, c.Type, err)
+			}
+		}
+		if _, err := decodeCommand(append(b, 0)); !errors.Is(err, errBadCommand) {
+			t.Errorf("trailing byte accepted for type %d", c.Type)
+		}
+	}
+}
+
+func TestDecodeCommandRejects(t *testing.T) {
+	good := sampleCommands()[2].encode(nil)
+	cases := map[string][]byte{
+		"empty":        nil,
+		"version 2":    append([]byte{2}, good[1:]...),
+		"unknown type": append([]byte{1, 99}, good[2:]...),
+	}
+	// Overwrite the op count of an empty multi with a huge uvarint.
+	huge := (&command{Type: cmdTreeOps, Multi: true}).encode(nil)
+	huge = append(huge[:len(huge)-1], 0xff, 0xff, 0xff, 0xff, 0x0f)
+	cases["huge count"] = huge
+	for name, b := range cases {
+		if _, err := decodeCommand(b); !errors.Is(err, errBadCommand) {
+			t.Errorf("%s: err %v, want errBadCommand", name, err)
+		}
+	}
+}
+
+func TestDecodeCommandDoesNotAlias(t *testing.T) {
+	c := sampleCommands()[2]
+	b := c.encode(nil)
+	got, err := decodeCommand(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 0
+	}
+	if string(got.Ops[0].Data) != "x" || got.Ops[0].Path != "/a" {
+		t.Fatalf("decoded command aliases the input: %+v", got.Ops[0])
+	}
+}
+
+func FuzzDecodeCommand(f *testing.F) {
+	for _, c := range sampleCommands() {
+		f.Add(c.encode(nil))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := decodeCommand(b)
+		if err != nil {
+			if !errors.Is(err, errBadCommand) {
+				t.Fatalf("error does not wrap errBadCommand: %v", err)
+			}
+			return
+		}
+		again, err := decodeCommand(c.encode(nil))
+		if err != nil {
+			t.Fatalf("re-encoding of a decoded command does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(again, c) {
+			t.Fatalf("re-encode round trip differs:\n got %+v\nwant %+v", again, c)
+		}
+	})
+}

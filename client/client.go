@@ -295,6 +295,11 @@ func (c *Client) fail(reason *Error) {
 		c.mu.Unlock()
 		return
 	}
+	if c.closing && reason.Code == CodeConnectionLost {
+		// The server hangs up after answering close; later calls should
+		// say the client was closed.
+		reason = &Error{Code: CodeClosed, Message: "client closed", Index: -1}
+	}
 	c.broken = reason
 	pending := c.pending
 	c.pending = make(map[uint64]*call)
@@ -415,7 +420,7 @@ func (c *Client) Close(ctx context.Context) error {
 	var err error
 	if healthy {
 		_, err = c.Do(ctx, &wire.Request{Op: wire.OpClose})
-		if errors.Is(err, ErrConnectionLost) {
+		if errors.Is(err, ErrConnectionLost) || errors.Is(err, ErrClosed) {
 			err = nil // the server closes the socket right after answering
 		}
 	}

@@ -52,7 +52,16 @@ func TestMultiAtomicity(t *testing.T) {
 	mustApply(t, tr, 3, create("/d", ""))
 	mustApply(t, tr, 4, create("/d/x", ""))
 	mustApply(t, tr, 5, Op{Kind: OpCreate, Path: "/d/x/e", Owner: 9})
-	good := []Op{
+	for _, good := range [][]Op{good1, good2} {
+		failEverywhere(t, tr, good)
+	}
+	if _, _, err := tr.Multi(11, 11000, good1); err != nil {
+		t.Fatalf("good multi: %v", err)
+	}
+}
+
+var (
+	good1 = []Op{
 		create("/n", "new"),
 		create("/n/m", ""),
 		{Kind: OpCreate, Path: "/n/e", Owner: 9},
@@ -63,6 +72,16 @@ func TestMultiAtomicity(t *testing.T) {
 		{Kind: OpCreate, Path: "/p/s", Sequential: true},
 		{Kind: OpDelete, Path: "/p/c", Version: 0},
 	}
+	// Only deletes and a set: each undo must restore what it changed by itself.
+	good2 = []Op{
+		{Kind: OpDelete, Path: "/d", Version: 0, Recursive: true},
+		{Kind: OpSet, Path: "/p", Data: []byte("changed"), Version: 0},
+		{Kind: OpDelete, Path: "/p/c", Version: 0},
+	}
+)
+
+func failEverywhere(t *testing.T, tr *Tree, good []Op) {
+	t.Helper()
 	before := snapshotBytes(t, tr)
 	for fail := 0; fail <= len(good); fail++ {
 		ops := append([]Op(nil), good[:fail]...)
@@ -82,9 +101,6 @@ func TestMultiAtomicity(t *testing.T) {
 		if tr.NumNodes() != 7 || len(tr.Ephemerals(9)) != 1 || len(tr.Containers()) != 0 || len(tr.TTLNodes()) != 0 {
 			t.Fatalf("fail at %d: indexes changed: %d nodes, %v, %v", fail, tr.NumNodes(), tr.Ephemerals(9), tr.Containers())
 		}
-	}
-	if _, _, err := tr.Multi(11, 11000, good); err != nil {
-		t.Fatalf("good multi: %v", err)
 	}
 }
 

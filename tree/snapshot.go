@@ -184,9 +184,6 @@ func (d *snapDecoder) tree() (*Tree, error) {
 	if _, err := d.r.ReadByte(); err != io.EOF {
 		return nil, errors.New("trailing bytes after checksum")
 	}
-	if t.root.child(Reserved[1:]) == nil {
-		return nil, fmt.Errorf("missing %s", Reserved)
-	}
 	return t, nil
 }
 

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/arbor-db/arbor/client"
+	"github.com/arbor-db/arbor/client/wire"
+)
+
+// clientFlags are the flags of every command that talks to a cluster.
+type clientFlags struct {
+	endpoints string
+	json      bool
+	timeout   time.Duration
+}
+
+// addClientCommands adds the commands that talk to a cluster. Later
+// commands (watch, lock, elect, member, bench) go here too.
+func addClientCommands(root *cobra.Command, g *globals, e env) {
+	var cf clientFlags
+	group := []*cobra.Command{
+		createCmd(&cf, g, e), getCmd(&cf, g, e), setCmd(&cf, g, e), deleteCmd(&cf, g, e),
+		lsCmd(&cf, g, e), statCmd(&cf, g, e), membersCmd(&cf, g, e),
+	}
+	for _, cmd := range group {
+		fs := cmd.Flags()
+		fs.StringVar(&cf.endpoints, "endpoints", "127.0.0.1:7400", "members to try, HOST:PORT,...")
+		fs.BoolVar(&cf.json, "json", false, "print the full response as one JSON object (wire field names)")
+		fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "give up after this long")
+		root.AddCommand(cmd)
+	}
+}
+
+// call dials, sends one request, closes the session and prints the outcome:
+// with --json the whole response, otherwise whatever human prints.
+func call(ctx context.Context, cf *clientFlags, g *globals, e env, req *wire.Request, human func(*wire.Response) error) error {
+	var eps []string
+	for ep := range strings.SplitSeq(cf.endpoints, ",") {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			eps = append(eps, ep)
+		}
+	}
+	if len(eps) == 0 {
+		return usageErrorf("--endpoints is empty")
+	}
+	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	// A client command says one line on failure: logs only when asked for.
+	logger := slog.New(slog.DiscardHandler)
+	if g.logSet {
+		logger = g.logger(e.stderr)
+	}
+	c, err := client.Dial(ctx, client.Config{Endpoints: eps, Logger: logger})
+	if err != nil {
+		return failure(err)
+	}
+	resp, err := c.Do(ctx, req)
+	closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancelClose()
+	if cerr := c.Close(closeCtx); cerr != nil {
+		logger.Debug("closing the session", "err", cerr)
+	}
+	if cf.json && resp != nil {
+		if jerr := json.NewEncoder(e.stdout).Encode(resp); jerr != nil {
+			return failure(jerr)
+		}
+	}
+	if err != nil {
+		return failure(err)
+	}
+	if cf.json {
+		return nil
+	}
+	return human(resp)
+}
+
+// failure turns an error into exit status 1 with one "CODE: message" line.
+func failure(err error) error {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		msg := ce.Message
+		if msg == "" {
+			msg = string(ce.Code)
+		}
+		if ce.Indeterminate {
+			msg += " (the write may or may not have been applied)"
+		}
+		return &exitError{code: exitFail, msg: string(ce.Code) + ": " + msg}
+	}
+	return &exitError{code: exitFail, msg: "INTERNAL: " + err.Error()}
+}
+
+// readData returns arg as bytes, or standard input when arg is "-".
+func readData(e env, arg string) ([]byte, error) {
+	if arg != "-" {
+		return []byte(arg), nil
+	}
+	b, err := io.ReadAll(e.stdin)
+	if err != nil {
+		return nil, &exitError{code: exitFail, msg: "BAD_REQUEST: reading standard input: " + err.Error()}
+	}
+	return b, nil
+}
+
+func createCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
+	var ephemeral, sequential bool
+	cmd := &cobra.Command{
+		Use:   "create [--ephemeral] [--sequential] PATH [DATA]",
+		Short: "Create a node and print its path",
+		Long: `Create a node with DATA (empty when absent; "-" reads standard input) and
+print the created path (which differs from PATH with --sequential).
+
+An --ephemeral node lives only as long as the session that created it, and
+this command's session ends when the command exits: the node is created,
+printed, and gone again (as with ZooKeeper's CLI). It is useful for testing
+or with --sequential to reserve a sequence number.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &wire.Request{Op: wire.OpCreate, Path: args[0], Ephemeral: ephemeral, Sequential: sequential}
+			if len(args) == 2 {
+				data, err := readData(e, args[1])
+				if err != nil {
+					return err
+				}
+				req.Data = data
+			}
+			return call(cmd.Context(), cf, g, e, req, func(r *wire.Response) error {
+				_, err := fmt.Fprintln(e.stdout, r.Path)
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&ephemeral, "ephemeral", false, "delete the node when the session ends (at once, for this command)")
+	cmd.Flags().BoolVar(&sequential, "sequential", false, "append a 10-digit sequence number to the name")
+	return cmd
+}
+
+func getCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get PATH",
+		Short: "Print a node's data, raw",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(cmd.Context(), cf, g, e, &wire.Request{Op: wire.OpGet, Path: args[0]}, func(r *wire.Response) error {
+				_, err := e.stdout.Write(r.Data)
+				return err
+			})
+		},
+	}
+}
+
+func setCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
+	var version int64
+	cmd := &cobra.Command{
+		Use:   "set PATH DATA [--version N]",
+		Short: `Replace a node's data ("-" reads standard input)`,
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := readData(e, args[1])
+			if err != nil {
+				return err
+			}
+			req := &wire.Request{Op: wire.OpSet, Path: args[0], Data: data, Version: &version}
+			return call(cmd.Context(), cf, g, e, req, func(*wire.Response) error { return nil })
+		},
+	}
+	cmd.Flags().Int64Var(&version, "version", -1, "only if the node is at this version (-1: any)")
+	return cmd
+}
+
+func deleteCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
+	var version int64
+	var recursive bool
+	cmd := &cobra.Command{
+		Use:   "delete PATH [--version N] [--recursive]",
+		Short: "Delete a node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &wire.Request{Op: wire.OpDelete, Path: args[0], Version: &version, Recursive: recursive}
+			return call(cmd.Context(), cf, g, e, req, func(*wire.Response) error { return nil })
+		},
+	}
+	cmd.Flags().Int64Var(&version, "version", -1, "only if the node is at this version (-1: any)")
+	cmd.Flags().BoolVar(&recursive, "recursive", false, "delete everything below the node too")
+	return cmd
+}
+
+func lsCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls PATH",
+		Short: "List a node's children, one name a line",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(cmd.Context(), cf, g, e, &wire.Request{Op: wire.OpChildren, Path: args[0]}, func(r *wire.Response) error {
+				for _, name := range r.Children {
+					if _, err := fmt.Fprintln(e.stdout, name); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func statCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stat PATH",
+		Short: "Print a node's stat, one field a line",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(cmd.Context(), cf, g, e, &wire.Request{Op: wire.OpGet, Path: args[0]}, func(r *wire.Response) error {
+				return printStat(e.stdout, r.Stat.Stat)
+			})
+		},
+	}
+}
+
+func membersCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "members",
+		Short: "List the members of the cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return call(cmd.Context(), cf, g, e, &wire.Request{Op: wire.OpMembers}, func(r *wire.Response) error {
+				return printMembers(e.stdout, r.Members)
+			})
+		},
+	}
+}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// memberFlags are the flags of arbor dev and arbor server.
+type memberFlags struct {
+	name                string
+	dataDir             string
+	clientAddr          string
+	peerAddr            string
+	gossipAddr          string
+	advertiseClientAddr string
+	advertisePeerAddr   string
+	initialCluster      string
+	join                string
+	learner             bool
+	maxFrameBytes       int
+	maxDataBytes        int
+	snapshotEntries     uint64
+
+	peers []peer // parsed --initial-cluster
+}
+
+type peer struct{ name, addr string }
+
+const (
+	defaultClientAddr = "127.0.0.1:7400"
+	defaultPeerAddr   = "127.0.0.1:7401"
+	defaultGossipAddr = "127.0.0.1:7402"
+)
+
+func newDevCmd(g *globals, e env) *cobra.Command {
+	var f memberFlags
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a single-member cluster with every default, ready for clients at once",
+		Long: `Run a single-member cluster named "dev" with every default: the way to try
+arbor. Data lives in --data-dir (./arbor-data); run it again with the same
+directory and it recovers its state. SIGTERM or SIGINT stops it cleanly.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.name = "dev"
+			if err := f.validate(); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), g, e, &f, true)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.dataDir, "data-dir", "./arbor-data", "directory for the member's data")
+	fs.StringVar(&f.clientAddr, "client-addr", defaultClientAddr, "WebSocket + HTTP address for clients")
+	fs.StringVar(&f.peerAddr, "peer-addr", defaultPeerAddr, "raft address (unused by a single member, but bound)")
+	fs.StringVar(&f.gossipAddr, "gossip-addr", defaultGossipAddr, "memberlist gossip address")
+	return cmd
+}
+
+func newServerCmd(g *globals, e env) *cobra.Command {
+	var f memberFlags
+	cmd := &cobra.Command{
+		Use:   "server --name NAME --data-dir DIR [flags]",
+		Short: "Run a member of a cluster",
+		Long: `Run a member of a cluster. Bootstrap a new cluster by starting every member
+with the same --initial-cluster NAME=PEERHOST:PORT,... (which must name this
+member); without --initial-cluster the member forms a single-member cluster of
+itself. A member restarted with the same --data-dir recovers its state and
+rejoins; flags that only matter at bootstrap are then ignored. SIGTERM or
+SIGINT stops it cleanly (a leader hands leadership over first).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), g, e, &f, false)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.name, "name", "", "member name, unique in the cluster (required)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the member's data (required)")
+	fs.StringVar(&f.clientAddr, "client-addr", defaultClientAddr, "WebSocket + HTTP address for clients")
+	fs.StringVar(&f.peerAddr, "peer-addr", defaultPeerAddr, "raft traffic between members")
+	fs.StringVar(&f.gossipAddr, "gossip-addr", defaultGossipAddr, "memberlist gossip address")
+	fs.StringVar(&f.advertiseClientAddr, "advertise-client-addr", "", "client address others are told (default --client-addr)")
+	fs.StringVar(&f.advertisePeerAddr, "advertise-peer-addr", "", "peer address other members dial (default --peer-addr)")
+	fs.StringVar(&f.initialCluster, "initial-cluster", "", "bootstrap a new cluster: NAME=PEERHOST:PORT,...")
+	fs.StringVar(&f.join, "join", "", "join a running cluster found by gossip: GOSSIPHOST:PORT,...")
+	fs.BoolVar(&f.learner, "learner", false, "join as a non-voting member")
+	fs.IntVar(&f.maxFrameBytes, "max-frame-bytes", 0, "largest WebSocket frame accepted (default 4 MiB)")
+	fs.IntVar(&f.maxDataBytes, "max-data-bytes", 0, "largest node data accepted (default 1 MiB)")
+	fs.Uint64Var(&f.snapshotEntries, "snapshot-entries", 0, "log entries between snapshots (default 10000)")
+	return cmd
+}
+
+// validate checks the flags and parses --initial-cluster. Every problem is
+// wrong usage (exit 2).
+func (f *memberFlags) validate() error {
+	if f.name == "" {
+		return usageErrorf("--name is required")
+	}
+	if f.dataDir == "" {
+		return usageErrorf("--data-dir is required")
+	}
+	for _, a := range []struct{ flag, v string }{
+		{"client-addr", f.clientAddr}, {"peer-addr", f.peerAddr}, {"gossip-addr", f.gossipAddr},
+		{"advertise-client-addr", f.advertiseClientAddr}, {"advertise-peer-addr", f.advertisePeerAddr},
+	} {
+		if a.v == "" && strings.HasPrefix(a.flag, "advertise") {
+			continue
+		}
+		if err := checkHostPort(a.v, true); err != nil {
+			return usageErrorf("invalid --%s %q: %v", a.flag, a.v, err)
+		}
+	}
+	if f.maxFrameBytes < 0 || f.maxDataBytes < 0 {
+		return usageErrorf("--max-frame-bytes and --max-data-bytes must not be negative")
+	}
+	if f.join != "" {
+		return usageErrorf("--join needs gossip, which this build does not have yet")
+	}
+	if f.initialCluster != "" {
+		peers, err := parseInitialCluster(f.initialCluster)
+		if err != nil {
+			return usageErrorf("invalid --initial-cluster: %v", err)
+		}
+		found := false
+		for _, p := range peers {
+			found = found || p.name == f.name
+		}
+		if !found {
+			return usageErrorf("invalid --initial-cluster: it does not name this member %q", f.name)
+		}
+		f.peers = peers
+	}
+	return nil
+}
+
+// parseInitialCluster parses NAME=HOST:PORT,... strictly.
+func parseInitialCluster(s string) ([]peer, error) {
+	var peers []peer
+	names, addrs := map[string]bool{}, map[string]bool{}
+	for entry := range strings.SplitSeq(s, ",") {
+		name, addr, ok := strings.Cut(entry, "=")
+		if !ok || name == "" || addr == "" {
+			return nil, fmt.Errorf("entry %q: want NAME=PEERHOST:PORT", entry)
+		}
+		if strings.ContainsAny(name, " \t=/") {
+			return nil, fmt.Errorf("entry %q: member name %q has a space, '=' or '/'", entry, name)
+		}
+		if err := checkHostPort(addr, false); err != nil {
+			return nil, fmt.Errorf("entry %q: %v", entry, err)
+		}
+		if names[name] {
+			return nil, fmt.Errorf("member name %q appears twice", name)
+		}
+		if addrs[addr] {
+			return nil, fmt.Errorf("peer address %s appears twice", addr)
+		}
+		names[name], addrs[addr] = true, true
+		peers = append(peers, peer{name: name, addr: addr})
+	}
+	return peers, nil
+}
+
+// checkHostPort accepts HOST:PORT with a port in 1..65535 (or 0, meaning
+// any free port, when zeroOK).
+func checkHostPort(s string, zeroOK bool) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT")
+	}
+	if host == "" {
+		return fmt.Errorf("want HOST:PORT, host is empty")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !zeroOK) {
+		return fmt.Errorf("port %q is not a port number", port)
+	}
+	return nil
+}

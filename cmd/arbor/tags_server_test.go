@@ -1,0 +1,5 @@
+//go:build !arbor_noserver
+
+package main
+
+const buildTags = ""

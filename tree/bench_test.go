@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"runtime"
@@ -132,6 +133,20 @@ func BenchmarkSnapshotWrite(b *testing.B) {
 	b.SetBytes(int64(payload))
 	for b.Loop() {
 		if err := tr.WriteSnapshot(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSnapshotRead(b *testing.B) {
+	tr, payload := fill(b, 100_000, 4, 100)
+	var buf bytes.Buffer
+	if err := tr.WriteSnapshot(&buf); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(payload))
+	for b.Loop() {
+		if _, err := ReadSnapshot(bytes.NewReader(buf.Bytes())); err != nil {
 			b.Fatal(err)
 		}
 	}

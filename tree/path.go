@@ -25,7 +25,8 @@ func ValidatePath(p string, maxLen int) error {
 	case p[0] != '/':
 		return fmt.Errorf("%w: path %q does not start with \"/\"", ErrBadPath, p)
 	case maxLen > 0 && len(p) > maxLen:
-		return fmt.Errorf("%w: path of %d bytes is longer than %d bytes", ErrBadPath, len(p), maxLen)
+		// Quote only the start: the whole path may be megabytes.
+		return fmt.Errorf("%w: path %q... of %d bytes is longer than %d bytes", ErrBadPath, p[:min(len(p), 32)], len(p), maxLen)
 	case p == "/":
 		return nil
 	case p[len(p)-1] == '/':

@@ -24,7 +24,7 @@ func TestValidatePath(t *testing.T) {
 		{"", MaxPath, "path is empty"},
 		{"a/b", MaxPath, `path "a/b" does not start with "/"`},
 		{long + "a", MaxPath, "is longer than 4096 bytes"},
-		{"/abcd", 4, "path of 5 bytes is longer than 4 bytes"},
+		{"/abcd", 4, `path "/abcd"... of 5 bytes is longer than 4 bytes`},
 		{"/a/", MaxPath, `path "/a/" ends with "/"`},
 		{"//", MaxPath, `ends with "/"`},
 		{"/a//b", MaxPath, `path "/a//b" has an empty component`},

@@ -46,7 +46,7 @@ func (t *Tree) WriteSnapshot(w io.Writer) error {
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 64<<10)
 	e := snapEncoder{w: bw}
-	e.bytes([]byte(snapMagic))
+	e.string(snapMagic)
 	e.uvarint(snapVersion)
 	e.node(t.root)
 	if e.err != nil {
@@ -71,12 +71,24 @@ func (e *snapEncoder) bytes(b []byte) {
 	}
 }
 
+func (e *snapEncoder) string(s string) {
+	if e.err == nil {
+		_, e.err = e.w.WriteString(s)
+	}
+}
+
+func (e *snapEncoder) byte(b byte) {
+	if e.err == nil {
+		e.err = e.w.WriteByte(b)
+	}
+}
+
 func (e *snapEncoder) uvarint(v uint64) { e.bytes(binary.AppendUvarint(e.buf[:0], v)) }
 func (e *snapEncoder) varint(v int64)   { e.bytes(binary.AppendVarint(e.buf[:0], v)) }
 
 func (e *snapEncoder) node(n *node) {
 	e.uvarint(uint64(len(n.name)))
-	e.bytes([]byte(n.name))
+	e.string(n.name)
 	e.uvarint(n.czxid)
 	e.uvarint(n.mzxid)
 	e.uvarint(n.pzxid)
@@ -92,7 +104,7 @@ func (e *snapEncoder) node(n *node) {
 	if n.ttlMs != 0 {
 		flags |= flagTTL
 	}
-	e.bytes([]byte{flags})
+	e.byte(flags)
 	if n.ttlMs != 0 {
 		e.varint(n.ttlMs)
 	}

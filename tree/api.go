@@ -107,4 +107,13 @@ func (e *OpError) Unwrap() error { return e.Err }
 //	func (t *Tree) NumNodes() int
 //	func (t *Tree) WriteSnapshot(w io.Writer) error          // deterministic bytes, versioned, checksummed
 //	func ReadSnapshot(r io.Reader) (*Tree, error)            // ErrBadSnapshot on any corruption
+//
+// Added by the implementation:
+//
+//	const MaxPath = 4096; const MaxData = 1 << 20             // safety-net limits used by Apply/Multi
+//	var ErrBadOp                                             // Op.Kind not one of the OpKind constants
+//	func (t *Tree) Owners() []uint64                         // sorted sessions owning ephemerals
+//	func (t *Tree) Containers() []string                     // sorted container paths (reaper seam)
+//	func (t *Tree) TTLNodes() []string                       // sorted TTL node paths (reaper seam)
+//	func (t *Tree) Flags(path string) (container bool, ttlMs int64, ok bool)
 var _ io.Writer

@@ -28,8 +28,14 @@ func printStat(w io.Writer, st *wire.Stat) error {
 func printMembers(w io.Writer, ms []wire.Member) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tCLIENT_URL\tPEER_URL\tROLE\tALIVE")
+	dash := func(s string) string { // keeps the columns when a member has not published yet
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\n", m.Name, m.ClientURL, m.PeerURL, m.Role, m.Alive)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\n", dash(m.Name), dash(m.ClientURL), dash(m.PeerURL), dash(m.Role), m.Alive)
 	}
 	return tw.Flush()
 }

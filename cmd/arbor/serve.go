@@ -1,5 +1,3 @@
-//go:build !arbor_noserver
-
 package main
 
 import (

@@ -1,5 +1,0 @@
-//go:build !arbor_noserver
-
-package main
-
-const buildTags = ""

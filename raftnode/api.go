@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -52,6 +53,13 @@ type Config struct {
 	HeartbeatTicks    int           // default 1
 	NoSync            bool          // tests only
 	Logger            *slog.Logger
+
+	// Added by the raftnode implementation (all optional).
+	ClusterToken       string       // peers presenting a different token are rejected (default "arbor")
+	CompactKeepEntries uint64       // entries kept behind a snapshot for slow followers (default min(5000, SnapshotEntries))
+	PeerListener       net.Listener // pre-bound peer listener, used instead of ListenPeerAddr (tests bind 127.0.0.1:0)
+	Transport          Transport    // nil means the framed TCP transport on ListenPeerAddr
+	Metrics            *Metrics     // nil means no metrics
 }
 
 // Errors.

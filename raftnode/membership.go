@@ -1,0 +1,220 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Members lists voters and learners with their metadata.
+func (n *Node) Members() []MemberInfo {
+	lead := n.lead.Load()
+	n.mu.Lock()
+	var out []MemberInfo
+	add := func(id uint64, learner bool) {
+		m := n.members[id]
+		out = append(out, MemberInfo{ID: id, Name: m.Name, PeerURL: m.PeerURL, Learner: learner, Leader: id == lead})
+	}
+	for _, id := range n.voters {
+		add(id, false)
+	}
+	for _, id := range n.learners {
+		add(id, true)
+	}
+	n.mu.Unlock()
+	for i := range out {
+		out[i].Alive = out[i].ID == n.id || n.tr.Alive(out[i].ID)
+	}
+	return out
+}
+
+// AddMember adds a member (as a learner when learner is true) and returns
+// once the change is applied on this member.
+func (n *Node) AddMember(ctx context.Context, name, peerURL string, learner bool) error {
+	id := MemberID(name)
+	typ := raftpb.ConfChangeAddNode
+	if learner {
+		typ = raftpb.ConfChangeAddLearnerNode
+	}
+	return n.changeMembership(ctx, raftpb.ConfChange{Type: typ, NodeID: id}, ccContext{Name: name, PeerURL: peerURL}, func() error {
+		if slices.Contains(n.confState.Voters, id) || slices.Contains(n.confState.Learners, id) {
+			return ErrMemberExists
+		}
+		if m, ok := n.members[id]; ok && m.Removed {
+			return ErrMemberIDReused
+		}
+		return nil
+	})
+}
+
+// PromoteMember turns a learner into a voter.
+func (n *Node) PromoteMember(ctx context.Context, name string) error {
+	id := MemberID(name)
+	return n.changeMembership(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: id}, ccContext{Name: name}, func() error {
+		if slices.Contains(n.confState.Learners, id) {
+			return nil
+		}
+		if slices.Contains(n.confState.Voters, id) {
+			return ErrNotLearner
+		}
+		return ErrMemberNotFound
+	})
+}
+
+// RemoveMember removes a member. Removing this member while it leads
+// transfers leadership first. The removed member's Run returns ErrRemoved
+// once it applies its removal.
+func (n *Node) RemoveMember(ctx context.Context, name string) error {
+	id := MemberID(name)
+	if id == n.id && n.lead.Load() == n.id {
+		if err := n.TransferLeadership(ctx); err != nil {
+			return err
+		}
+	}
+	err := n.changeMembership(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: id}, ccContext{Name: name}, func() error {
+		if slices.Contains(n.confState.Learners, id) {
+			return nil
+		}
+		if !slices.Contains(n.confState.Voters, id) {
+			return ErrMemberNotFound
+		}
+		if len(n.confState.Voters) == 1 {
+			return ErrLastVoter
+		}
+		return nil
+	})
+	if id == n.id && errors.Is(err, ErrStopped) && n.removed {
+		return nil
+	}
+	return err
+}
+
+// changeMembership proposes cc (validated on the raft goroutine) and waits
+// until it is applied here.
+func (n *Node) changeMembership(ctx context.Context, cc raftpb.ConfChange, cctx ccContext, validate func() error) error {
+	cctx.Nonce = n.nonce.Add(1)
+	cc.Context = encodeCCContext(cctx)
+	wait := make(chan error, 1)
+	n.mu.Lock()
+	n.confWaiters[cctx.Nonce] = wait
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.confWaiters, cctx.Nonce)
+		n.mu.Unlock()
+	}()
+	var perr error
+	if err := n.do(ctx, func() {
+		if perr = validate(); perr != nil {
+			return
+		}
+		if n.confChangePending() {
+			perr = ErrMemberChangePending
+			return
+		}
+		if perr = n.raw.ProposeConfChange(cc); errors.Is(perr, raft.ErrProposalDropped) {
+			perr = ErrProposalDropped
+		}
+	}); err != nil {
+		return err
+	}
+	if perr != nil {
+		return perr
+	}
+	select {
+	case err := <-wait:
+		return err
+	case <-ctx.Done():
+		return n.ctxErr(ctx)
+	case <-n.done:
+		select {
+		case err := <-wait:
+			return err
+		default:
+			return ErrStopped
+		}
+	}
+}
+
+// confChangePending reports whether raft would refuse a new conf change:
+// one is in the unapplied log, or (on a leader) the leader has not yet
+// applied an entry of its own term, since raft conservatively treats its
+// whole log at election time as possibly holding one. Runs on the raft
+// goroutine between Readys, when every entry is in MemoryStorage.
+func (n *Node) confChangePending() bool {
+	last, _ := n.mem.LastIndex()
+	if last > n.applied {
+		ents, err := n.mem.Entries(n.applied+1, last+1, math.MaxUint64)
+		if err != nil {
+			return true
+		}
+		for _, e := range ents {
+			if isConfChange(e) {
+				return true
+			}
+		}
+	}
+	bs := n.raw.BasicStatus()
+	if bs.RaftState == raft.StateLeader {
+		t, err := n.mem.Term(n.applied)
+		return err != nil || t != bs.Term
+	}
+	return false
+}
+
+// TransferLeadership hands leadership to the most up-to-date voter and
+// waits until it moved or ctx ends. A no-op unless this member leads and
+// another voter exists.
+func (n *Node) TransferLeadership(ctx context.Context) error {
+	for {
+		var leader bool
+		var target uint64
+		if err := n.do(ctx, func() {
+			st := n.raw.Status()
+			if st.RaftState != raft.StateLeader {
+				return
+			}
+			leader = true
+			var best uint64
+			for id, pr := range st.Progress {
+				if id == n.id || pr.IsLearner {
+					continue
+				}
+				if target == 0 || pr.Match > best {
+					target, best = id, pr.Match
+				}
+			}
+			if target != 0 {
+				n.raw.TransferLeader(target)
+			}
+		}); err != nil {
+			return err
+		}
+		if !leader || target == 0 {
+			return nil
+		}
+		// Raft aborts a transfer after an election timeout; retry then.
+		deadline := time.Now().Add(time.Duration(2*n.cfg.ElectionTicks) * n.cfg.TickInterval)
+		t := time.NewTicker(n.cfg.TickInterval)
+		for time.Now().Before(deadline) && n.lead.Load() == n.id {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-n.done:
+				t.Stop()
+				return ErrStopped
+			case <-t.C:
+			}
+		}
+		t.Stop()
+		if l := n.lead.Load(); l != n.id && l != raft.None {
+			return nil
+		}
+	}
+}

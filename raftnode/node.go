@@ -1,0 +1,523 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+const (
+	maxSizePerMsg        = 1 << 20
+	maxInflightMsgs      = 256
+	maxUncommittedSize   = 64 << 20
+	maxCommittedPerReady = 64 << 20
+	proposalQueue        = 4096
+	recvQueue            = 4096
+	snapshotsKept        = 2
+)
+
+// MemberID is the raft id of a member: FNV-64a of its name, never 0.
+func MemberID(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	if id := h.Sum64(); id != 0 {
+		return id
+	}
+	return 1
+}
+
+type proposal struct {
+	data []byte
+	errc chan error
+}
+
+// Node is one raft member. New prepares it; Run drives it.
+type Node struct {
+	cfg     Config
+	id      uint64
+	log     *slog.Logger
+	sm      StateMachine
+	disk    *diskStorage
+	mem     *raft.MemoryStorage
+	raw     *raft.RawNode // owned by the Run goroutine
+	tr      Transport
+	snapDir string
+
+	propc    chan proposal
+	recvc    chan raftpb.Message
+	readc    chan *readWaiter
+	actc     chan func()
+	reportc  chan struct{}
+	reportMu sync.Mutex
+	reports  []report
+	done     chan struct{} // closed when Run has returned
+	running  atomic.Bool
+	closer   sync.Once
+
+	// Owned by the Run goroutine.
+	confState raftpb.ConfState
+	applied   uint64
+	snapIndex uint64
+	reads     readQueue
+	removed   bool
+	lastLead  uint64
+
+	// Published for other goroutines.
+	term, commit, appliedPub, lead, leaderChanges atomic.Uint64
+	pending                                       atomic.Int64
+	nonce                                         atomic.Uint64
+
+	mu          sync.Mutex // guards the fields below
+	members     map[uint64]memberMeta
+	voters      []uint64
+	learners    []uint64
+	confWaiters map[uint64]chan error
+}
+
+// New opens storage, restores the newest usable snapshot into sm and
+// prepares raft. It starts no goroutine; call Run.
+func New(cfg Config, sm StateMachine) (*Node, error) {
+	if cfg.Name == "" || cfg.DataDir == "" {
+		return nil, fmt.Errorf("%w: Name and DataDir are required", ErrBadConfig)
+	}
+	applyDefaults(&cfg)
+	n := &Node{
+		cfg:         cfg,
+		id:          MemberID(cfg.Name),
+		log:         cfg.Logger.With("member", cfg.Name),
+		sm:          sm,
+		snapDir:     filepath.Join(cfg.DataDir, "snap"),
+		propc:       make(chan proposal, proposalQueue),
+		recvc:       make(chan raftpb.Message, recvQueue),
+		readc:       make(chan *readWaiter, 1024),
+		actc:        make(chan func()),
+		reportc:     make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		members:     map[uint64]memberMeta{},
+		confWaiters: map[uint64]chan error{},
+	}
+	if err := os.MkdirAll(n.snapDir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	disk, err := openDiskStorage(cfg.DataDir, cfg.NoSync, cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	n.disk = disk
+	if err := n.open(); err != nil {
+		disk.close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func applyDefaults(cfg *Config) {
+	if cfg.SnapshotEntries == 0 {
+		cfg.SnapshotEntries = 10000
+	}
+	if cfg.CompactKeepEntries == 0 {
+		cfg.CompactKeepEntries = min(5000, cfg.SnapshotEntries)
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.ElectionTicks <= 0 {
+		cfg.ElectionTicks = 10
+	}
+	if cfg.HeartbeatTicks <= 0 {
+		cfg.HeartbeatTicks = 1
+	}
+	if cfg.AdvertisePeerAddr == "" {
+		cfg.AdvertisePeerAddr = cfg.ListenPeerAddr
+		if cfg.PeerListener != nil {
+			cfg.AdvertisePeerAddr = cfg.PeerListener.Addr().String()
+		}
+	}
+	if cfg.ClusterToken == "" {
+		cfg.ClusterToken = "arbor"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// open loads persisted state into the MemoryStorage and sm, creates the
+// RawNode and bootstraps a fresh member.
+func (n *Node) open() error {
+	p, err := n.disk.load()
+	if err != nil {
+		return err
+	}
+	fresh := p.empty()
+	n.mem = raft.NewMemoryStorage()
+	if err := n.restoreFromDisk(p); err != nil {
+		return err
+	}
+	rc := &raft.Config{
+		ID:                        n.id,
+		ElectionTick:              n.cfg.ElectionTicks,
+		HeartbeatTick:             n.cfg.HeartbeatTicks,
+		Storage:                   n.mem,
+		Applied:                   n.applied,
+		MaxSizePerMsg:             maxSizePerMsg,
+		MaxCommittedSizePerReady:  maxCommittedPerReady,
+		MaxUncommittedEntriesSize: maxUncommittedSize,
+		MaxInflightMsgs:           maxInflightMsgs,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		ReadOnlyOption:            raft.ReadOnlySafe,
+		StepDownOnRemoval:         true,
+		Logger:                    raftLogger{n.log.With("component", "raft")},
+	}
+	raw, err := raft.NewRawNode(rc)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	n.raw = raw
+	n.tr = n.cfg.Transport
+	if n.tr == nil {
+		n.tr = newTCPTransport(n.id, n.cfg, n.log)
+	}
+	if fresh && !n.cfg.Join {
+		if err := n.bootstrap(); err != nil {
+			return err
+		}
+	}
+	if fresh && n.cfg.Join {
+		// Address hints so the joiner can answer the leader before it
+		// learns the membership from the log.
+		for _, p := range n.cfg.InitialCluster {
+			if id := MemberID(p.Name); id != n.id {
+				n.tr.AddPeer(id, p.PeerURL)
+			}
+		}
+	}
+	for id, m := range n.members {
+		if id != n.id && !m.Removed {
+			n.tr.AddPeer(id, m.PeerURL)
+		}
+	}
+	n.publish()
+	return nil
+}
+
+func (n *Node) bootstrap() error {
+	peers := n.cfg.InitialCluster
+	if len(peers) == 0 {
+		peers = []Peer{{Name: n.cfg.Name, PeerURL: n.cfg.AdvertisePeerAddr}}
+	}
+	var rps []raft.Peer
+	self := false
+	for _, p := range peers {
+		id := MemberID(p.Name)
+		self = self || id == n.id
+		rps = append(rps, raft.Peer{ID: id, Context: encodeCCContext(ccContext{Name: p.Name, PeerURL: p.PeerURL})})
+		if id != n.id {
+			n.tr.AddPeer(id, p.PeerURL)
+		}
+	}
+	if !self {
+		return fmt.Errorf("%w: InitialCluster does not contain %q", ErrBadConfig, n.cfg.Name)
+	}
+	if err := n.raw.Bootstrap(rps); err != nil {
+		return fmt.Errorf("%w: bootstrap: %w", ErrBadConfig, err)
+	}
+	return nil
+}
+
+// restoreFromDisk picks the newest valid snapshot file the log still
+// covers, restores sm from it and loads the entries after it.
+func (n *Node) restoreFromDisk(p *persisted) error {
+	first := uint64(0)
+	if len(p.entries) > 0 {
+		first = p.entries[0].Index
+	}
+	names, err := listSnapshots(n.snapDir)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	var hdr *snapHeader
+	var path string
+	for _, name := range names {
+		path = filepath.Join(n.snapDir, name)
+		h, err := verifySnapshotFile(path)
+		if err != nil {
+			n.log.Warn("skipping unusable snapshot", "file", name, "err", err)
+			continue
+		}
+		if first > h.index+1 {
+			n.log.Warn("skipping snapshot the log no longer covers", "file", name, "first_entry", first)
+			continue
+		}
+		hdr = h
+		break
+	}
+	if hdr == nil && ((first == 0 && p.snapMeta.Index > 0) || first > 1) {
+		return fmt.Errorf("%w: log starts at %d, recorded snapshot %d", ErrNoSnapshot, first, p.snapMeta.Index)
+	}
+	for id, m := range p.members {
+		n.members[id] = m
+	}
+	if hdr != nil {
+		h, rc, err := openSnapshotPayload(path)
+		if err != nil {
+			return err
+		}
+		err = n.sm.Restore(h.index, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("restore snapshot %d: %w", h.index, err)
+		}
+		snap := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: h.index, Term: h.term, ConfState: h.confState}}
+		snap.Data = []byte(snapFileName(h.term, h.index))
+		if err := n.mem.ApplySnapshot(snap); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+		n.confState = h.confState
+		n.applied, n.snapIndex = h.index, h.index
+		for _, m := range h.members {
+			if _, ok := p.members[m.ID]; !ok {
+				n.members[m.ID] = m
+			}
+		}
+		n.log.Info("restored snapshot", "index", h.index, "term", h.term)
+	}
+	if err := n.mem.Append(p.entries); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	hs := p.hardState
+	if hs.Commit < n.snapIndex {
+		hs.Commit = n.snapIndex
+	}
+	if !raftIsEmptyHardState(hs) {
+		if err := n.mem.SetHardState(hs); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	n.setConfView()
+	return nil
+}
+
+// Close releases storage if Run was never called. Safe to call twice.
+func (n *Node) Close() error {
+	var err error
+	n.closer.Do(func() { err = n.disk.close() })
+	return err
+}
+
+// Run drives the node until ctx ends (returns nil) or a fatal error: a
+// storage failure, a raft invariant violation, or this member's removal
+// (ErrRemoved). It owns every goroutine of the node and closes storage
+// before returning. Run may be called once.
+func (n *Node) Run(ctx context.Context) (err error) {
+	if !n.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	defer n.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	trErr := make(chan error, 1)
+	go func() {
+		trErr <- n.tr.Run(ctx, handler{n})
+		cancel()
+	}()
+	err = n.safeLoop(ctx)
+	cancel()
+	terr := <-trErr
+	close(n.done)
+	if err == nil && terr != nil && !errors.Is(terr, context.Canceled) {
+		err = fmt.Errorf("raftnode: transport: %w", terr)
+	}
+	if err != nil {
+		n.log.Error("raft node stopped", "err", err)
+	}
+	return err
+}
+
+func (n *Node) safeLoop(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(error); ok && errors.Is(e, ErrRaftPanic) {
+				err = e
+				return
+			}
+			err = fmt.Errorf("%w: %v", ErrRaftPanic, r)
+		}
+	}()
+	return n.loop(ctx)
+}
+
+func (n *Node) loop(ctx context.Context) error {
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			n.raw.Tick()
+			n.onTick()
+		case p := <-n.propc:
+			n.stepProposal(p)
+		case m := <-n.recvc:
+			n.stepMessage(m)
+		case w := <-n.readc:
+			n.reads.queue = append(n.reads.queue, w)
+		case f := <-n.actc:
+			f()
+		case <-n.reportc:
+			n.drainReports()
+		}
+		n.drainInputs()
+		n.maybeIssueRead()
+		if n.raw.HasReady() {
+			if err := n.handleReady(); err != nil {
+				return err
+			}
+		}
+		if n.removed {
+			return ErrRemoved
+		}
+	}
+}
+
+// drainInputs steps everything already queued so that one Ready (one
+// fsync) covers many proposals: group commit.
+func (n *Node) drainInputs() {
+	for range proposalQueue {
+		select {
+		case p := <-n.propc:
+			n.stepProposal(p)
+		case m := <-n.recvc:
+			n.stepMessage(m)
+		case w := <-n.readc:
+			n.reads.queue = append(n.reads.queue, w)
+		default:
+			return
+		}
+	}
+}
+
+func (n *Node) stepProposal(p proposal) {
+	err := n.raw.Propose(p.data)
+	if errors.Is(err, raft.ErrProposalDropped) {
+		err = ErrProposalDropped
+	}
+	p.errc <- err
+}
+
+func (n *Node) stepMessage(m raftpb.Message) {
+	if m.To != n.id {
+		return
+	}
+	if err := n.raw.Step(m); err != nil {
+		n.log.Debug("step failed", "type", m.Type.String(), "from", m.From, "err", err)
+	}
+}
+
+func (n *Node) drainReports() {
+	n.reportMu.Lock()
+	rs := n.reports
+	n.reports = nil
+	n.reportMu.Unlock()
+	for _, r := range rs {
+		switch {
+		case r.snapshot && r.failed:
+			n.raw.ReportSnapshot(r.id, raft.SnapshotFailure)
+		case r.snapshot:
+			n.raw.ReportSnapshot(r.id, raft.SnapshotFinish)
+		default:
+			n.raw.ReportUnreachable(r.id)
+		}
+	}
+}
+
+// do runs f on the raft goroutine.
+func (n *Node) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case n.actc <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return ErrStopped
+	}
+	<-done
+	return nil
+}
+
+// Propose hands cmd to raft and returns once raft accepted it; it is
+// applied later through StateMachine.Apply. cmd must not be modified
+// afterwards. Errors: ErrProposalDropped (no leader, or too much
+// uncommitted data), ctx's error, ErrStopped.
+func (n *Node) Propose(ctx context.Context, cmd []byte) error {
+	n.pending.Add(1)
+	defer n.pending.Add(-1)
+	p := proposal{data: cmd, errc: make(chan error, 1)}
+	select {
+	case n.propc <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return ErrStopped
+	}
+	select {
+	case err := <-p.errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return ErrStopped
+	}
+}
+
+// publish makes the raft goroutine's view visible to Status and Ready.
+func (n *Node) publish() {
+	bs := n.raw.BasicStatus()
+	n.term.Store(bs.Term)
+	n.commit.Store(bs.Commit)
+	n.appliedPub.Store(n.applied)
+	n.lead.Store(bs.Lead)
+	if bs.Lead != n.lastLead {
+		if bs.Lead != raft.None {
+			n.leaderChanges.Add(1)
+			n.cfg.Metrics.incLeaderChanges()
+			n.log.Info("leader changed", "leader", bs.Lead, "term", bs.Term)
+		}
+		n.lastLead = bs.Lead
+	}
+}
+
+// Status is a point-in-time view for health checks and metrics.
+func (n *Node) Status() Status {
+	lead := n.lead.Load()
+	return Status{
+		ID:               n.id,
+		Leader:           lead,
+		Term:             n.term.Load(),
+		Commit:           n.commit.Load(),
+		Applied:          n.appliedPub.Load(),
+		IsLeader:         lead == n.id,
+		LeaderChanges:    n.leaderChanges.Load(),
+		PendingProposals: int(n.pending.Load()),
+	}
+}
+
+// Ready reports whether a leader is known and everything committed that
+// this member knows of is applied.
+func (n *Node) Ready() bool {
+	return n.lead.Load() != raft.None && n.appliedPub.Load() >= n.commit.Load()
+}
+
+// ID is this member's raft id.
+func (n *Node) ID() uint64 { return n.id }

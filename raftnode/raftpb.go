@@ -1,0 +1,165 @@
+package raftnode
+
+// All raftpb (un)marshalling and conversion lives in this file, so a future
+// move to raft v3.7 (pointer-based protobuf types) touches one place.
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// ccContext is the Context of every conf change entry. It lets each member
+// learn names and peer URLs from the log itself.
+type ccContext struct {
+	Name    string `json:"name"`
+	PeerURL string `json:"peer_url"`
+	Nonce   uint64 `json:"nonce,omitempty"` // matches a waiting AddMember/RemoveMember call
+}
+
+func encodeCCContext(c ccContext) []byte {
+	b, _ := json.Marshal(c) // cannot fail for this struct
+	return b
+}
+
+func decodeCCContext(b []byte) ccContext {
+	var c ccContext
+	if len(b) > 0 {
+		_ = json.Unmarshal(b, &c) // a foreign context only loses the metadata
+	}
+	return c
+}
+
+// memberMeta is what raftnode remembers about a member besides raft's
+// ConfState. Removed members stay as tombstones so their id is never reused.
+type memberMeta struct {
+	ID      uint64 `json:"id"`
+	Name    string `json:"name"`
+	PeerURL string `json:"peer_url"`
+	Removed bool   `json:"removed,omitempty"`
+}
+
+// confChangeOp is one change of a conf change entry, flattened.
+type confChangeOp struct {
+	typ    raftpb.ConfChangeType
+	nodeID uint64
+	ctx    ccContext
+}
+
+// decodeConfChange decodes a conf change entry (V1 or V2).
+func decodeConfChange(e raftpb.Entry) (raftpb.ConfChangeI, []confChangeOp, error) {
+	switch e.Type {
+	case raftpb.EntryConfChange:
+		var cc raftpb.ConfChange
+		if err := cc.Unmarshal(e.Data); err != nil {
+			return nil, nil, fmt.Errorf("%w: conf change at %d: %w", ErrCorrupt, e.Index, err)
+		}
+		return cc, []confChangeOp{{typ: cc.Type, nodeID: cc.NodeID, ctx: decodeCCContext(cc.Context)}}, nil
+	case raftpb.EntryConfChangeV2:
+		var cc raftpb.ConfChangeV2
+		if err := cc.Unmarshal(e.Data); err != nil {
+			return nil, nil, fmt.Errorf("%w: conf change v2 at %d: %w", ErrCorrupt, e.Index, err)
+		}
+		ctx := decodeCCContext(cc.Context)
+		ops := make([]confChangeOp, 0, len(cc.Changes))
+		for _, ch := range cc.Changes {
+			ops = append(ops, confChangeOp{typ: ch.Type, nodeID: ch.NodeID, ctx: ctx})
+		}
+		return cc, ops, nil
+	}
+	return nil, nil, nil
+}
+
+func isConfChange(e raftpb.Entry) bool {
+	return e.Type == raftpb.EntryConfChange || e.Type == raftpb.EntryConfChangeV2
+}
+
+// toEntries converts committed raft entries to state machine entries.
+// Data is nil for anything but a non-empty normal entry.
+func toEntries(ents []raftpb.Entry) []Entry {
+	out := make([]Entry, 0, len(ents))
+	for _, e := range ents {
+		var data []byte
+		if e.Type == raftpb.EntryNormal && len(e.Data) > 0 {
+			data = e.Data
+		}
+		out = append(out, Entry{Index: e.Index, Term: e.Term, Data: data})
+	}
+	return out
+}
+
+func marshalEntry(e *raftpb.Entry) ([]byte, error)     { return e.Marshal() }
+func marshalHardState(h *raftpb.HardState) ([]byte, error) { return h.Marshal() }
+func marshalConfState(c *raftpb.ConfState) ([]byte, error) { return c.Marshal() }
+func marshalSnapMeta(m *raftpb.SnapshotMetadata) ([]byte, error) {
+	return m.Marshal()
+}
+
+func unmarshalEntry(b []byte) (raftpb.Entry, error) {
+	var e raftpb.Entry
+	err := e.Unmarshal(b)
+	return e, err
+}
+
+func unmarshalHardState(b []byte) (raftpb.HardState, error) {
+	var h raftpb.HardState
+	err := h.Unmarshal(b)
+	return h, err
+}
+
+func unmarshalConfState(b []byte) (raftpb.ConfState, error) {
+	var c raftpb.ConfState
+	err := c.Unmarshal(b)
+	return c, err
+}
+
+func unmarshalSnapMeta(b []byte) (raftpb.SnapshotMetadata, error) {
+	var m raftpb.SnapshotMetadata
+	err := m.Unmarshal(b)
+	return m, err
+}
+
+func marshalMessage(m *raftpb.Message) ([]byte, error) { return m.Marshal() }
+
+func unmarshalMessage(b []byte) (raftpb.Message, error) {
+	var m raftpb.Message
+	err := m.Unmarshal(b)
+	return m, err
+}
+
+// CloneMessage deep-copies a raft message, for transports (and fault
+// injectors) that hold or duplicate messages after Send returns.
+func CloneMessage(m raftpb.Message) raftpb.Message {
+	b, err := m.Marshal()
+	if err != nil {
+		return m
+	}
+	c, err := unmarshalMessage(b)
+	if err != nil {
+		return m
+	}
+	return c
+}
+
+// snapshotRef names the snapshot file a MsgSnap refers to.
+func snapshotRef(m raftpb.Message) (term, index uint64) {
+	if m.Snapshot == nil {
+		return 0, 0
+	}
+	return m.Snapshot.Metadata.Term, m.Snapshot.Metadata.Index
+}
+
+// withSnapshotData returns m with its snapshot's Data replaced, without
+// touching the caller's Snapshot.
+func withSnapshotData(m raftpb.Message, data []byte) raftpb.Message {
+	if m.Snapshot == nil {
+		return m
+	}
+	s := *m.Snapshot
+	s.Data = data
+	m.Snapshot = &s
+	return m
+}
+
+func isMsgSnap(m raftpb.Message) bool { return m.Type == raftpb.MsgSnap }

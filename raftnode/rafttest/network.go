@@ -1,0 +1,205 @@
+package rafttest
+
+import (
+	"context"
+	"math/rand"
+	"sync"
+	"time"
+
+	"github.com/arbor-db/arbor/raftnode"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Network is an in-memory raft network with a fault injector. Every message
+// is deep-copied on Send, so held, delayed or duplicated messages never
+// share memory with the sender.
+type Network struct {
+	mu       sync.Mutex
+	rng      *rand.Rand
+	eps      map[uint64]*Endpoint
+	blocked  map[[2]uint64]bool
+	dropRate float64
+	dupRate  float64
+	maxDelay time.Duration
+	wg       sync.WaitGroup // snapshot transfers
+}
+
+// NewNetwork returns a fault-free network whose random choices follow seed.
+func NewNetwork(seed int64) *Network {
+	return &Network{rng: rand.New(rand.NewSource(seed)), eps: map[uint64]*Endpoint{}, blocked: map[[2]uint64]bool{}}
+}
+
+// Endpoint returns a new transport for member id (one per incarnation).
+func (nw *Network) Endpoint(id uint64) *Endpoint {
+	return &Endpoint{nw: nw, id: id, inbox: make(chan raftpb.Message, 4096), lastSeen: map[uint64]time.Time{}}
+}
+
+// Block drops messages from -> to (one way).
+func (nw *Network) Block(from, to uint64) {
+	nw.mu.Lock()
+	nw.blocked[[2]uint64{from, to}] = true
+	nw.mu.Unlock()
+}
+
+// Heal removes every block.
+func (nw *Network) Heal() {
+	nw.mu.Lock()
+	clear(nw.blocked)
+	nw.mu.Unlock()
+}
+
+// SetFaults sets the drop and duplicate probabilities and the maximum
+// random delivery delay (which also reorders).
+func (nw *Network) SetFaults(drop, dup float64, maxDelay time.Duration) {
+	nw.mu.Lock()
+	nw.dropRate, nw.dupRate, nw.maxDelay = drop, dup, maxDelay
+	nw.mu.Unlock()
+}
+
+// Wait blocks until in-flight snapshot transfers end.
+func (nw *Network) Wait() { nw.wg.Wait() }
+
+func (nw *Network) route(from *Endpoint, m raftpb.Message) {
+	nw.mu.Lock()
+	to := nw.eps[m.To]
+	if to == nil || nw.blocked[[2]uint64{m.From, m.To}] || nw.rng.Float64() < nw.dropRate {
+		nw.mu.Unlock()
+		if m.Type == raftpb.MsgSnap {
+			from.handler().ReportSnapshot(m.To, true)
+		}
+		return
+	}
+	if m.Type == raftpb.MsgSnap {
+		nw.wg.Add(1)
+		nw.mu.Unlock()
+		go nw.transferSnapshot(from, to, m)
+		return
+	}
+	copies := 1
+	if nw.rng.Float64() < nw.dupRate {
+		copies = 2
+	}
+	delays := make([]time.Duration, copies)
+	for i := range delays {
+		if nw.maxDelay > 0 {
+			delays[i] = time.Duration(nw.rng.Int63n(int64(nw.maxDelay)))
+		}
+	}
+	nw.mu.Unlock()
+	for i, d := range delays {
+		c := m
+		if i > 0 {
+			c = raftnode.CloneMessage(m)
+		}
+		if d == 0 {
+			nw.deliver(to, c)
+		} else {
+			time.AfterFunc(d, func() { nw.deliver(to, c) })
+		}
+	}
+}
+
+// deliver re-checks partitions, so a delayed message does not cross one
+// installed after it was sent.
+func (nw *Network) deliver(to *Endpoint, m raftpb.Message) {
+	nw.mu.Lock()
+	blocked := nw.blocked[[2]uint64{m.From, m.To}]
+	nw.mu.Unlock()
+	if blocked {
+		return
+	}
+	to.mu.Lock()
+	to.lastSeen[m.From] = time.Now()
+	to.mu.Unlock()
+	select {
+	case to.inbox <- m:
+	default:
+	}
+}
+
+func (nw *Network) transferSnapshot(from, to *Endpoint, m raftpb.Message) {
+	defer nw.wg.Done()
+	h := from.handler()
+	rc, _, err := h.OpenSnapshot(m)
+	if err != nil {
+		h.ReportSnapshot(m.To, true)
+		return
+	}
+	defer rc.Close()
+	th, ctx := to.handlerCtx()
+	err = th.ReceiveSnapshot(ctx, m, rc)
+	h.ReportSnapshot(m.To, err != nil)
+}
+
+// Endpoint is one member's raftnode.Transport on a Network.
+type Endpoint struct {
+	nw       *Network
+	id       uint64
+	inbox    chan raftpb.Message
+	mu       sync.Mutex
+	h        raftnode.TransportHandler
+	ctx      context.Context
+	lastSeen map[uint64]time.Time
+}
+
+var _ raftnode.Transport = (*Endpoint)(nil)
+
+func (e *Endpoint) handler() raftnode.TransportHandler {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.h
+}
+
+func (e *Endpoint) handlerCtx() (raftnode.TransportHandler, context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.h, e.ctx
+}
+
+// Run implements raftnode.Transport.
+func (e *Endpoint) Run(ctx context.Context, h raftnode.TransportHandler) error {
+	e.mu.Lock()
+	e.h, e.ctx = h, ctx
+	e.mu.Unlock()
+	e.nw.mu.Lock()
+	e.nw.eps[e.id] = e
+	e.nw.mu.Unlock()
+	defer func() {
+		e.nw.mu.Lock()
+		if e.nw.eps[e.id] == e {
+			delete(e.nw.eps, e.id)
+		}
+		e.nw.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-e.inbox:
+			if h.Step(ctx, m) != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// Send implements raftnode.Transport.
+func (e *Endpoint) Send(msgs []raftpb.Message) {
+	for _, m := range msgs {
+		e.nw.route(e, raftnode.CloneMessage(m))
+	}
+}
+
+// AddPeer implements raftnode.Transport; the network routes by id.
+func (e *Endpoint) AddPeer(uint64, string) {}
+
+// RemovePeer implements raftnode.Transport.
+func (e *Endpoint) RemovePeer(uint64) {}
+
+// Alive implements raftnode.Transport.
+func (e *Endpoint) Alive(id uint64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t, ok := e.lastSeen[id]
+	return ok && time.Since(t) < 3*time.Second
+}

@@ -1,0 +1,253 @@
+package raftnode
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// handleReady processes one Ready in the documented order.
+func (n *Node) handleReady() error {
+	rd := n.raw.Ready()
+	var snapMeta *raftpb.SnapshotMetadata
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		// The snapshot file is already durable (ReceiveSnapshot fsyncs it
+		// before stepping the MsgSnap); its metadata goes in the same
+		// transaction as the entries that follow it.
+		m := rd.Snapshot.Metadata
+		snapMeta = &m
+	}
+	if err := n.disk.save(rd.HardState, rd.Entries, snapMeta); err != nil {
+		return err
+	}
+	if snapMeta != nil {
+		if err := n.mem.ApplySnapshot(rd.Snapshot); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+			return fmt.Errorf("%w: apply snapshot: %w", ErrStorage, err)
+		}
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if err := n.mem.SetHardState(rd.HardState); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	if err := n.mem.Append(rd.Entries); err != nil {
+		return fmt.Errorf("%w: append: %w", ErrStorage, err)
+	}
+	// Everything this Ready asks to persist is durable: safe to send.
+	n.tr.Send(rd.Messages)
+	if snapMeta != nil {
+		if err := n.restoreSnapshot(*snapMeta); err != nil {
+			return err
+		}
+	}
+	if err := n.apply(rd.CommittedEntries); err != nil {
+		return err
+	}
+	n.onReadStates(rd.ReadStates)
+	n.raw.Advance(rd)
+	n.publish()
+	n.releaseReads()
+	return n.maybeSnapshot()
+}
+
+// restoreSnapshot replaces the state machine with a snapshot received from
+// the leader.
+func (n *Node) restoreSnapshot(meta raftpb.SnapshotMetadata) error {
+	path := filepath.Join(n.snapDir, snapFileName(meta.Term, meta.Index))
+	hdr, rc, err := openSnapshotPayload(path)
+	if err != nil {
+		return fmt.Errorf("%w: load received snapshot: %w", ErrStorage, err)
+	}
+	err = n.sm.Restore(meta.Index, rc)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("restore snapshot %d: %w", meta.Index, err)
+	}
+	n.applied, n.snapIndex = meta.Index, meta.Index
+	n.confState = meta.ConfState
+	n.mu.Lock()
+	old := n.members
+	n.members = map[uint64]memberMeta{}
+	for _, m := range hdr.members {
+		n.members[m.ID] = m
+	}
+	n.mu.Unlock()
+	for _, m := range hdr.members {
+		if err := n.disk.putMember(m); err != nil {
+			return err
+		}
+		if m.ID != n.id {
+			if m.Removed {
+				n.tr.RemovePeer(m.ID)
+			} else {
+				n.tr.AddPeer(m.ID, m.PeerURL)
+			}
+		}
+	}
+	for id := range old {
+		if _, ok := n.members[id]; !ok && id != n.id {
+			n.tr.RemovePeer(id)
+		}
+	}
+	n.setConfView()
+	n.log.Info("installed snapshot from leader", "index", meta.Index, "term", meta.Term)
+	return purgeSnapshots(n.snapDir, snapshotsKept)
+}
+
+// apply hands committed entries to the state machine in one call, applying
+// conf changes to raft on the way.
+func (n *Node) apply(ents []raftpb.Entry) error {
+	for len(ents) > 0 && ents[0].Index <= n.applied {
+		ents = ents[1:]
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	if ents[0].Index != n.applied+1 {
+		return fmt.Errorf("%w: applied %d but next committed entry is %d", ErrCorrupt, n.applied, ents[0].Index)
+	}
+	var nonces []uint64
+	for _, e := range ents {
+		if !isConfChange(e) {
+			continue
+		}
+		nonce, err := n.applyConfChange(e)
+		if err != nil {
+			return err
+		}
+		if nonce != 0 {
+			nonces = append(nonces, nonce)
+		}
+	}
+	n.sm.Apply(toEntries(ents))
+	n.applied = ents[len(ents)-1].Index
+	n.mu.Lock()
+	for _, nonce := range nonces {
+		if w, ok := n.confWaiters[nonce]; ok {
+			w <- nil
+			delete(n.confWaiters, nonce)
+		}
+	}
+	n.mu.Unlock()
+	return nil
+}
+
+func (n *Node) applyConfChange(e raftpb.Entry) (uint64, error) {
+	cc, ops, err := decodeConfChange(e)
+	if err != nil {
+		return 0, err
+	}
+	n.confState = *n.raw.ApplyConfChange(cc)
+	var nonce uint64
+	for _, op := range ops {
+		nonce = op.ctx.Nonce
+		n.mu.Lock()
+		m, ok := n.members[op.nodeID]
+		n.mu.Unlock()
+		if !ok {
+			m = memberMeta{ID: op.nodeID}
+		}
+		switch op.typ {
+		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
+			if op.ctx.Name != "" {
+				m.Name = op.ctx.Name
+			}
+			if op.ctx.PeerURL != "" {
+				m.PeerURL = op.ctx.PeerURL
+			}
+			m.Removed = false
+			if op.nodeID != n.id {
+				n.tr.AddPeer(op.nodeID, m.PeerURL)
+			}
+		case raftpb.ConfChangeRemoveNode:
+			m.Removed = true
+			if op.nodeID == n.id {
+				n.removed = true
+			} else {
+				n.tr.RemovePeer(op.nodeID)
+			}
+		}
+		if err := n.disk.putMember(m); err != nil {
+			return 0, err
+		}
+		n.mu.Lock()
+		n.members[m.ID] = m
+		n.mu.Unlock()
+		n.log.Info("applied membership change", "index", e.Index, "change", op.typ.String(), "id", op.nodeID, "name", m.Name)
+	}
+	n.setConfView()
+	return nonce, nil
+}
+
+// setConfView publishes the current ConfState for Members.
+func (n *Node) setConfView() {
+	n.mu.Lock()
+	n.voters = slices.Clone(n.confState.Voters)
+	n.learners = slices.Clone(n.confState.Learners)
+	n.mu.Unlock()
+}
+
+func (n *Node) memberList() []memberMeta {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]memberMeta, 0, len(n.members))
+	for _, m := range n.members {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b memberMeta) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// maybeSnapshot takes a snapshot every SnapshotEntries applied entries and
+// compacts the log, keeping CompactKeepEntries for slow followers.
+func (n *Node) maybeSnapshot() error {
+	if n.applied < n.snapIndex+n.cfg.SnapshotEntries {
+		return nil
+	}
+	index := n.applied
+	term, err := n.mem.Term(index)
+	if err != nil {
+		return fmt.Errorf("%w: term of %d: %w", ErrStorage, index, err)
+	}
+	if _, err := writeSnapshotFile(n.snapDir, term, index, n.confState, n.memberList(), n.sm.Snapshot); err != nil {
+		return err
+	}
+	cs := n.confState
+	snap, err := n.mem.CreateSnapshot(index, &cs, []byte(snapFileName(term, index)))
+	if err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		return fmt.Errorf("%w: create snapshot: %w", ErrStorage, err)
+	}
+	var compact uint64
+	if index > n.cfg.CompactKeepEntries {
+		compact = index - n.cfg.CompactKeepEntries
+	}
+	if first, _ := n.mem.FirstIndex(); compact >= first {
+		if err := n.mem.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			return fmt.Errorf("%w: compact: %w", ErrStorage, err)
+		}
+	} else {
+		compact = 0
+	}
+	if err := n.disk.saveSnapshotMeta(snap.Metadata, compact); err != nil {
+		return err
+	}
+	n.snapIndex = index
+	n.cfg.Metrics.incSnapshotsSaved()
+	n.log.Info("saved snapshot", "index", index, "term", term, "compacted_to", compact)
+	if err := purgeSnapshots(n.snapDir, snapshotsKept); err != nil {
+		return fmt.Errorf("%w: purge snapshots: %w", ErrStorage, err)
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+package raftnode
+
+// On-disk layout of DataDir/raft.db (bbolt):
+//
+//	bucket "entries":  key = big-endian uint64 index, value = marshalled raftpb.Entry
+//	bucket "meta":     "hardstate" = raftpb.HardState, "snapshot" = raftpb.SnapshotMetadata
+//	                   (of the newest snapshot file; ConfState included)
+//	bucket "members":  key = big-endian uint64 member id, value = JSON memberMeta
+//
+// One write transaction per Ready holds snapshot metadata, entries and
+// HardState; bbolt's commit fsyncs unless Config.NoSync.
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+var (
+	bucketEntries = []byte("entries")
+	bucketMeta    = []byte("meta")
+	bucketMembers = []byte("members")
+	keyHardState  = []byte("hardstate")
+	keySnapshot   = []byte("snapshot")
+)
+
+// diskStorage is the durable half of raft storage; raft.MemoryStorage is the
+// in-memory view loaded from it. Used from the raft goroutine only (and New).
+type diskStorage struct {
+	db      *bolt.DB
+	metrics *Metrics
+	// beforeCommit, when set (tests), runs before each write transaction
+	// commits; an error fails the write like a failed fsync would.
+	beforeCommit func() error
+}
+
+// persisted is everything loaded from raft.db at start.
+type persisted struct {
+	hardState raftpb.HardState
+	snapMeta  raftpb.SnapshotMetadata
+	entries   []raftpb.Entry // ascending, contiguous
+	members   map[uint64]memberMeta
+}
+
+func (p *persisted) empty() bool {
+	return raftIsEmptyHardState(p.hardState) && len(p.entries) == 0 && p.snapMeta.Index == 0
+}
+
+func openDiskStorage(dir string, noSync bool, m *Metrics) (*diskStorage, error) {
+	db, err := bolt.Open(filepath.Join(dir, "raft.db"), 0o600, &bolt.Options{
+		Timeout:    time.Second, // a second process on the same dir fails fast
+		NoSync:     noSync,
+		NoGrowSync: noSync,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: open raft.db: %w", ErrStorage, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketEntries, bucketMeta, bucketMembers} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%w: init raft.db: %w", ErrStorage, err)
+	}
+	return &diskStorage{db: db, metrics: m}, nil
+}
+
+func (s *diskStorage) close() error { return s.db.Close() }
+
+func u64key(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+// load reads the whole persisted state. Bytes are copied out of the
+// transaction by unmarshalling (gogoproto copies []byte fields).
+func (s *diskStorage) load() (*persisted, error) {
+	p := &persisted{members: map[uint64]memberMeta{}}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyHardState); v != nil {
+			hs, err := unmarshalHardState(v)
+			if err != nil {
+				return fmt.Errorf("%w: hardstate: %w", ErrCorrupt, err)
+			}
+			p.hardState = hs
+		}
+		if v := meta.Get(keySnapshot); v != nil {
+			sm, err := unmarshalSnapMeta(v)
+			if err != nil {
+				return fmt.Errorf("%w: snapshot metadata: %w", ErrCorrupt, err)
+			}
+			p.snapMeta = sm
+		}
+		c := tx.Bucket(bucketEntries).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			e, err := unmarshalEntry(v)
+			if err != nil {
+				return fmt.Errorf("%w: entry %x: %w", ErrCorrupt, k, err)
+			}
+			if e.Index != binary.BigEndian.Uint64(k) {
+				return fmt.Errorf("%w: entry key %x holds index %d", ErrCorrupt, k, e.Index)
+			}
+			if n := len(p.entries); n > 0 && p.entries[n-1].Index+1 != e.Index {
+				return fmt.Errorf("%w: log gap after index %d", ErrCorrupt, p.entries[n-1].Index)
+			}
+			p.entries = append(p.entries, e)
+		}
+		return tx.Bucket(bucketMembers).ForEach(func(_, v []byte) error {
+			var m memberMeta
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("%w: member: %w", ErrCorrupt, err)
+			}
+			p.members[m.ID] = m
+			return nil
+		})
+	})
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: load: %w", ErrStorage, err)
+	}
+	return p, nil
+}
+
+// save durably writes one Ready's worth of state in one transaction:
+// snapshot metadata first (dropping every entry, as the snapshot replaces
+// the log), then entries (an entry at index i replaces every persisted entry
+// at index >= i), then HardState.
+func (s *diskStorage) save(hs raftpb.HardState, ents []raftpb.Entry, snap *raftpb.SnapshotMetadata) error {
+	if raftIsEmptyHardState(hs) && len(ents) == 0 && snap == nil {
+		return nil
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		eb := tx.Bucket(bucketEntries)
+		if snap != nil {
+			v, err := marshalSnapMeta(snap)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketMeta).Put(keySnapshot, v); err != nil {
+				return err
+			}
+			if err := deleteRange(eb, 0, ^uint64(0)); err != nil {
+				return err
+			}
+		}
+		if len(ents) > 0 {
+			if err := deleteRange(eb, ents[0].Index, ^uint64(0)); err != nil {
+				return err
+			}
+			for i := range ents {
+				v, err := marshalEntry(&ents[i])
+				if err != nil {
+					return err
+				}
+				if err := eb.Put(u64key(ents[i].Index), v); err != nil {
+					return err
+				}
+			}
+		}
+		if !raftIsEmptyHardState(hs) {
+			v, err := marshalHardState(&hs)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketMeta).Put(keyHardState, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// saveSnapshotMeta records a locally taken snapshot and deletes the entries
+// up to compactIndex in the same transaction.
+func (s *diskStorage) saveSnapshotMeta(meta raftpb.SnapshotMetadata, compactIndex uint64) error {
+	return s.update(func(tx *bolt.Tx) error {
+		v, err := marshalSnapMeta(&meta)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketMeta).Put(keySnapshot, v); err != nil {
+			return err
+		}
+		if compactIndex == 0 {
+			return nil
+		}
+		return deleteRange(tx.Bucket(bucketEntries), 0, compactIndex)
+	})
+}
+
+func (s *diskStorage) putMember(m memberMeta) error {
+	return s.update(func(tx *bolt.Tx) error {
+		v, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMembers).Put(u64key(m.ID), v)
+	})
+}
+
+func (s *diskStorage) update(fn func(tx *bolt.Tx) error) error {
+	start := time.Now()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if s.beforeCommit != nil {
+			return s.beforeCommit()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: write: %w", ErrStorage, err)
+	}
+	if s.metrics != nil && s.metrics.FsyncSeconds != nil && !s.db.NoSync {
+		s.metrics.FsyncSeconds.Observe(time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// deleteRange deletes keys in [from, to]. Keys are collected first because
+// deleting under a moving bbolt cursor can skip keys.
+func deleteRange(b *bolt.Bucket, from, to uint64) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(u64key(from)); k != nil && binary.BigEndian.Uint64(k) <= to; k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func raftIsEmptyHardState(h raftpb.HardState) bool {
+	return h.Term == 0 && h.Vote == 0 && h.Commit == 0
+}

@@ -1,0 +1,124 @@
+package raftnode
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+func ents(term uint64, from, to uint64) []raftpb.Entry {
+	var out []raftpb.Entry
+	for i := from; i <= to; i++ {
+		out = append(out, raftpb.Entry{Index: i, Term: term, Data: []byte{byte(i)}})
+	}
+	return out
+}
+
+func TestDiskStorageTruncatesAndCompacts(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openDiskStorage(dir, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.save(raftpb.HardState{Term: 1, Vote: 1, Commit: 2}, ents(1, 1, 5), nil); err != nil {
+		t.Fatal(err)
+	}
+	// A new leader overwrites 3..: entries 4 and 5 of term 1 must vanish.
+	if err := s.save(raftpb.HardState{Term: 2, Vote: 2, Commit: 3}, ents(2, 3, 3), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	s, err = openDiskStorage(dir, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	p, err := s.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.entries) != 3 || p.entries[2].Term != 2 || p.entries[1].Term != 1 {
+		t.Fatalf("entries after overwrite: %+v", p.entries)
+	}
+	if p.hardState.Term != 2 || p.hardState.Commit != 3 {
+		t.Fatalf("hardstate %+v", p.hardState)
+	}
+	meta := raftpb.SnapshotMetadata{Index: 2, Term: 1, ConfState: raftpb.ConfState{Voters: []uint64{1}}}
+	if err := s.saveSnapshotMeta(meta, 2); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = s.load()
+	if len(p.entries) != 1 || p.entries[0].Index != 3 || p.snapMeta.Index != 2 || len(p.snapMeta.ConfState.Voters) != 1 {
+		t.Fatalf("after compaction: entries %+v meta %+v", p.entries, p.snapMeta)
+	}
+	// A snapshot received from a leader replaces the whole log.
+	meta.Index, meta.Term = 10, 3
+	if err := s.save(raftpb.HardState{Term: 3, Commit: 10}, ents(3, 11, 12), &meta); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = s.load()
+	if len(p.entries) != 2 || p.entries[0].Index != 11 || p.snapMeta.Index != 10 {
+		t.Fatalf("after snapshot: entries %+v meta %+v", p.entries, p.snapMeta)
+	}
+}
+
+func TestDiskStorageSecondOpenFailsFast(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openDiskStorage(dir, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	start := time.Now()
+	if _, err := openDiskStorage(dir, true, nil); !errors.Is(err, ErrStorage) {
+		t.Fatalf("second open: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("second open took %v", d)
+	}
+}
+
+func TestSnapshotFileRoundTripAndCorruption(t *testing.T) {
+	dir := t.TempDir()
+	cs := raftpb.ConfState{Voters: []uint64{1, 2, 3}}
+	members := []memberMeta{{ID: 1, Name: "a", PeerURL: "h:1"}}
+	payload := bytes.Repeat([]byte("state"), 10000)
+	path, err := writeSnapshotFile(dir, 4, 99, cs, members, func(w io.Writer) error {
+		_, err := w.Write(payload)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(path) != snapFileName(4, 99) {
+		t.Fatalf("name %s", path)
+	}
+	hdr, rc, err := openSnapshotPayload(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, payload) || hdr.index != 99 || hdr.term != 4 || len(hdr.confState.Voters) != 3 || hdr.members[0].Name != "a" {
+		t.Fatalf("round trip: hdr %+v, %d bytes", hdr, len(got))
+	}
+	raw, _ := os.ReadFile(path)
+	flipped := bytes.Clone(raw)
+	flipped[len(flipped)/2] ^= 0xff
+	torn := raw[:len(raw)-100]
+	hugeLen := bytes.Clone(raw)
+	copy(hugeLen[28:32], []byte{0xff, 0xff, 0xff, 0xff}) // conf state length
+	for name, b := range map[string][]byte{"flipped": flipped, "torn": torn, "huge length": hugeLen, "empty": nil} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o600)
+		if _, err := verifySnapshotFile(p); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: got %v, want ErrCorrupt", name, err)
+		}
+	}
+}

@@ -89,7 +89,7 @@ func toEntries(ents []raftpb.Entry) []Entry {
 	return out
 }
 
-func marshalEntry(e *raftpb.Entry) ([]byte, error)     { return e.Marshal() }
+func marshalEntry(e *raftpb.Entry) ([]byte, error)         { return e.Marshal() }
 func marshalHardState(h *raftpb.HardState) ([]byte, error) { return h.Marshal() }
 func marshalConfState(c *raftpb.ConfState) ([]byte, error) { return c.Marshal() }
 func marshalSnapMeta(m *raftpb.SnapshotMetadata) ([]byte, error) {

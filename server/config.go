@@ -5,6 +5,7 @@ package server
 
 import (
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -43,6 +44,20 @@ type Config struct {
 	// OnReady, when set, is called once the client listener is bound, with
 	// its real address (useful with port 0 in tests).
 	OnReady func(clientAddr string)
+
+	// Added by the server implementation (all optional).
+
+	// ClientListener and PeerListener, when set, are used instead of
+	// listening on ClientAddr and PeerAddr (tests bind 127.0.0.1:0 and pass
+	// the listeners in, so no port can be taken in between). Run closes them.
+	ClientListener net.Listener
+	PeerListener   net.Listener
+
+	MaxConnections int // open client connections; default 10000
+	MaxProposals   int // client writes proposed and not yet answered; default 4096
+
+	ElectionTicks int  // raft election timeout in ticks; default raftnode's
+	NoSync        bool // skip fsync: tests only, never in production
 }
 
 // Signature (implemented elsewhere in this package):

@@ -1,0 +1,77 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// proposeWait proposes cmd and waits until it is applied, for commands the
+// server issues itself.
+func (s *server) proposeWait(ctx context.Context, cmd *command) (applyResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	select {
+	case s.proposals <- struct{}{}:
+	case <-ctx.Done():
+		return applyResult{}, ctx.Err()
+	}
+	defer s.releaseProposal()
+	cmd.Origin = origin{Member: s.id, Seq: s.seq.Add(1)}
+	cmd.TimeMs = time.Now().UnixMilli()
+	wait := s.waits.register(cmd.Origin)
+	defer s.waits.cancel(cmd.Origin)
+	if err := s.rep.Propose(ctx, cmd.encode(nil)); err != nil {
+		return applyResult{}, err
+	}
+	select {
+	case r := <-wait:
+		return r, nil
+	case <-ctx.Done():
+		return applyResult{}, ctx.Err()
+	}
+}
+
+// publishAttrs makes sure /arbor/members/NAME holds this member's current
+// attributes: once the member sees a leader, it writes them if the stored
+// ones differ, retrying until it succeeds or ctx ends.
+func (s *server) publishAttrs(ctx context.Context) {
+	want := memberAttrs{Name: s.cfg.Name, ClientURL: s.cfg.AdvertiseClientAddr, PeerURL: s.cfg.AdvertisePeerAddr}
+	tick := time.NewTicker(s.cfg.TickInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !s.rep.Ready() {
+			continue
+		}
+		if s.storedAttrs() == want {
+			return
+		}
+		r, err := s.proposeWait(ctx, &command{Type: cmdMemberAttrs, Member: want})
+		if err == nil && r.Err != nil {
+			err = r.Err
+		}
+		if err != nil {
+			s.log.Warn("publishing member attributes failed; will retry", "err", err)
+			continue
+		}
+		s.log.Info("published member attributes", "client_url", want.ClientURL, "peer_url", want.PeerURL, "zxid", r.Zxid)
+		return
+	}
+}
+
+// storedAttrs reads this member's attributes from the tree.
+func (s *server) storedAttrs() memberAttrs {
+	s.sm.mu.RLock()
+	defer s.sm.mu.RUnlock()
+	data, _, err := s.sm.tree.Get(membersPath + "/" + s.cfg.Name)
+	var m memberAttrs
+	if err == nil {
+		_ = json.Unmarshal(data, &m)
+	}
+	return m
+}

@@ -1,0 +1,249 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/arbor-db/arbor/client/wire"
+)
+
+// pending is one response a connection owes, in request order. Exactly one
+// of resp, wait, read describes how it completes:
+//   - resp: complete already (errors, ping, hello);
+//   - wait: a proposed write, complete when applied (or at deadline);
+//   - read: evaluated when it reaches the head of the queue, after batch (the
+//     read barrier round) is done when batch is set.
+type pending struct {
+	id       uint64
+	op       string
+	start    time.Time
+	deadline time.Time
+
+	resp *wire.Response
+
+	wait   <-chan applyResult
+	origin origin
+	build  func(applyResult) *wire.Response
+
+	read  func() *wire.Response
+	batch *readBatch
+
+	closeAfter bool // close the socket after writing (op close)
+}
+
+// conn is one WebSocket connection: one reader goroutine (the HTTP handler
+// that upgraded it) and one writer goroutine, joined by queue.
+type conn struct {
+	srv    *server
+	ws     *websocket.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	queue  chan *pending
+
+	session uint64 // set by hello; reader goroutine only
+
+	// readsAhead counts queued reads the writer has not evaluated yet. The
+	// reader proposes no write while it is > 0, so a read never sees a write
+	// the same connection sent after it (ZooKeeper's per-session order);
+	// readDone wakes the reader when the writer evaluates one.
+	readsAhead atomic.Int64
+	readDone   chan struct{}
+}
+
+// serve runs the connection until the client or the server ends it.
+func (s *server) serve(ws *websocket.Conn) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	// Closing the socket unblocks the reader and the writer on shutdown.
+	stop := context.AfterFunc(ctx, func() { ws.NetConn().Close() })
+	defer stop()
+
+	c := &conn{srv: s, ws: ws, ctx: ctx, cancel: cancel,
+		queue: make(chan *pending, maxPendingPerConn), readDone: make(chan struct{}, 1)}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		if err := c.writeLoop(); err != nil {
+			s.log.Debug("connection writer stopped", "remote", ws.RemoteAddr().String(), "err", err)
+		}
+	}()
+	if err := c.readLoop(); err != nil {
+		// The client is gone or broke the protocol: nobody will read what is
+		// still queued.
+		s.log.Debug("connection reader stopped", "remote", ws.RemoteAddr().String(), "err", err)
+		cancel()
+	}
+	close(c.queue)
+	<-writerDone
+	ws.Close()
+}
+
+// readLoop reads requests until an error, a close op or the end of ctx. It
+// returns nil only after a close op, whose response the writer still owes.
+func (c *conn) readLoop() error {
+	c.ws.SetReadLimit(int64(c.srv.cfg.MaxFrameBytes))
+	for {
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			// Over the read limit gorilla has already sent close 1009.
+			return err
+		}
+		now := time.Now()
+		var p *pending
+		if mt != websocket.TextMessage {
+			p = errPending(0, "", now, errorf(wire.CodeBadRequest, "requests must be text frames holding one JSON object"))
+		} else {
+			p = c.handle(data, now)
+		}
+		select {
+		case c.queue <- p: // blocks when the queue is full: backpressure
+		case <-c.ctx.Done():
+			c.srv.abandon(p)
+			return c.ctx.Err()
+		}
+		if p.closeAfter {
+			return nil
+		}
+	}
+}
+
+// writeLoop writes the owed responses in request order.
+func (c *conn) writeLoop() error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for p := range c.queue {
+		if c.ctx.Err() != nil {
+			c.srv.abandon(p)
+			continue // drain, so the reader never blocks on a full queue
+		}
+		resp := c.srv.complete(c.ctx, p, timer)
+		if p.read != nil {
+			c.readEvaluated()
+		}
+		// Seam for watches: before writing a response evaluated at zxid Z,
+		// the writer will first write this connection's queued events with
+		// zxid <= Z (in zxid order), so a read never overtakes the event of a
+		// change it observes.
+		c.srv.metrics.observe(p.op, resp, time.Since(p.start))
+		if err := c.write(resp); err != nil {
+			c.cancel() // stops the reader, which then closes the queue
+			c.srv.abandonQueue(c.queue)
+			return err
+		}
+		if p.closeAfter {
+			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "session closed")
+			_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			c.srv.abandonQueue(c.queue)
+			return nil
+		}
+	}
+	return nil
+}
+
+// readEvaluated tells the reader that one queued read has been evaluated.
+func (c *conn) readEvaluated() {
+	c.readsAhead.Add(-1)
+	select {
+	case c.readDone <- struct{}{}:
+	default:
+	}
+}
+
+// awaitReads blocks the reader until every queued read has been evaluated.
+func (c *conn) awaitReads() error {
+	for c.readsAhead.Load() > 0 {
+		select {
+		case <-c.readDone:
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+	}
+	return nil
+}
+
+// write encodes one response as one text frame.
+func (c *conn) write(resp *wire.Response) error {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		b, _ = json.Marshal(&wire.Response{ID: resp.ID, Error: errorf(wire.CodeInternal, "encode response: %v", err)})
+	}
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.writeTimeout()))
+	return c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+// errPending is a pending item that is complete with an error.
+func errPending(id uint64, op string, now time.Time, e *wire.Error) *pending {
+	return &pending{id: id, op: op, start: now, resp: &wire.Response{ID: id, Error: e}}
+}
+
+// complete waits until p can be answered and returns its response.
+func (s *server) complete(ctx context.Context, p *pending, timer *time.Timer) *wire.Response {
+	if p.resp != nil {
+		return p.resp
+	}
+	timer.Reset(time.Until(p.deadline))
+	var resp *wire.Response
+	switch {
+	case p.wait != nil:
+		resp = s.awaitWrite(ctx, p, timer.C)
+	case p.batch != nil:
+		select {
+		case <-p.batch.done:
+			if p.batch.err != nil {
+				resp = &wire.Response{ID: p.id, Error: replicationError(p.batch.err)}
+			}
+		case <-timer.C:
+			resp = &wire.Response{ID: p.id, Error: replicationError(context.DeadlineExceeded)}
+		case <-ctx.Done():
+			resp = &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
+		}
+	}
+	timer.Stop()
+	if resp == nil {
+		resp = p.read()
+		resp.ID = p.id
+	}
+	return resp
+}
+
+// awaitWrite waits for the apply result of a proposed write.
+func (s *server) awaitWrite(ctx context.Context, p *pending, timeout <-chan time.Time) *wire.Response {
+	defer s.releaseProposal()
+	var r applyResult
+	select {
+	case r = <-p.wait:
+	default:
+		select {
+		case r = <-p.wait:
+		case <-timeout:
+			s.waits.cancel(p.origin)
+			return &wire.Response{ID: p.id, Error: replicationError(context.DeadlineExceeded)}
+		case <-ctx.Done():
+			s.waits.cancel(p.origin)
+			return &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
+		}
+	}
+	resp := p.build(r)
+	resp.ID = p.id
+	return resp
+}
+
+// abandon releases what a pending item holds when nobody will answer it.
+func (s *server) abandon(p *pending) {
+	if p.wait != nil {
+		s.waits.cancel(p.origin)
+		s.releaseProposal()
+		p.wait = nil
+	}
+}
+
+// abandonQueue abandons everything left in q until it is closed.
+func (s *server) abandonQueue(q <-chan *pending) {
+	for p := range q {
+		s.abandon(p)
+	}
+}

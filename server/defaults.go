@@ -1,0 +1,91 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/arbor-db/arbor/client/wire"
+)
+
+const (
+	// maxPendingPerConn bounds the responses a connection may owe; when it
+	// is full the reader stops reading (backpressure on the client).
+	maxPendingPerConn = 1024
+	// defaultSessionMs is the timeout of a hello that asks for none.
+	defaultSessionMs = 10000
+	// transferTimeout bounds the leadership hand-over on shutdown.
+	transferTimeout = 2 * time.Second
+)
+
+// Errors.
+var (
+	// ErrConfig is returned by Run for an invalid Config.
+	ErrConfig = errors.New("server: invalid config")
+
+	errShuttingDown = errors.New("server: shutting down")
+)
+
+// withDefaults returns cfg with every zero optional field set.
+func (cfg Config) withDefaults() Config {
+	if cfg.ClientAddr == "" {
+		cfg.ClientAddr = "127.0.0.1:7400"
+	}
+	if cfg.PeerAddr == "" {
+		cfg.PeerAddr = "127.0.0.1:7401"
+	}
+	if cfg.GossipAddr == "" {
+		cfg.GossipAddr = "127.0.0.1:7402"
+	}
+	if cfg.PeerListener != nil {
+		cfg.PeerAddr = cfg.PeerListener.Addr().String()
+	}
+	if cfg.AdvertisePeerAddr == "" {
+		cfg.AdvertisePeerAddr = cfg.PeerAddr
+	}
+	setDefault(&cfg.MaxFrameBytes, wire.DefaultMaxFrame)
+	setDefault(&cfg.MaxDataBytes, wire.DefaultMaxData)
+	setDefault(&cfg.MaxPathBytes, wire.DefaultMaxPath)
+	setDefault(&cfg.MinSessionMs, 2000)
+	setDefault(&cfg.MaxSessionMs, 60000)
+	setDefault(&cfg.SnapshotEntries, 10000)
+	setDefault(&cfg.RequestTimeout, 5*time.Second)
+	setDefault(&cfg.TickInterval, 100*time.Millisecond)
+	setDefault(&cfg.MaxConnections, 10000)
+	setDefault(&cfg.MaxProposals, 4096)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// validate reports the first problem with a defaulted config.
+func (cfg *Config) validate() error {
+	switch {
+	case cfg.Name == "":
+		return fmt.Errorf("%w: a member name is required", ErrConfig)
+	case cfg.DataDir == "":
+		return fmt.Errorf("%w: a data directory is required", ErrConfig)
+	case cfg.MinSessionMs > cfg.MaxSessionMs:
+		return fmt.Errorf("%w: min session timeout %dms is over the max %dms", ErrConfig, cfg.MinSessionMs, cfg.MaxSessionMs)
+	case cfg.MaxDataBytes > cfg.MaxFrameBytes:
+		return fmt.Errorf("%w: max data %d bytes does not fit in a frame of %d bytes", ErrConfig, cfg.MaxDataBytes, cfg.MaxFrameBytes)
+	case cfg.MaxFrameBytes < 0 || cfg.MaxDataBytes < 0 || cfg.MaxPathBytes < 0:
+		return fmt.Errorf("%w: limits must not be negative", ErrConfig)
+	}
+	return nil
+}
+
+// writeTimeout bounds one frame write: a client that stops reading for
+// this long is disconnected instead of holding its writer forever.
+func (cfg *Config) writeTimeout() time.Duration {
+	return max(2*cfg.RequestTimeout, 10*time.Second)
+}

@@ -1,0 +1,194 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/arbor-db/arbor/client/wire"
+	"github.com/arbor-db/arbor/raftnode"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeRep is a replicator that applies every proposal at once, as a
+// single-member cluster with an instant log would.
+type fakeRep struct {
+	sm *stateMachine
+
+	mu    sync.Mutex
+	index uint64
+	reads int
+	fail  error // returned by Propose when set
+}
+
+var _ replicator = (*fakeRep)(nil)
+
+func (f *fakeRep) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+
+func (f *fakeRep) Propose(_ context.Context, cmd []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.index++
+	f.sm.Apply([]raftnode.Entry{{Index: f.index, Term: 1, Data: cmd}})
+	return nil
+}
+
+func (f *fakeRep) LinearizableRead(context.Context) error {
+	f.mu.Lock()
+	f.reads++
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeRep) Status() raftnode.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return raftnode.Status{ID: 1, Leader: 1, Term: 1, Commit: f.index, Applied: f.index, IsLeader: true}
+}
+
+func (f *fakeRep) Members() []raftnode.MemberInfo {
+	return []raftnode.MemberInfo{{ID: 1, Name: "m1", PeerURL: "127.0.0.1:1", Leader: true, Alive: true}}
+}
+
+func (f *fakeRep) Ready() bool                              { return true }
+func (f *fakeRep) TransferLeadership(context.Context) error { return nil }
+
+// testServer is a server over a fakeRep, serving on 127.0.0.1:0.
+type testServer struct {
+	srv  *server
+	rep  *fakeRep
+	addr string
+}
+
+func startFake(t *testing.T, tweak func(*Config)) *testServer {
+	t.Helper()
+	cfg := Config{Name: "m1", DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
+		AdvertisePeerAddr: "127.0.0.1:1", TickInterval: 10 * time.Millisecond}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.withDefaults()
+	cfg.AdvertiseClientAddr = ln.Addr().String()
+	waits := newWaitRegistry()
+	sm := newStateMachine(cfg.Logger, waits)
+	rep := &fakeRep{sm: sm}
+	s := newServer(cfg, 1, rep, sm, waits)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.serveAll(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serveAll: %v", err)
+		}
+	})
+	return &testServer{srv: s, rep: rep, addr: ln.Addr().String()}
+}
+
+// wsClient speaks raw JSON to a server, as an outside client would.
+type wsClient struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func dial(t *testing.T, addr string) *wsClient {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{wire.Subprotocol}, HandshakeTimeout: 5 * time.Second}
+	ws, resp, err := d.Dial("ws://"+addr+wire.EndpointPath, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	resp.Body.Close()
+	if got := ws.Subprotocol(); got != wire.Subprotocol {
+		t.Fatalf("subprotocol %q, want %q", got, wire.Subprotocol)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return &wsClient{t: t, ws: ws}
+}
+
+// hello dials and opens a new session.
+func helloed(t *testing.T, addr string) *wsClient {
+	c := dial(t, addr)
+	if r := c.call(`{"id":1,"op":"hello","timeout_ms":10000}`); !r.OK {
+		t.Fatalf("hello: %+v", r.Error)
+	}
+	return c
+}
+
+func (c *wsClient) send(raw string) {
+	c.t.Helper()
+	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(raw)); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// recvRaw reads one frame.
+func (c *wsClient) recvRaw() []byte {
+	c.t.Helper()
+	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, b, err := c.ws.ReadMessage()
+	if err != nil {
+		c.t.Fatalf("recv: %v", err)
+	}
+	return b
+}
+
+func (c *wsClient) recv() wire.Response {
+	c.t.Helper()
+	b := c.recvRaw()
+	var r wire.Response
+	if err := json.Unmarshal(b, &r); err != nil {
+		c.t.Fatalf("decode %s: %v", b, err)
+	}
+	return r
+}
+
+func (c *wsClient) call(raw string) wire.Response {
+	c.t.Helper()
+	c.send(raw)
+	return c.recv()
+}
+
+// mustPing checks that the connection still answers.
+func (c *wsClient) mustPing() {
+	c.t.Helper()
+	if r := c.call(`{"id":999999,"op":"ping"}`); !r.OK || r.ID != 999999 {
+		c.t.Fatalf("ping after error: %+v", r)
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return resp.StatusCode, sb.String()
+}

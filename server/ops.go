@@ -1,0 +1,270 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/arbor-db/arbor/client/wire"
+	"github.com/arbor-db/arbor/raftnode"
+	"github.com/arbor-db/arbor/session"
+	"github.com/arbor-db/arbor/tree"
+)
+
+// propose stamps cmd, registers its waiter and hands it to raft; p then
+// completes when the command is applied (build makes the response) or at
+// its deadline. A proposal that raft refuses completes p at once.
+func (s *server) propose(ctx context.Context, p *pending, cmd *command, build func(applyResult) *wire.Response) {
+	select {
+	case s.proposals <- struct{}{}:
+	case <-ctx.Done():
+		p.resp = &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
+		return
+	}
+	cmd.Origin = origin{Member: s.id, Seq: s.seq.Add(1)}
+	cmd.TimeMs = time.Now().UnixMilli()
+	wait := s.waits.register(cmd.Origin)
+	pctx, cancel := context.WithDeadline(ctx, p.deadline)
+	err := s.rep.Propose(pctx, cmd.encode(nil))
+	cancel()
+	if err != nil {
+		s.waits.cancel(cmd.Origin)
+		s.releaseProposal()
+		p.resp = &wire.Response{ID: p.id, Error: replicationError(err)}
+		return
+	}
+	p.wait, p.origin, p.build = wait, cmd.Origin, build
+}
+
+func (s *server) releaseProposal() { <-s.proposals }
+
+// buildOK answers a write that returns no fields.
+func (s *server) buildOK(r applyResult) *wire.Response {
+	if r.Err != nil {
+		return &wire.Response{Error: toWireError(r.Err, 0, "")}
+	}
+	return &wire.Response{OK: true, Zxid: r.Zxid}
+}
+
+// buildSingle answers create, set or delete.
+func (s *server) buildSingle(op tree.Op) func(applyResult) *wire.Response {
+	return func(r applyResult) *wire.Response {
+		if r.Err != nil {
+			return &wire.Response{Error: toWireError(r.Err, op.Kind, op.Path)}
+		}
+		resp := opResponse(op.Kind, r.Results[0])
+		resp.Zxid = r.Zxid
+		return resp
+	}
+}
+
+// buildMulti answers a multi: one result per sub-op, or the failing index.
+func (s *server) buildMulti(ops []tree.Op) func(applyResult) *wire.Response {
+	return func(r applyResult) *wire.Response {
+		if r.Err != nil {
+			var oe *tree.OpError
+			if errors.As(r.Err, &oe) && oe.Index >= 0 && oe.Index < len(ops) {
+				idx := oe.Index
+				return &wire.Response{Error: toWireError(oe.Err, ops[idx].Kind, ops[idx].Path), Index: &idx}
+			}
+			return &wire.Response{Error: toWireError(r.Err, 0, "")}
+		}
+		results := make([]wire.Response, len(r.Results))
+		for i, res := range r.Results {
+			results[i] = *opResponse(ops[i].Kind, res)
+		}
+		return &wire.Response{OK: true, Zxid: r.Zxid, Results: results}
+	}
+}
+
+// opResponse holds the fields one successful op answers.
+func opResponse(kind tree.OpKind, r tree.Result) *wire.Response {
+	resp := &wire.Response{OK: true}
+	switch kind {
+	case tree.OpCreate:
+		resp.Path = r.Path
+		resp.Stat = wire.SomeStat(toWireStat(r.Stat))
+	case tree.OpSet:
+		resp.Stat = wire.SomeStat(toWireStat(r.Stat))
+	}
+	return resp
+}
+
+func toWireStat(s tree.Stat) *wire.Stat {
+	return &wire.Stat{
+		Czxid: s.Czxid, Mzxid: s.Mzxid, Pzxid: s.Pzxid,
+		Ctime: s.Ctime, Mtime: s.Mtime,
+		Version: int64(s.Version), Cversion: int64(s.Cversion),
+		DataLength: int64(s.DataLength), NumChildren: int64(s.NumChildren),
+		EphemeralOwner: wire.FormatSession(s.EphemeralOwner),
+	}
+}
+
+// okRead answers ping and sync.
+func (s *server) okRead() *wire.Response {
+	return &wire.Response{OK: true, Zxid: s.sm.appliedIndex()}
+}
+
+// treeReadNow evaluates get, exists or children against the local state.
+func (s *server) treeReadNow(op, path string) *wire.Response {
+	s.sm.mu.RLock()
+	defer s.sm.mu.RUnlock()
+	resp := &wire.Response{OK: true, Zxid: s.sm.appliedIndex()}
+	switch op {
+	case wire.OpGet:
+		data, st, err := s.sm.tree.Get(path)
+		if err != nil {
+			return &wire.Response{Error: toWireError(err, 0, path)}
+		}
+		resp.Data = append([]byte(nil), data...)
+		resp.Stat = wire.SomeStat(toWireStat(st))
+	case wire.OpExists:
+		if st, ok := s.sm.tree.Exists(path); ok {
+			resp.Stat = wire.SomeStat(toWireStat(st))
+		} else {
+			resp.Stat = wire.SomeStat(nil)
+		}
+	case wire.OpChildren:
+		names, st, err := s.sm.tree.Children(path)
+		if err != nil {
+			return &wire.Response{Error: toWireError(err, 0, path)}
+		}
+		if names == nil {
+			names = []string{}
+		}
+		resp.Children = names
+		resp.Stat = wire.SomeStat(toWireStat(st))
+	}
+	return resp
+}
+
+// membersRead answers members: raft's view joined with the published
+// attributes under /arbor/members.
+func (s *server) membersRead() *wire.Response {
+	infos := s.rep.Members()
+	s.sm.mu.RLock()
+	attrs := s.sm.memberAttrsLocked()
+	zxid := s.sm.appliedIndex()
+	s.sm.mu.RUnlock()
+	out := make([]wire.Member, 0, len(infos))
+	for _, m := range infos {
+		role := wire.RoleFollower
+		switch {
+		case m.Leader:
+			role = wire.RoleLeader
+		case m.Learner:
+			role = wire.RoleLearner
+		}
+		out = append(out, wire.Member{
+			Name: m.Name, PeerURL: m.PeerURL, ClientURL: attrs[m.Name].ClientURL,
+			Role: role, Alive: m.Alive,
+		})
+	}
+	return &wire.Response{OK: true, Zxid: zxid, Members: out}
+}
+
+// touch renews a session. Expiry is a later issue: this is its seam, called
+// for every request of a session, and does nothing yet.
+func (s *server) touch(uint64) {}
+
+// hello answers the first request of a connection, before the reader reads
+// on: it creates a session or resumes one.
+func (c *conn) hello(p *pending, req *wire.Request) {
+	s := c.srv
+	if c.session != 0 {
+		c.fail(p, errorf(wire.CodeBadRequest, "hello was already done on this connection"))
+		return
+	}
+	if req.Session == "" {
+		c.newSession(p, req)
+		return
+	}
+	id, err := wire.ParseSession(req.Session)
+	if err != nil {
+		c.fail(p, errorf(wire.CodeBadRequest, "field session: %v", err))
+		return
+	}
+	if req.LastZxid > s.sm.appliedIndex() {
+		done, cancel := context.WithDeadline(c.ctx, p.deadline)
+		ok := s.sm.waitApplied(done.Done(), req.LastZxid)
+		cancel()
+		if !ok {
+			c.fail(p, errorf(wire.CodeTimeout, "this member has not yet applied zxid %d; try another member", req.LastZxid))
+			return
+		}
+	}
+	sess, ok := s.lookupSession(id)
+	if !ok {
+		// It may have been created on another member a moment ago: catch up
+		// with the leader before saying it does not exist.
+		b := s.barrier.join()
+		select {
+		case <-b.done:
+		case <-c.ctx.Done():
+		case <-time.After(time.Until(p.deadline)):
+		}
+		sess, ok = s.lookupSession(id)
+	}
+	if !ok {
+		c.fail(p, errorf(wire.CodeSessionExpired, "session %s has expired or is unknown", req.Session))
+		return
+	}
+	if !session.CheckSecret(sess, req.Secret) {
+		c.fail(p, errorf(wire.CodeAuthFailed, "wrong secret for session %s", req.Session))
+		return
+	}
+	c.session = id
+	p.resp = &wire.Response{ID: p.id, OK: true, Zxid: s.sm.appliedIndex(),
+		Session: req.Session, Secret: req.Secret, TimeoutMs: sess.TimeoutMs, Server: s.cfg.Name}
+}
+
+func (s *server) lookupSession(id uint64) (session.Session, bool) {
+	s.sm.mu.RLock()
+	defer s.sm.mu.RUnlock()
+	return s.sm.sessions.Get(id)
+}
+
+// newSession creates a session through raft and waits for it.
+func (c *conn) newSession(p *pending, req *wire.Request) {
+	s := c.srv
+	timeout := req.TimeoutMs
+	if timeout == 0 {
+		timeout = defaultSessionMs
+	}
+	timeout = min(max(timeout, s.cfg.MinSessionMs), s.cfg.MaxSessionMs)
+	var raw [16]byte
+	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails
+	secret := hex.EncodeToString(raw[:])
+	cmd := &command{Type: cmdCreateSession, SecretHash: session.HashSecret(secret), TimeoutMs: timeout}
+	s.propose(c.ctx, p, cmd, nil)
+	if p.resp != nil {
+		return
+	}
+	timer := time.NewTimer(time.Until(p.deadline))
+	defer timer.Stop()
+	var r applyResult
+	select {
+	case r = <-p.wait:
+		s.releaseProposal()
+	case <-timer.C:
+		s.abandon(p)
+		c.fail(p, replicationError(context.DeadlineExceeded))
+		return
+	case <-c.ctx.Done():
+		s.abandon(p)
+		c.fail(p, replicationError(errShuttingDown))
+		return
+	}
+	p.wait = nil
+	if r.Err != nil {
+		c.fail(p, toWireError(r.Err, 0, ""))
+		return
+	}
+	c.session = r.Session
+	p.resp = &wire.Response{ID: p.id, OK: true, Zxid: r.Zxid, Session: wire.FormatSession(r.Session),
+		Secret: secret, TimeoutMs: timeout, Server: s.cfg.Name}
+}
+
+var _ = raftnode.ErrStopped

@@ -1,0 +1,193 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/arbor-db/arbor/client/wire"
+)
+
+// server is one member's client-facing side: connections, the read
+// barrier, metrics and the member-attrs publisher, over a replicator and
+// the state machine it drives.
+type server struct {
+	cfg     Config
+	log     *slog.Logger
+	id      uint64 // this member's raft id, the origin of its proposals
+	rep     replicator
+	sm      *stateMachine
+	waits   *waitRegistry
+	barrier *readBarrier
+	metrics *metrics
+
+	seq       atomic.Uint64
+	proposals chan struct{} // semaphore: client writes in flight
+	connSlots chan struct{} // semaphore: open connections
+	conns     atomic.Int64
+	connWG    sync.WaitGroup
+
+	ctx      context.Context // ends when connections must close
+	upgrader websocket.Upgrader
+}
+
+// newServer builds a server; it starts nothing. cfg must be defaulted.
+func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *waitRegistry) *server {
+	s := &server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		id:        id,
+		rep:       rep,
+		sm:        sm,
+		waits:     waits,
+		proposals: make(chan struct{}, cfg.MaxProposals),
+		connSlots: make(chan struct{}, cfg.MaxConnections),
+		ctx:       context.Background(),
+	}
+	// Sequence numbers start at the clock so that a restarted member never
+	// reuses an origin that may still be in the log.
+	s.seq.Store(uint64(time.Now().UnixNano()))
+	s.upgrader = websocket.Upgrader{
+		Subprotocols: []string{wire.Subprotocol},
+		// Browsers may connect from any page; there are no cookies to steal.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	s.metrics = newMetrics(s)
+	if rep != nil {
+		s.setReplicator(rep)
+	}
+	return s
+}
+
+// setReplicator attaches the replicator; Run needs the server's metrics to
+// build the raft node, so it attaches the node afterwards.
+func (s *server) setReplicator(rep replicator) {
+	s.rep = rep
+	s.barrier = newReadBarrier(rep.LinearizableRead, s.cfg.RequestTimeout)
+}
+
+// handler serves the WebSocket endpoint and the HTTP endpoints.
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+wire.EndpointPath, s.serveWS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.Handle("GET /metrics", s.metrics)
+	return mux
+}
+
+func (s *server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	if s.rep.Ready() {
+		fmt.Fprintln(w, "ok")
+		return
+	}
+	st := s.rep.Status()
+	w.WriteHeader(http.StatusServiceUnavailable)
+	if st.Leader == 0 {
+		fmt.Fprintln(w, "not ready: no leader")
+		return
+	}
+	fmt.Fprintf(w, "not ready: applied index %d is behind commit index %d\n", st.Applied, st.Commit)
+}
+
+func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {
+	select {
+	case s.connSlots <- struct{}{}:
+	default:
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	defer func() { <-s.connSlots }()
+	if s.ctx.Err() != nil {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	s.connWG.Add(1)
+	defer s.connWG.Done()
+	s.conns.Add(1)
+	defer s.conns.Add(-1)
+	s.serve(ws)
+}
+
+// serveAll runs the client side over ln until ctx is done or a component
+// fails, then stops in order: hand leadership over, stop accepting, close
+// connections, and finally stop raft (raftRun runs it until its ctx ends).
+func (s *server) serveAll(ctx context.Context, ln net.Listener) error {
+	raftCtx, stopRaft := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRaft()
+	connCtx, stopConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConns()
+	s.ctx = connCtx
+
+	httpSrv := &http.Server{
+		Handler:           s.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	fatal := make(chan error, 2)
+	var g errgroup.Group
+	g.Go(func() error {
+		err := s.rep.Run(raftCtx)
+		if err == nil && raftCtx.Err() == nil {
+			err = errors.New("server: raft stopped unexpectedly")
+		}
+		if err != nil {
+			fatal <- fmt.Errorf("server: raft: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			fatal <- fmt.Errorf("server: serve clients: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return s.barrier.run(connCtx) })
+	g.Go(func() error { s.publishAttrs(connCtx); return nil })
+	if s.cfg.OnReady != nil {
+		s.cfg.OnReady(ln.Addr().String())
+	}
+	s.log.Info("serving clients", "addr", ln.Addr().String(), "member", s.cfg.Name)
+
+	var err error
+	select {
+	case <-ctx.Done():
+		tctx, cancel := context.WithTimeout(context.Background(), transferTimeout)
+		if terr := s.rep.TransferLeadership(tctx); terr != nil {
+			s.log.Warn("leadership transfer failed", "err", terr)
+		}
+		cancel()
+	case err = <-fatal:
+		s.log.Error("member stopping", "err", err)
+	}
+	stopConns()
+	sctx, cancel := context.WithTimeout(context.Background(), transferTimeout)
+	_ = httpSrv.Shutdown(sctx)
+	cancel()
+	_ = httpSrv.Close()
+	s.connWG.Wait()
+	stopRaft()
+	_ = g.Wait()
+	if err == nil {
+		select {
+		case err = <-fatal:
+		default:
+		}
+	}
+	return err
+}

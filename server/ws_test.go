@@ -1,0 +1,300 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/arbor-db/arbor/client/wire"
+)
+
+func TestHelloRequiredFirst(t *testing.T) {
+	ts := startFake(t, nil)
+	c := dial(t, ts.addr)
+	r := c.call(`{"id":3,"op":"get","path":"/"}`)
+	if r.ID != 3 || r.OK || r.Error == nil || r.Error.Code != wire.CodeNoSession {
+		t.Fatalf("get before hello: %+v %+v", r, r.Error)
+	}
+	r = c.call(`{"id":4,"op":"hello","timeout_ms":1}`)
+	if !r.OK || len(r.Session) != 16 || r.Secret == "" || r.Server != "m1" {
+		t.Fatalf("hello: %+v", r)
+	}
+	if r.TimeoutMs != 2000 {
+		t.Errorf("timeout_ms %d, want clamped to 2000", r.TimeoutMs)
+	}
+	if r := c.call(`{"id":5,"op":"get","path":"/"}`); !r.OK {
+		t.Fatalf("get after hello: %+v", r.Error)
+	}
+	if r := c.call(`{"id":6,"op":"hello"}`); r.Error == nil || r.Error.Code != wire.CodeBadRequest {
+		t.Fatalf("second hello: %+v", r)
+	}
+}
+
+func TestBadInputs(t *testing.T) {
+	ts := startFake(t, func(cfg *Config) { cfg.MaxDataBytes = 1024 })
+	c := helloed(t, ts.addr)
+	setup := []string{
+		`{"id":1,"op":"create","path":"/a"}`,
+		`{"id":2,"op":"create","path":"/a/b"}`,
+		`{"id":3,"op":"create","path":"/e","ephemeral":true}`,
+	}
+	for _, s := range setup {
+		if r := c.call(s); !r.OK {
+			t.Fatalf("%s: %+v", s, r.Error)
+		}
+	}
+	big := base64.StdEncoding.EncodeToString(make([]byte, 1025))
+	cases := []struct {
+		req     string
+		id      uint64
+		code    wire.Code
+		message string // substring
+	}{
+		{`{"id":10,"op":"get",`, 0, wire.CodeBadRequest, "malformed JSON"},
+		{`[1,2]`, 0, wire.CodeBadRequest, "JSON object"},
+		{`{"id":11,"op":"get","path":7}`, 11, wire.CodeBadRequest, "field path"},
+		{`{"id":12,"op":"set","path":"/a","version":"x"}`, 12, wire.CodeBadRequest, "field version"},
+		{`{"id":13,"op":"create"}`, 13, wire.CodeBadRequest, "field path: missing"},
+		{`{"id":14}`, 14, wire.CodeBadRequest, "field op: missing"},
+		{`{"id":15,"op":"frobnicate"}`, 15, wire.CodeUnknownOp, `"frobnicate"`},
+		{`{"id":16,"op":"get","path":"a/b"}`, 16, wire.CodeBadPath, `does not start with "/"`},
+		{`{"id":17,"op":"create","path":"/a//b"}`, 17, wire.CodeBadPath, "empty component"},
+		{`{"id":18,"op":"create","path":"/x","data":"` + big + `"}`, 18, wire.CodeTooLarge, "1025 bytes"},
+		{`{"id":19,"op":"create","path":"/arbor/x"}`, 19, wire.CodeReadOnly, "/arbor/x"},
+		{`{"id":20,"op":"get","path":"/missing"}`, 20, wire.CodeNoNode, "/missing does not exist"},
+		{`{"id":21,"op":"create","path":"/a"}`, 21, wire.CodeNodeExists, "/a already exists"},
+		{`{"id":22,"op":"delete","path":"/a"}`, 22, wire.CodeNotEmpty, "/a has children"},
+		{`{"id":23,"op":"set","path":"/a","version":7}`, 23, wire.CodeBadVersion, "/a"},
+		{`{"id":24,"op":"create","path":"/e/c"}`, 24, wire.CodeNoChildrenForEphemeral, "ephemeral"},
+		{`{"id":25,"op":"watch","path":"/a"}`, 25, wire.CodeUnknownOp, "not implemented"},
+		{`{"id":26,"op":"get","path":"/a","watch":true}`, 26, wire.CodeUnknownOp, "not implemented"},
+		{`{"id":27,"op":"get","path":"/a","watch":"yes"}`, 27, wire.CodeBadRequest, "field watch"},
+		{`{"id":28,"op":"create","path":"/x","data":"%%%"}`, 28, wire.CodeBadRequest, "base64"},
+		{`{"id":29,"op":"children","path":"/nope"}`, 29, wire.CodeNoNode, "/nope does not exist"},
+		{`{"id":30,"op":"delete","path":"/arbor"}`, 30, wire.CodeReadOnly, "reserved"},
+		{`{"id":31,"op":"check","path":"/a"}`, 31, wire.CodeBadRequest, "multi"},
+		{`{"id":32,"op":"lock","path":"/a"}`, 32, wire.CodeUnknownOp, "not implemented"},
+	}
+	for _, tc := range cases {
+		r := c.call(tc.req)
+		if r.OK || r.Error == nil || r.Error.Code != tc.code || r.ID != tc.id {
+			t.Errorf("%s: got id %d ok %v error %+v, want id %d code %s", tc.req, r.ID, r.OK, r.Error, tc.id, tc.code)
+		} else if !strings.Contains(r.Error.Message, tc.message) {
+			t.Errorf("%s: message %q does not mention %q", tc.req, r.Error.Message, tc.message)
+		}
+		c.mustPing()
+	}
+	// A binary frame is refused too, and the connection lives on.
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, []byte(`{"id":1,"op":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.recv(); r.Error == nil || r.Error.Code != wire.CodeBadRequest {
+		t.Errorf("binary frame: %+v", r)
+	}
+	c.mustPing()
+}
+
+func TestOversizedFrameCloses1009(t *testing.T) {
+	ts := startFake(t, func(cfg *Config) { cfg.MaxFrameBytes = 2048; cfg.MaxDataBytes = 1024 })
+	c := helloed(t, ts.addr)
+	c.send(`{"id":2,"op":"create","path":"/x","data":"` + strings.Repeat("A", 4096) + `"}`)
+	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := c.ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+		t.Fatalf("read after oversized frame: %v, want close 1009", err)
+	}
+	// The member is still up for others.
+	helloed(t, ts.addr).mustPing()
+}
+
+func TestPipelining(t *testing.T) {
+	ts := startFake(t, nil)
+	c := helloed(t, ts.addr)
+	if r := c.call(`{"id":1,"op":"create","path":"/p"}`); !r.OK {
+		t.Fatal(r.Error)
+	}
+	const n = 100 // 5 requests each: 500 in one burst
+	var reqs []string
+	for i := range n {
+		id := uint64(100 + 5*i)
+		reqs = append(reqs,
+			fmt.Sprintf(`{"id":%d,"op":"create","path":"/p/n%03d","data":"%s"}`, id, i, b64("v", i)),
+			fmt.Sprintf(`{"id":%d,"op":"get","path":"/p/n%03d"}`, id+1, i),
+			fmt.Sprintf(`{"id":%d,"op":"set","path":"/p/n%03d","data":"%s"}`, id+2, i, b64("w", i)),
+			fmt.Sprintf(`{"id":%d,"op":"get","path":"/p/n%03d","local":true}`, id+3, i),
+			fmt.Sprintf(`{"id":%d,"op":"children","path":"/p"}`, id+4),
+		)
+	}
+	for _, r := range reqs {
+		c.send(r)
+	}
+	var lastZxid uint64
+	for i := range n {
+		id := uint64(100 + 5*i)
+		rs := [5]wire.Response{}
+		for k := range rs {
+			rs[k] = c.recv()
+			if rs[k].ID != id+uint64(k) || !rs[k].OK {
+				t.Fatalf("response %d: id %d ok %v err %+v, want id %d", 5*i+k, rs[k].ID, rs[k].OK, rs[k].Error, id+uint64(k))
+			}
+			if rs[k].Zxid < lastZxid {
+				t.Fatalf("zxid went back: %d after %d", rs[k].Zxid, lastZxid)
+			}
+			lastZxid = rs[k].Zxid
+		}
+		if want := fmt.Sprintf("/p/n%03d", i); rs[0].Path != want {
+			t.Fatalf("create path %q, want %q", rs[0].Path, want)
+		}
+		if string(rs[1].Data) != fmt.Sprintf("v%d", i) || string(rs[3].Data) != fmt.Sprintf("w%d", i) {
+			t.Fatalf("reads of /p/n%03d saw %q then %q", i, rs[1].Data, rs[3].Data)
+		}
+		if rs[3].Stat.Stat.Version != 1 || rs[2].Stat.Stat.Version != 1 {
+			t.Fatalf("versions after set: %d %d", rs[2].Stat.Stat.Version, rs[3].Stat.Stat.Version)
+		}
+		if len(rs[4].Children) != i+1 {
+			t.Fatalf("children after %d creates: %d", i+1, len(rs[4].Children))
+		}
+	}
+	ts.rep.mu.Lock()
+	reads := ts.rep.reads
+	ts.rep.mu.Unlock()
+	if reads == 0 || reads > 2*n {
+		t.Errorf("%d LinearizableRead calls for %d linearizable reads; want batching", reads, 2*n)
+	}
+}
+
+func b64(prefix string, i int) string {
+	return base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "%s%d", prefix, i))
+}
+
+func TestMultiAtomicWithIndex(t *testing.T) {
+	ts := startFake(t, nil)
+	c := helloed(t, ts.addr)
+	r := c.call(`{"id":2,"op":"multi","ops":[{"op":"create","path":"/m1"},{"op":"create","path":"/m2"},{"op":"set","path":"/nope","data":"eA=="}]}`)
+	if r.OK || r.Error == nil || r.Error.Code != wire.CodeNoNode || r.Index == nil || *r.Index != 2 {
+		t.Fatalf("failing multi: ok %v err %+v index %v", r.OK, r.Error, r.Index)
+	}
+	if r := c.call(`{"id":3,"op":"exists","path":"/m1"}`); !r.OK || r.Stat.Stat != nil {
+		t.Fatalf("/m1 exists after a failed multi: %+v", r)
+	}
+	r = c.call(`{"id":4,"op":"multi","ops":[{"op":"create","path":"/m1","data":"eA=="},{"op":"check","path":"/m1","version":0},{"op":"set","path":"/m1","data":"eQ=="},{"op":"delete","path":"/m1"}]}`)
+	if !r.OK || len(r.Results) != 4 {
+		t.Fatalf("multi: %+v", r)
+	}
+	if r.Results[0].Path != "/m1" || r.Results[2].Stat.Stat == nil || r.Results[2].Stat.Stat.Version != 1 {
+		t.Errorf("multi results: %+v", r.Results)
+	}
+	for _, sub := range r.Results {
+		if sub.Stat.Valid && sub.Stat.Stat.Mzxid > r.Zxid {
+			t.Errorf("sub-result zxid beyond the multi's: %+v", sub)
+		}
+	}
+	r = c.call(`{"id":5,"op":"multi","ops":[{"op":"create","path":"/ok"},{"op":"get","path":"/ok"}]}`)
+	if r.Error == nil || r.Error.Code != wire.CodeBadRequest || r.Index == nil || *r.Index != 1 {
+		t.Fatalf("multi with a get: %+v", r)
+	}
+	c.mustPing()
+}
+
+func TestExistsNullStat(t *testing.T) {
+	ts := startFake(t, nil)
+	c := helloed(t, ts.addr)
+	c.send(`{"id":2,"op":"exists","path":"/nope"}`)
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(c.recvRaw(), &m); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := m["stat"]; !ok || string(st) != "null" {
+		t.Fatalf(`exists of a missing node: stat %q (present %v), want null`, st, ok)
+	}
+	if string(m["ok"]) != "true" {
+		t.Fatalf("exists: %s", m)
+	}
+}
+
+func TestSessionResumeAndClose(t *testing.T) {
+	ts := startFake(t, nil)
+	c := dial(t, ts.addr)
+	h := c.call(`{"id":1,"op":"hello","timeout_ms":5000}`)
+	if r := c.call(`{"id":2,"op":"create","path":"/eph","ephemeral":true}`); !r.OK || r.Stat.Stat.EphemeralOwner != h.Session {
+		t.Fatalf("ephemeral create: %+v %+v", r, r.Error)
+	}
+	// Resume on a second connection: same session, same timeout.
+	c2 := dial(t, ts.addr)
+	r := c2.call(fmt.Sprintf(`{"id":1,"op":"hello","session":%q,"secret":%q,"last_zxid":%d}`, h.Session, h.Secret, h.Zxid))
+	if !r.OK || r.Session != h.Session || r.TimeoutMs != 5000 {
+		t.Fatalf("resume: %+v %+v", r, r.Error)
+	}
+	if r := dial(t, ts.addr).call(fmt.Sprintf(`{"id":1,"op":"hello","session":%q,"secret":"wrong"}`, h.Session)); r.Error == nil || r.Error.Code != wire.CodeAuthFailed {
+		t.Fatalf("wrong secret: %+v", r)
+	}
+	if r := dial(t, ts.addr).call(`{"id":1,"op":"hello","session":"00000000000000ff","secret":"x"}`); r.Error == nil || r.Error.Code != wire.CodeSessionExpired {
+		t.Fatalf("unknown session: %+v", r)
+	}
+	// close: answered, then a normal close, and the ephemeral is gone.
+	if r := c.call(`{"id":3,"op":"close"}`); !r.OK {
+		t.Fatalf("close: %+v", r.Error)
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := c.ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+		t.Fatalf("after close: %v, want a normal close", err)
+	}
+	if r := c2.call(`{"id":2,"op":"exists","path":"/eph"}`); !r.OK || r.Stat.Stat != nil {
+		t.Fatalf("ephemeral survived close: %+v", r)
+	}
+	if r := c2.call(`{"id":3,"op":"create","path":"/x"}`); r.Error == nil || r.Error.Code != wire.CodeSessionExpired {
+		t.Fatalf("write on a closed session: %+v", r)
+	}
+}
+
+func TestMembersAndHTTP(t *testing.T) {
+	ts := startFake(t, nil)
+	c := helloed(t, ts.addr)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := c.call(`{"id":2,"op":"members"}`)
+		if !r.OK || len(r.Members) != 1 {
+			t.Fatalf("members: %+v", r)
+		}
+		m := r.Members[0]
+		if m.ClientURL == ts.addr {
+			if m.Name != "m1" || m.Role != wire.RoleLeader || !m.Alive || m.PeerURL != "127.0.0.1:1" {
+				t.Fatalf("member: %+v", m)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("client_url never published: %+v", m)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := c.call(`{"id":3,"op":"sync","path":"/"}`); !r.OK || r.Zxid == 0 {
+		t.Fatalf("sync: %+v", r)
+	}
+	if code, body := httpGet(t, "http://"+ts.addr+"/healthz"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
+		t.Errorf("healthz: %d %q", code, body)
+	}
+	if code, _ := httpGet(t, "http://"+ts.addr+"/readyz"); code != http.StatusOK {
+		t.Errorf("readyz: %d", code)
+	}
+	code, body := httpGet(t, "http://"+ts.addr+"/metrics")
+	for _, want := range []string{
+		`arbor_requests_total{op="members",code="OK"}`,
+		`arbor_request_duration_seconds_bucket{op="sync",le="+Inf"} 1`,
+		"arbor_connections 1", "arbor_sessions 1", "arbor_raft_term 1",
+	} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}

@@ -62,8 +62,9 @@ type tcpTransport struct {
 }
 
 type tcpPeer struct {
-	id   uint64
-	addr string // guarded by tcpTransport.mu
+	id        uint64
+	addr      string // guarded by tcpTransport.mu
+	connected bool   // guarded by tcpTransport.mu: an outgoing stream is up
 	q    chan raftpb.Message
 	stop chan struct{}
 }
@@ -151,11 +152,22 @@ func (t *tcpTransport) RemovePeer(id uint64) {
 	}
 }
 
+// Alive: a frame arrived from id recently, or our stream to it is up (a
+// follower hears only from the leader).
 func (t *tcpTransport) Alive(id uint64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if p, ok := t.peers[id]; ok && p.connected {
+		return true
+	}
 	seen, ok := t.lastSeen[id]
 	return ok && time.Since(seen) < aliveWindow
+}
+
+func (t *tcpTransport) setConnected(p *tcpPeer, v bool) {
+	t.mu.Lock()
+	p.connected = v
+	t.mu.Unlock()
 }
 
 func (t *tcpTransport) Send(msgs []raftpb.Message) {
@@ -198,7 +210,9 @@ func (t *tcpTransport) runPeer(ctx context.Context, p *tcpPeer) {
 		conn, err := t.dial(ctx, p)
 		if err == nil {
 			backoff = minBackoff
+			t.setConnected(p, true)
 			err = t.writeLoop(ctx, p, conn)
+			t.setConnected(p, false)
 			conn.Close()
 		}
 		if err == nil {

@@ -196,8 +196,16 @@ func (e *Endpoint) AddPeer(uint64, string) {}
 // RemovePeer implements raftnode.Transport.
 func (e *Endpoint) RemovePeer(uint64) {}
 
-// Alive implements raftnode.Transport.
+// Alive implements raftnode.Transport: a message from id arrived recently,
+// or id is running and reachable (like an established TCP stream).
 func (e *Endpoint) Alive(id uint64) bool {
+	e.nw.mu.Lock()
+	_, up := e.nw.eps[id]
+	up = up && !e.nw.blocked[[2]uint64{e.id, id}]
+	e.nw.mu.Unlock()
+	if up {
+		return true
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	t, ok := e.lastSeen[id]

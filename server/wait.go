@@ -53,9 +53,3 @@ func (w *waitRegistry) cancel(o origin) {
 	w.mu.Unlock()
 }
 
-// len returns the number of registered waiters.
-func (w *waitRegistry) len() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.m)
-}

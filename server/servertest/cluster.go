@@ -1,0 +1,204 @@
+package servertest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/arbor-db/arbor/server"
+)
+
+// Option adjusts every member's config before it starts.
+type Option func(*server.Config)
+
+// Fsync makes members fsync their log, as in production (benchmarks).
+func Fsync() Option { return func(cfg *server.Config) { cfg.NoSync = false } }
+
+// WithConfig applies f to every member's config.
+func WithConfig(f func(*server.Config)) Option { return Option(f) }
+
+// readyTimeout bounds how long a member may take to become ready.
+const readyTimeout = 30 * time.Second
+
+// Cluster is a running in-process cluster.
+type Cluster struct {
+	t       testing.TB
+	opts    []Option
+	mu      sync.Mutex
+	members []*member
+}
+
+type member struct {
+	name       string
+	dataDir    string
+	clientAddr string
+	peerAddr   string
+	cancel     context.CancelFunc // nil when stopped
+	done       chan error
+}
+
+// NewCluster starts n members that form one cluster and waits until every
+// one is ready (has a leader and has applied its commit index).
+func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, opts: opts}
+	clientLns := make([]net.Listener, n)
+	peerLns := make([]net.Listener, n)
+	for i := range n {
+		clientLns[i] = listen(t, "127.0.0.1:0")
+		peerLns[i] = listen(t, "127.0.0.1:0")
+		c.members = append(c.members, &member{
+			name:       fmt.Sprintf("m%d", i+1),
+			dataDir:    filepath.Join(t.TempDir(), "data"),
+			clientAddr: clientLns[i].Addr().String(),
+			peerAddr:   peerLns[i].Addr().String(),
+		})
+	}
+	t.Cleanup(c.stopAll)
+	for i := range n {
+		c.start(i, clientLns[i], peerLns[i])
+	}
+	for i := range n {
+		c.WaitReady(i)
+	}
+	return c
+}
+
+// Size returns the number of members.
+func (c *Cluster) Size() int { return len(c.members) }
+
+// Name returns member i's name.
+func (c *Cluster) Name(i int) string { return c.members[i].name }
+
+// Addr returns member i's client address (host:port), for ws://ADDR/v1.
+func (c *Cluster) Addr(i int) string { return c.members[i].clientAddr }
+
+// Addrs returns every member's client address.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.members))
+	for i, m := range c.members {
+		out[i] = m.clientAddr
+	}
+	return out
+}
+
+// Stop stops member i cleanly and waits for it (a leader hands over first).
+func (c *Cluster) Stop(i int) {
+	c.t.Helper()
+	c.mu.Lock()
+	m := c.members[i]
+	cancel := m.cancel
+	m.cancel = nil
+	c.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	if err := <-m.done; err != nil {
+		c.t.Errorf("member %s: Run: %v", m.name, err)
+	}
+}
+
+// Restart starts a stopped member i again on the same addresses and data,
+// and waits until it is ready.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.Stop(i)
+	m := c.members[i]
+	c.start(i, listen(c.t, m.clientAddr), listen(c.t, m.peerAddr))
+	c.WaitReady(i)
+}
+
+// WaitReady waits until member i answers 200 on /readyz.
+func (c *Cluster) WaitReady(i int) {
+	c.t.Helper()
+	m := c.members[i]
+	deadline := time.Now().Add(readyTimeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case err := <-m.done:
+			m.done <- err // keep it for Stop
+			c.t.Fatalf("member %s stopped before it was ready: %v", m.name, err)
+		default:
+		}
+		resp, err := client.Get("http://" + m.clientAddr + "/readyz")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("member %s not ready after %v", m.name, readyTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) start(i int, clientLn, peerLn net.Listener) {
+	m := c.members[i]
+	peers := make([]server.Peer, len(c.members))
+	for j, o := range c.members {
+		peers[j] = server.Peer{Name: o.name, PeerURL: o.peerAddr}
+	}
+	cfg := server.Config{
+		Name:           m.name,
+		DataDir:        m.dataDir,
+		ClientListener: clientLn,
+		PeerListener:   peerLn,
+		InitialCluster: peers,
+		TickInterval:   20 * time.Millisecond,
+		NoSync:         true,
+		Logger:         testLogger(),
+	}
+	for _, o := range c.opts {
+		o(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Run(ctx, cfg) }()
+	c.mu.Lock()
+	m.cancel, m.done = cancel, done
+	c.mu.Unlock()
+}
+
+func (c *Cluster) stopAll() {
+	for i := range c.members {
+		c.Stop(i)
+	}
+}
+
+func listen(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	// A port just released may linger briefly; retry within a deadline.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if ln, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	return ln
+}
+
+// testLogger discards logs unless ARBOR_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("ARBOR_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}

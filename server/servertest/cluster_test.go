@@ -1,0 +1,104 @@
+package servertest_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/arbor-db/arbor/client/wire"
+	"github.com/arbor-db/arbor/server/servertest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type rawClient struct {
+	t  *testing.T
+	ws *websocket.Conn
+	id uint64
+}
+
+func connect(t *testing.T, addr string) *rawClient {
+	t.Helper()
+	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+wire.EndpointPath, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	resp.Body.Close()
+	t.Cleanup(func() { ws.Close() })
+	c := &rawClient{t: t, ws: ws}
+	if r := c.do(wire.Request{Op: wire.OpHello, TimeoutMs: 10000}); !r.OK {
+		t.Fatalf("hello: %+v", r.Error)
+	}
+	return c
+}
+
+func (c *rawClient) do(req wire.Request) wire.Response {
+	c.t.Helper()
+	c.id++
+	req.ID = c.id
+	if err := c.ws.WriteJSON(req); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var r wire.Response
+	if err := c.ws.ReadJSON(&r); err != nil {
+		c.t.Fatalf("recv: %v", err)
+	}
+	if r.ID != req.ID {
+		c.t.Fatalf("response id %d, want %d", r.ID, req.ID)
+	}
+	return r
+}
+
+func TestWriteOnOneMemberReadLinearizablyOnAnother(t *testing.T) {
+	c := servertest.NewCluster(t, 3)
+	a, b := connect(t, c.Addr(0)), connect(t, c.Addr(1))
+	for i := range 20 {
+		path := fmt.Sprintf("/k%d", i)
+		w := a.do(wire.Request{Op: wire.OpCreate, Path: path, Data: []byte(path)})
+		if !w.OK {
+			t.Fatalf("create %s on %s: %+v", path, c.Name(0), w.Error)
+		}
+		r := b.do(wire.Request{Op: wire.OpGet, Path: path})
+		if !r.OK || string(r.Data) != path {
+			t.Fatalf("linearizable get %s on %s right after the write: %+v %+v", path, c.Name(1), r, r.Error)
+		}
+		if r.Zxid < w.Zxid {
+			t.Fatalf("read zxid %d below the write's %d", r.Zxid, w.Zxid)
+		}
+	}
+	m := b.do(wire.Request{Op: wire.OpMembers})
+	if len(m.Members) != 3 {
+		t.Fatalf("members: %+v", m)
+	}
+	leaders := 0
+	for _, mem := range m.Members {
+		if mem.Role == wire.RoleLeader {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		raw, _ := json.Marshal(m.Members)
+		t.Errorf("want exactly one leader: %s", raw)
+	}
+}
+
+func TestRestartKeepsData(t *testing.T) {
+	c := servertest.NewCluster(t, 3)
+	a := connect(t, c.Addr(0))
+	if r := a.do(wire.Request{Op: wire.OpCreate, Path: "/kept", Data: []byte("v")}); !r.OK {
+		t.Fatal(r.Error)
+	}
+	a.ws.Close()
+	c.Restart(0)
+	for i := range c.Size() {
+		r := connect(t, c.Addr(i)).do(wire.Request{Op: wire.OpGet, Path: "/kept"})
+		if !r.OK || string(r.Data) != "v" {
+			t.Fatalf("after restart, member %s reads %+v %+v", c.Name(i), r, r.Error)
+		}
+	}
+}

@@ -29,6 +29,7 @@ type fakeRep struct {
 	index uint64
 	reads int
 	fail  error // returned by Propose when set
+	down  bool  // not ready, no leader
 }
 
 var _ replicator = (*fakeRep)(nil)
@@ -56,6 +57,9 @@ func (f *fakeRep) LinearizableRead(context.Context) error {
 func (f *fakeRep) Status() raftnode.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return raftnode.Status{ID: 1, Term: 1, Commit: f.index, Applied: f.index}
+	}
 	return raftnode.Status{ID: 1, Leader: 1, Term: 1, Commit: f.index, Applied: f.index, IsLeader: true}
 }
 
@@ -63,7 +67,11 @@ func (f *fakeRep) Members() []raftnode.MemberInfo {
 	return []raftnode.MemberInfo{{ID: 1, Name: "m1", PeerURL: "127.0.0.1:1", Leader: true, Alive: true}}
 }
 
-func (f *fakeRep) Ready() bool                              { return true }
+func (f *fakeRep) Ready() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.down
+}
 func (f *fakeRep) TransferLeadership(context.Context) error { return nil }
 
 // testServer is a server over a fakeRep, serving on 127.0.0.1:0.

@@ -52,4 +52,3 @@ func (w *waitRegistry) cancel(o origin) {
 	delete(w.m, o)
 	w.mu.Unlock()
 }
-

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/arbor-db/arbor/client/wire"
+	"github.com/arbor-db/arbor/raftnode"
 )
 
 func TestHelloRequiredFirst(t *testing.T) {
@@ -297,4 +298,23 @@ func TestMembersAndHTTP(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}
+}
+
+func TestNoLeader(t *testing.T) {
+	ts := startFake(t, nil)
+	c := helloed(t, ts.addr)
+	ts.rep.mu.Lock()
+	ts.rep.fail, ts.rep.down = raftnode.ErrProposalDropped, true
+	ts.rep.mu.Unlock()
+	if r := c.call(`{"id":2,"op":"create","path":"/x"}`); r.Error == nil || r.Error.Code != wire.CodeUnavailable {
+		t.Fatalf("write without a leader: %+v", r)
+	}
+	code, body := httpGet(t, "http://"+ts.addr+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "no leader") {
+		t.Fatalf("readyz without a leader: %d %q", code, body)
+	}
+	if code, _ := httpGet(t, "http://"+ts.addr+"/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz: %d", code)
+	}
+	c.mustPing()
 }

@@ -70,7 +70,9 @@ type Node struct {
 	snapIndex uint64
 	reads     readQueue
 	removed   bool
-	lastLead  uint64
+	// forceSnapshot asks for a snapshot after a member was added.
+	forceSnapshot bool
+	lastLead      uint64
 
 	// Published for other goroutines.
 	term, commit, appliedPub, lead, leaderChanges atomic.Uint64

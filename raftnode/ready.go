@@ -153,6 +153,9 @@ func (n *Node) applyConfChange(e raftpb.Entry) (uint64, error) {
 		}
 		switch op.typ {
 		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
+			// A new member refuses a snapshot whose ConfState lacks it, so
+			// the next snapshot must postdate this change.
+			n.forceSnapshot = true
 			if op.ctx.Name != "" {
 				m.Name = op.ctx.Name
 			}
@@ -213,9 +216,10 @@ func (n *Node) memberList() []memberMeta {
 // maybeSnapshot takes a snapshot every SnapshotEntries applied entries and
 // compacts the log, keeping CompactKeepEntries for slow followers.
 func (n *Node) maybeSnapshot() error {
-	if n.applied < n.snapIndex+n.cfg.SnapshotEntries {
+	if n.applied < n.snapIndex+n.cfg.SnapshotEntries && !(n.forceSnapshot && n.applied > n.snapIndex) {
 		return nil
 	}
+	n.forceSnapshot = false
 	index := n.applied
 	term, err := n.mem.Term(index)
 	if err != nil {

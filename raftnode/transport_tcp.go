@@ -65,8 +65,8 @@ type tcpPeer struct {
 	id        uint64
 	addr      string // guarded by tcpTransport.mu
 	connected bool   // guarded by tcpTransport.mu: an outgoing stream is up
-	q    chan raftpb.Message
-	stop chan struct{}
+	q         chan raftpb.Message
+	stop      chan struct{}
 }
 
 func newTCPTransport(id uint64, cfg Config, log *slog.Logger) *tcpTransport {

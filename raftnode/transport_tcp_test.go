@@ -58,4 +58,3 @@ func TestReadFrameRejectsOversizedLengthBeforeAllocating(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
-

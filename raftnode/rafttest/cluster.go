@@ -350,3 +350,6 @@ func (c *Cluster) Close() {
 	}
 	c.Net.Wait()
 }
+
+// Member returns member i (its Name and data Dir).
+func (c *Cluster) Member(i int) *Member { return c.member(i) }

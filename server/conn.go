@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -89,7 +91,12 @@ func (c *conn) readLoop() error {
 	for {
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
-			// Over the read limit gorilla has already sent close 1009.
+			if errors.Is(err, websocket.ErrReadLimit) {
+				// gorilla has sent close 1009; drain what the client is still
+				// sending, or closing now would reset the connection and
+				// the client could lose the close frame.
+				c.drain()
+			}
 			return err
 		}
 		now := time.Now()
@@ -142,6 +149,13 @@ func (c *conn) writeLoop() error {
 		}
 	}
 	return nil
+}
+
+// drain discards incoming bytes until the client closes or drainTimeout.
+func (c *conn) drain() {
+	nc := c.ws.NetConn()
+	_ = nc.SetReadDeadline(time.Now().Add(drainTimeout))
+	_, _ = io.Copy(io.Discard, nc)
 }
 
 // readEvaluated tells the reader that one queued read has been evaluated.

@@ -15,6 +15,9 @@ const (
 	maxPendingPerConn = 1024
 	// defaultSessionMs is the timeout of a hello that asks for none.
 	defaultSessionMs = 10000
+	// drainTimeout bounds how long a connection closed for an oversized
+	// frame keeps reading, so the client gets the close frame.
+	drainTimeout = time.Second
 	// transferTimeout bounds the leadership hand-over on shutdown.
 	transferTimeout = 2 * time.Second
 )

@@ -83,6 +83,19 @@ type testServer struct {
 
 func startFake(t *testing.T, tweak func(*Config)) *testServer {
 	t.Helper()
+	ts, stop := startFakeStoppable(t, tweak)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("serveAll: %v", err)
+		}
+	})
+	return ts
+}
+
+// startFakeStoppable starts a server and returns the function that stops it
+// and returns what serveAll returned.
+func startFakeStoppable(t *testing.T, tweak func(*Config)) (*testServer, func() error) {
+	t.Helper()
 	cfg := Config{Name: "m1", DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
 		AdvertisePeerAddr: "127.0.0.1:1", TickInterval: 10 * time.Millisecond}
 	if tweak != nil {
@@ -101,13 +114,14 @@ func startFake(t *testing.T, tweak func(*Config)) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.serveAll(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serveAll: %v", err)
-		}
-	})
-	return &testServer{srv: s, rep: rep, addr: ln.Addr().String()}
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return &testServer{srv: s, rep: rep, addr: ln.Addr().String()}, stop
 }
 
 // wsClient speaks raw JSON to a server, as an outside client would.

@@ -318,3 +318,19 @@ func TestNoLeader(t *testing.T) {
 	}
 	c.mustPing()
 }
+
+func TestShutdownClosesConnections(t *testing.T) {
+	ts, stop := startFakeStoppable(t, nil)
+	c := helloed(t, ts.addr)
+	c.mustPing()
+	if err := stop(); err != nil {
+		t.Fatalf("serveAll: %v", err)
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := c.ws.ReadMessage(); err == nil {
+		t.Fatal("connection still open after the server stopped")
+	}
+	if n := ts.srv.conns.Load(); n != 0 {
+		t.Fatalf("%d connections counted after stop", n)
+	}
+}

@@ -1,0 +1,90 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/arbor-db/arbor/client"
+)
+
+// ArborStore is a Store over one Arbor client session.
+type ArborStore struct {
+	c *client.Client
+}
+
+var _ Store = (*ArborStore)(nil)
+
+// ArborDialer returns DialAt for Env: each call opens a new session.
+func ArborDialer(logger *slog.Logger) func(ctx context.Context, endpoints []string) (Store, error) {
+	return func(ctx context.Context, endpoints []string) (Store, error) {
+		c, err := client.Dial(ctx, client.Config{Endpoints: endpoints, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("bench: arbor dial: %w", err)
+		}
+		return &ArborStore{c: c}, nil
+	}
+}
+
+// arborErr maps the client's errors onto the ones workloads test for.
+func arborErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, client.ErrNodeExists):
+		return fmt.Errorf("%w: %w", ErrExists, err)
+	case errors.Is(err, client.ErrNoNode):
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return err
+}
+
+// Create creates a persistent or ephemeral node.
+func (s *ArborStore) Create(ctx context.Context, path string, data []byte, ephemeral bool) error {
+	var opts []client.CreateOption
+	if ephemeral {
+		opts = append(opts, client.Ephemeral())
+	}
+	_, _, err := s.c.Create(ctx, path, data, opts...)
+	return arborErr(err)
+}
+
+// Set sets path's data at any version.
+func (s *ArborStore) Set(ctx context.Context, path string, data []byte) error {
+	_, err := s.c.Set(ctx, path, data, client.AnyVersion)
+	return arborErr(err)
+}
+
+// Get reads path, with client.Local() when local.
+func (s *ArborStore) Get(ctx context.Context, path string, local bool) ([]byte, error) {
+	var opts []client.ReadOption
+	if local {
+		opts = append(opts, client.Local())
+	}
+	data, _, err := s.c.Get(ctx, path, opts...)
+	return data, arborErr(err)
+}
+
+// Multi applies ops in one multi.
+func (s *ArborStore) Multi(ctx context.Context, ops []Op) error {
+	cops := make([]client.Op, len(ops))
+	for i, op := range ops {
+		switch op.Kind {
+		case OpCreate:
+			cops[i] = client.OpCreate(op.Path, op.Data)
+		case OpSet:
+			cops[i] = client.OpSet(op.Path, op.Data, client.AnyVersion)
+		}
+	}
+	_, err := s.c.Multi(ctx, cops...)
+	return arborErr(err)
+}
+
+// Sync syncs the session with the leader.
+func (s *ArborStore) Sync(ctx context.Context, path string) error {
+	return arborErr(s.c.Sync(ctx, path))
+}
+
+// Close closes the session.
+func (s *ArborStore) Close(ctx context.Context) error { return s.c.Close(ctx) }

@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// ErrNoMemoryMetric is returned by a probe that found no memory figure.
+var ErrNoMemoryMetric = errors.New("bench: no resident memory figure")
+
+// MetricsMemory sums process_resident_memory_bytes over the Prometheus
+// text endpoints at urls (one per member).
+func MetricsMemory(urls []string) MemoryProbe {
+	return func(ctx context.Context) (uint64, error) {
+		var sum uint64
+		for _, u := range urls {
+			v, err := scrapeRSS(ctx, u)
+			if err != nil {
+				return 0, err
+			}
+			sum += v
+		}
+		return sum, nil
+	}
+}
+
+func scrapeRSS(ctx context.Context, url string) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, fmt.Errorf("bench: metrics %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("bench: metrics %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("bench: metrics %s: status %s", url, resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "process_resident_memory_bytes ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: metrics %s: %w", url, err)
+		}
+		return uint64(f), nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("bench: metrics %s: %w", url, err)
+	}
+	return 0, fmt.Errorf("%w: %s has no process_resident_memory_bytes", ErrNoMemoryMetric, url)
+}
+
+// ProcMemory sums the resident memory (VmRSS in /proc/PID/status, Linux)
+// of the processes pids returns: for members this machine started.
+func ProcMemory(pids func() []int) MemoryProbe {
+	return func(context.Context) (uint64, error) {
+		var sum uint64
+		for _, pid := range pids() {
+			v, err := procRSS(pid)
+			if err != nil {
+				return 0, err
+			}
+			sum += v
+		}
+		return sum, nil
+	}
+}
+
+func procRSS(pid int) (uint64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("bench: memory of pid %d: %w", pid, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: memory of pid %d: %w", pid, err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("%w: pid %d", ErrNoMemoryMetric, pid)
+}

@@ -1,0 +1,82 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is one measured run. The JSON names are the stable output of
+// `arbor bench --json` and of the comparison matrix.
+type Result struct {
+	System    string  `json:"system"`
+	Workload  string  `json:"workload"`
+	Clients   int     `json:"clients"`
+	Ops       int64   `json:"ops"` // successful operations
+	OpsPerSec float64 `json:"ops_per_sec"`
+	P50Ms     float64 `json:"p50_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	MaxMs     float64 `json:"max_ms"`
+	Errors    int64   `json:"errors"` // failed operations plus failed checks
+
+	ValueSize  int     `json:"value_size,omitempty"`
+	ElapsedSec float64 `json:"elapsed_s,omitempty"`
+	FirstError string  `json:"first_error,omitempty"`
+
+	// Sessions: resident memory summed over the members, before opening
+	// the sessions and with all of them open (0 when unknown).
+	MemBeforeBytes uint64 `json:"mem_before_bytes,omitempty"`
+	MemAfterBytes  uint64 `json:"mem_after_bytes,omitempty"`
+}
+
+// fill sets the throughput and latency fields from a histogram.
+func (r *Result) fill(h *Histogram, elapsed time.Duration) {
+	r.Ops = int64(h.Count())
+	r.ElapsedSec = elapsed.Seconds()
+	if elapsed > 0 {
+		r.OpsPerSec = float64(r.Ops) / elapsed.Seconds()
+	}
+	r.P50Ms = ms(h.Quantile(0.50))
+	r.P99Ms = ms(h.Quantile(0.99))
+	r.MaxMs = ms(h.Max())
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// WriteJSON writes each result as one JSON object a line.
+func WriteJSON(w io.Writer, results ...Result) error {
+	enc := json.NewEncoder(w)
+	for _, r := range results {
+		if err := enc.Encode(r); err != nil {
+			return fmt.Errorf("bench: writing result: %w", err)
+		}
+	}
+	return nil
+}
+
+// WriteTable writes results as a human table.
+func WriteTable(w io.Writer, results ...Result) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "SYSTEM\tWORKLOAD\tCLIENTS\tOPS\tOPS/S\tP50 MS\tP99 MS\tMAX MS\tERRORS\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t\n",
+			r.System, r.Workload, r.Clients, r.Ops, r.OpsPerSec, r.P50Ms, r.P99Ms, r.MaxMs, r.Errors)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("bench: writing table: %w", err)
+	}
+	for _, r := range results {
+		if r.MemAfterBytes > 0 {
+			fmt.Fprintf(w, "%s %s: member memory %.1f MiB before, %.1f MiB with %d sessions open\n",
+				r.System, r.Workload, mib(r.MemBeforeBytes), mib(r.MemAfterBytes), r.Ops)
+		}
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "%s %s: first error: %s\n", r.System, r.Workload, r.FirstError)
+		}
+	}
+	return nil
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }

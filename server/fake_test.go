@@ -110,7 +110,10 @@ func startFakeStoppable(t *testing.T, tweak func(*Config)) (*testServer, func() 
 	waits := newWaitRegistry()
 	sm := newStateMachine(cfg.Logger, waits)
 	rep := &fakeRep{sm: sm}
-	s := newServer(cfg, 1, rep, sm, waits)
+	s, err := newServer(cfg, 1, rep, sm, waits)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.serveAll(ctx, ln) }()

@@ -1,40 +1,113 @@
 package server
 
 import (
-	"bufio"
+	"errors"
+	"fmt"
 	"net/http"
-	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/arbor-db/arbor/client/wire"
 	"github.com/arbor-db/arbor/raftnode"
 )
 
-// metrics are per server (not process-global), so that several servers can
-// run in one process (tests).
+// errMetrics is returned when the metrics cannot be registered (a
+// programming error: two metrics with one name).
+var errMetrics = errors.New("server: register metrics")
+
+// metrics live in a registry of their own per server, never the global
+// one, so that several members can run in one process (tests).
 type metrics struct {
-	srv       *server
-	requests  *labelled[counter]   // op, code
-	duration  *labelled[histogram] // op
-	fsync     *histogram
-	leaders   counter
-	snapshots counter
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec   // op, code
+	duration  *prometheus.HistogramVec // op
+	fsync     prometheus.Histogram
+	snapshots prometheus.Counter
+	handler   http.Handler
 }
 
-var latencyBuckets = exponentialBuckets(0.0001, 2, 16) // 100µs .. ~3.3s
+// latencyBuckets run from 100µs to about 3.3s, doubling.
+var latencyBuckets = prometheus.ExponentialBuckets(0.0001, 2, 16)
 
-func newMetrics(s *server) *metrics {
-	return &metrics{
-		srv:      s,
-		requests: newLabelled(func() *counter { return new(counter) }, "op", "code"),
-		duration: newLabelled(func() *histogram { return newHistogram(latencyBuckets) }, "op"),
-		fsync:    newHistogram(latencyBuckets),
+// newMetrics registers every metric of s. The function metrics read s at
+// scrape time, so s.rep may be attached after this.
+func newMetrics(s *server) (*metrics, error) {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "arbor_requests_total",
+			Help: "Requests answered, by op and result code (OK on success).",
+		}, []string{"op", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "arbor_request_duration_seconds",
+			Help:    "Time from reading a request to writing its response.",
+			Buckets: latencyBuckets,
+		}, []string{"op"}),
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "arbor_fsync_duration_seconds",
+			Help:    "Duration of each durable raft storage commit.",
+			Buckets: latencyBuckets,
+		}),
+		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "arbor_raft_snapshots_saved_total",
+			Help: "Local raft snapshots written.",
+		}),
 	}
+	status := func() raftnode.Status {
+		if s.rep == nil {
+			return raftnode.Status{}
+		}
+		return s.rep.Status()
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	cs := []prometheus.Collector{
+		m.requests, m.duration, m.fsync, m.snapshots,
+		gauge("arbor_raft_term", "Current raft term.",
+			func() float64 { return float64(status().Term) }),
+		gauge("arbor_raft_commit_index", "Raft commit index.",
+			func() float64 { return float64(status().Commit) }),
+		gauge("arbor_applied_index", "Index of the last entry applied to the state machine.",
+			func() float64 { return float64(s.sm.appliedIndex()) }),
+		gauge("arbor_raft_is_leader", "1 when this member is the raft leader.",
+			func() float64 { return boolFloat(status().IsLeader) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "arbor_raft_leader_changes_total",
+			Help: "Times a new raft leader became known to this member.",
+		}, func() float64 { return float64(status().LeaderChanges) }),
+		gauge("arbor_raft_pending_proposals", "Proposals raft has not yet committed.",
+			func() float64 { return float64(status().PendingProposals) }),
+		gauge("arbor_proposals_in_flight", "Client writes proposed and not yet answered.",
+			func() float64 { return float64(len(s.proposals)) }),
+		gauge("arbor_nodes", "Nodes in the tree.",
+			func() float64 { return float64(s.sm.numNodes()) }),
+		gauge("arbor_sessions", "Sessions in the session table.",
+			func() float64 { return float64(s.sm.numSessions()) }),
+		gauge("arbor_connections", "Open client connections.",
+			func() float64 { return float64(s.conns.Load()) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	}
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("%w: %w", errMetrics, err)
+		}
+	}
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:      slogPrinter{s},
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+	return m, nil
 }
 
-// raftMetrics are the hooks raftnode fills.
+// raftMetrics are the hooks raftnode fills. Leader changes are read from
+// raftnode's Status instead, so they are not counted twice.
 func (m *metrics) raftMetrics() *raftnode.Metrics {
-	return &raftnode.Metrics{FsyncSeconds: m.fsync, LeaderChanges: &m.leaders, SnapshotsSaved: &m.snapshots}
+	return &raftnode.Metrics{FsyncSeconds: m.fsync, SnapshotsSaved: m.snapshots}
 }
 
 // observe counts one answered request.
@@ -46,44 +119,21 @@ func (m *metrics) observe(op string, resp *wire.Response, d time.Duration) {
 	if resp.Error != nil {
 		code = string(resp.Error.Code)
 	}
-	m.requests.with(op, code).Inc()
-	m.duration.with(op).Observe(d.Seconds())
+	m.requests.WithLabelValues(op, code).Inc()
+	m.duration.WithLabelValues(op).Observe(d.Seconds())
 }
 
-// ServeHTTP writes every metric in the Prometheus text format.
-func (m *metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	bw := bufio.NewWriter(w)
-	defer bw.Flush()
-	s := m.srv
-
-	writeHeader(bw, "arbor_requests_total", "counter", "Requests answered, by op and result code (OK on success).")
-	m.requests.each(func(labels string, c *counter) {
-		bw.WriteString("arbor_requests_total{" + labels + "} ")
-		bw.WriteString(formatUint(c.n.Load()) + "\n")
-	})
-	writeHeader(bw, "arbor_request_duration_seconds", "histogram", "Time from reading a request to writing its response.")
-	m.duration.each(func(labels string, h *histogram) { h.write(bw, "arbor_request_duration_seconds", labels) })
-	writeHeader(bw, "arbor_fsync_duration_seconds", "histogram", "Duration of each durable raft storage commit.")
-	m.fsync.write(bw, "arbor_fsync_duration_seconds", "")
-
-	st := s.rep.Status()
-	writeValue(bw, "arbor_raft_term", "gauge", "Current raft term.", float64(st.Term))
-	writeValue(bw, "arbor_raft_commit_index", "gauge", "Raft commit index.", float64(st.Commit))
-	writeValue(bw, "arbor_applied_index", "gauge", "Index of the last entry applied to the state machine.", float64(s.sm.appliedIndex()))
-	writeValue(bw, "arbor_raft_is_leader", "gauge", "1 when this member is the raft leader.", float64(boolUint(st.IsLeader)))
-	writeValue(bw, "arbor_raft_leader_changes_total", "counter", "Times a new raft leader became known to this member.", float64(m.leaders.n.Load()))
-	writeValue(bw, "arbor_raft_snapshots_saved_total", "counter", "Local raft snapshots written.", float64(m.snapshots.n.Load()))
-	writeValue(bw, "arbor_raft_pending_proposals", "gauge", "Proposals raft has not yet committed.", float64(st.PendingProposals))
-	writeValue(bw, "arbor_proposals_in_flight", "gauge", "Client writes proposed and not yet answered.", float64(len(s.proposals)))
-	writeValue(bw, "arbor_nodes", "gauge", "Nodes in the tree.", float64(s.sm.numNodes()))
-	writeValue(bw, "arbor_sessions", "gauge", "Sessions in the session table.", float64(s.sm.numSessions()))
-	writeValue(bw, "arbor_connections", "gauge", "Open client connections.", float64(s.conns.Load()))
+// ServeHTTP serves the Prometheus exposition of this server's registry.
+func (m *metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.handler.ServeHTTP(w, r)
 }
 
-func formatUint(v uint64) string { return strconv.FormatUint(v, 10) }
+// slogPrinter adapts the server's logger to promhttp's error log.
+type slogPrinter struct{ s *server }
 
-func boolUint(b bool) uint64 {
+func (p slogPrinter) Println(v ...any) { p.s.log.Warn("metrics", "err", fmt.Sprint(v...)) }
+
+func boolFloat(b bool) float64 {
 	if b {
 		return 1
 	}

@@ -42,7 +42,13 @@ func Run(ctx context.Context, cfg Config) error {
 	sm := newStateMachine(cfg.Logger, waits)
 	// The metrics hooks need the server, and the server needs the node:
 	// build the server with a placeholder node first.
-	s := newServer(cfg, raftnode.MemberID(cfg.Name), nil, sm, waits)
+	s, err := newServer(cfg, raftnode.MemberID(cfg.Name), nil, sm, waits)
+	if err != nil {
+		if cfg.PeerListener != nil {
+			cfg.PeerListener.Close()
+		}
+		return err
+	}
 	node, err := raftnode.New(raftnode.Config{
 		Name:              cfg.Name,
 		DataDir:           cfg.DataDir,

@@ -41,7 +41,7 @@ type server struct {
 }
 
 // newServer builds a server; it starts nothing. cfg must be defaulted.
-func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *waitRegistry) *server {
+func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *waitRegistry) (*server, error) {
 	s := &server{
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -61,11 +61,14 @@ func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *w
 		// Browsers may connect from any page; there are no cookies to steal.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
-	s.metrics = newMetrics(s)
+	var err error
+	if s.metrics, err = newMetrics(s); err != nil {
+		return nil, err
+	}
 	if rep != nil {
 		s.setReplicator(rep)
 	}
-	return s
+	return s, nil
 }
 
 // setReplicator attaches the replicator; Run needs the server's metrics to

@@ -158,13 +158,10 @@ func (s *server) treeOp(req *wire.Request, session uint64) (tree.Op, *wire.Error
 		op.Sequential = req.Sequential
 		op.Container = req.Container
 		op.TTLMs = req.TTLMs
-		if req.TTLMs < 0 {
-			return tree.Op{}, errorf(wire.CodeBadRequest, "field ttl_ms: must not be negative")
+		if werr := checkCreateFlags(req); werr != nil {
+			return tree.Op{}, werr
 		}
 		if req.Ephemeral {
-			if req.Container || req.TTLMs > 0 {
-				return tree.Op{}, errorf(wire.CodeBadRequest, "an ephemeral node cannot be a container or have a TTL")
-			}
 			op.Owner = session
 		}
 	case wire.OpSet:
@@ -177,6 +174,25 @@ func (s *server) treeOp(req *wire.Request, session uint64) (tree.Op, *wire.Error
 		op.Kind = tree.OpCheck
 	}
 	return op, nil
+}
+
+// checkCreateFlags refuses the flag combinations ZooKeeper's CreateMode
+// has no mode for: a TTL is only for persistent nodes, and a container is
+// a plain persistent node that goes away with its last child.
+func checkCreateFlags(req *wire.Request) *wire.Error {
+	switch {
+	case req.TTLMs < 0:
+		return errorf(wire.CodeBadRequest, "field ttl_ms: must not be negative, got %d", req.TTLMs)
+	case req.TTLMs > 0 && req.Ephemeral:
+		return errorf(wire.CodeBadRequest, "ttl_ms and ephemeral cannot be combined: an ephemeral node lives as long as its session")
+	case req.Container && req.Ephemeral:
+		return errorf(wire.CodeBadRequest, "container and ephemeral cannot be combined")
+	case req.Container && req.TTLMs > 0:
+		return errorf(wire.CodeBadRequest, "container and ttl_ms cannot be combined")
+	case req.Container && req.Sequential:
+		return errorf(wire.CodeBadRequest, "container and sequential cannot be combined")
+	}
+	return nil
 }
 
 // isReserved reports whether p is /arbor or below it.

@@ -49,6 +49,7 @@ func (s *server) publishAttrs(ctx context.Context) {
 			continue
 		}
 		if s.storedAttrs() == want {
+			s.attrsPublished.Store(true)
 			return
 		}
 		r, err := s.proposeWait(ctx, &command{Type: cmdMemberAttrs, Member: want})
@@ -59,7 +60,10 @@ func (s *server) publishAttrs(ctx context.Context) {
 			s.log.Warn("publishing member attributes failed; will retry", "err", err)
 			continue
 		}
+		// proposeWait returns once the command is applied here, so the
+		// record is readable locally now.
 		s.log.Info("published member attributes", "client_url", want.ClientURL, "peer_url", want.PeerURL, "zxid", r.Zxid)
+		s.attrsPublished.Store(true)
 		return
 	}
 }

@@ -25,11 +25,12 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type fakeRep struct {
 	sm *stateMachine
 
-	mu    sync.Mutex
-	index uint64
-	reads int
-	fail  error // returned by Propose when set
-	down  bool  // not ready, no leader
+	mu       sync.Mutex
+	index    uint64
+	reads    int
+	proposed int   // Propose calls, failed ones too
+	fail     error // returned by Propose when set
+	down     bool  // not ready, no leader
 }
 
 var _ replicator = (*fakeRep)(nil)
@@ -39,12 +40,19 @@ func (f *fakeRep) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 func (f *fakeRep) Propose(_ context.Context, cmd []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.proposed++
 	if f.fail != nil {
 		return f.fail
 	}
 	f.index++
 	f.sm.Apply([]raftnode.Entry{{Index: f.index, Term: 1, Data: cmd}})
 	return nil
+}
+
+func (f *fakeRep) proposals() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.proposed
 }
 
 func (f *fakeRep) LinearizableRead(context.Context) error {
@@ -96,6 +104,13 @@ func startFake(t *testing.T, tweak func(*Config)) *testServer {
 // and returns what serveAll returned.
 func startFakeStoppable(t *testing.T, tweak func(*Config)) (*testServer, func() error) {
 	t.Helper()
+	return startFakeRep(t, tweak, nil)
+}
+
+// startFakeRep is startFakeStoppable with prep applied to the fake
+// replicator before the server starts.
+func startFakeRep(t *testing.T, tweak func(*Config), prep func(*fakeRep)) (*testServer, func() error) {
+	t.Helper()
 	cfg := Config{Name: "m1", DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
 		AdvertisePeerAddr: "127.0.0.1:1", TickInterval: 10 * time.Millisecond}
 	if tweak != nil {
@@ -110,6 +125,9 @@ func startFakeStoppable(t *testing.T, tweak func(*Config)) (*testServer, func() 
 	waits := newWaitRegistry()
 	sm := newStateMachine(cfg.Logger, waits)
 	rep := &fakeRep{sm: sm}
+	if prep != nil {
+		prep(rep)
+	}
 	s, err := newServer(cfg, 1, rep, sm, waits)
 	if err != nil {
 		t.Fatal(err)
@@ -216,4 +234,18 @@ func httpGet(t *testing.T, url string) (int, string) {
 		}
 	}
 	return resp.StatusCode, sb.String()
+}
+
+// waitReady polls /readyz until it answers 200.
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if code, _ := httpGet(t, "http://"+addr+"/readyz"); code == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never answered 200")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -76,8 +75,10 @@ func mustSample(t *testing.T, mfs map[string]*dto.MetricFamily, name string, lab
 
 func TestMetricsMove(t *testing.T) {
 	ts := startFake(t, nil)
+	// Ready means the member's own writes (its attributes) are done, so
+	// they do not move the counts under the test.
+	waitReady(t, ts.addr)
 	c := helloed(t, ts.addr)
-	waitAttrs(t, c)
 	before := scrape(t, ts.addr)
 	nodes0 := mustSample(t, before, "arbor_nodes")
 	applied0 := mustSample(t, before, "arbor_applied_index")
@@ -147,20 +148,5 @@ func TestMetricsPerServer(t *testing.T) {
 	}
 	if got, _ := sample(scrape(t, b.addr), "arbor_requests_total", "op=ping"); got != 0 {
 		t.Errorf("b counts a's ping: %v", got)
-	}
-}
-
-// waitAttrs waits until the member has published its attributes, so the
-// server's own writes do not move the counts under a test.
-func waitAttrs(t *testing.T, c *wsClient) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if r := c.call(`{"id":1,"op":"exists","path":"/arbor/members/m1"}`); r.OK && r.Stat.Stat != nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("member attributes never published")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

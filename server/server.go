@@ -34,6 +34,10 @@ type server struct {
 	proposals chan struct{} // semaphore: client writes in flight
 	connSlots chan struct{} // semaphore: open connections
 	conns     atomic.Int64
+
+	// attrsPublished is set once this member's current attributes are
+	// applied locally under /arbor/members; /readyz waits for it.
+	attrsPublished atomic.Bool
 	connWG    sync.WaitGroup
 
 	ctx      context.Context // ends when connections must close
@@ -90,13 +94,20 @@ func (s *server) handler() http.Handler {
 	return mux
 }
 
+// serveReady answers 200 once this member has a leader, has applied up to
+// its commit index and has applied its own /arbor/members record, so that
+// members answers this member's client_url as soon as it is ready.
 func (s *server) serveReady(w http.ResponseWriter, _ *http.Request) {
-	if s.rep.Ready() {
+	if s.rep.Ready() && s.attrsPublished.Load() {
 		fmt.Fprintln(w, "ok")
 		return
 	}
-	st := s.rep.Status()
 	w.WriteHeader(http.StatusServiceUnavailable)
+	if s.rep.Ready() {
+		fmt.Fprintln(w, "not ready: publishing member attributes")
+		return
+	}
+	st := s.rep.Status()
 	if st.Leader == 0 {
 		fmt.Fprintln(w, "not ready: no leader")
 		return

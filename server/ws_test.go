@@ -331,3 +331,28 @@ func TestShutdownClosesConnections(t *testing.T) {
 		t.Fatalf("%d connections counted after stop", n)
 	}
 }
+
+func TestReadyWaitsForMemberAttrs(t *testing.T) {
+	// Raft is ready but refuses proposals, so the member cannot publish
+	// its attributes yet.
+	ts, _ := startFakeRep(t, nil, func(f *fakeRep) { f.fail = raftnode.ErrProposalDropped })
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		code, body := httpGet(t, "http://"+ts.addr+"/readyz")
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "publishing member attributes") {
+			t.Fatalf("readyz before the attributes are published: %d %q", code, body)
+		}
+		if ts.rep.proposals() > 2 {
+			break // the publisher has tried and failed more than once
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ts.rep.mu.Lock()
+	ts.rep.fail = nil
+	ts.rep.mu.Unlock()
+	waitReady(t, ts.addr)
+	// The moment the member is ready, members knows its client URL.
+	r := helloed(t, ts.addr).call(`{"id":2,"op":"members"}`)
+	if !r.OK || len(r.Members) != 1 || r.Members[0].ClientURL != ts.addr {
+		t.Fatalf("members right after ready: %+v", r)
+	}
+}

@@ -102,3 +102,31 @@ func TestRestartKeepsData(t *testing.T) {
 		}
 	}
 }
+
+// Right after /readyz answers 200, members knows the member's own client URL.
+func TestReadyMemberKnowsItsOwnClientURL(t *testing.T) {
+	c := servertest.NewCluster(t, 3)
+	for i := range c.Size() {
+		m := connect(t, c.Addr(i)).do(wire.Request{Op: wire.OpMembers})
+		found := false
+		for _, mem := range m.Members {
+			if mem.Name == c.Name(i) {
+				found = true
+				if mem.ClientURL != c.Addr(i) {
+					t.Errorf("%s reports its own client_url %q, want %q", c.Name(i), mem.ClientURL, c.Addr(i))
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s does not list itself: %+v", c.Name(i), m.Members)
+		}
+	}
+	// A restarted member is ready only once its record is applied again.
+	c.Restart(1)
+	m := connect(t, c.Addr(1)).do(wire.Request{Op: wire.OpMembers})
+	for _, mem := range m.Members {
+		if mem.Name == c.Name(1) && mem.ClientURL != c.Addr(1) {
+			t.Errorf("after restart %s reports client_url %q", c.Name(1), mem.ClientURL)
+		}
+	}
+}

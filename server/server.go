@@ -38,7 +38,7 @@ type server struct {
 	// attrsPublished is set once this member's current attributes are
 	// applied locally under /arbor/members; /readyz waits for it.
 	attrsPublished atomic.Bool
-	connWG    sync.WaitGroup
+	connWG         sync.WaitGroup
 
 	ctx      context.Context // ends when connections must close
 	upgrader websocket.Upgrader

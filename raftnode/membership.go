@@ -168,10 +168,12 @@ func (n *Node) confChangePending() bool {
 }
 
 // TransferLeadership hands leadership to the most up-to-date voter and
-// waits until it moved or ctx ends. A no-op unless this member leads and
-// another voter exists.
+// waits until another member is known to lead, or ctx ends. A no-op unless
+// this member leads and another voter exists.
 func (n *Node) TransferLeadership(ctx context.Context) error {
-	for {
+	t := time.NewTicker(n.cfg.TickInterval)
+	defer t.Stop()
+	for first := true; ; first = false {
 		var leader bool
 		var target uint64
 		if err := n.do(ctx, func() {
@@ -195,26 +197,29 @@ func (n *Node) TransferLeadership(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
-		if !leader || target == 0 {
+		if (leader && target == 0) || (!leader && first) {
 			return nil
 		}
-		// Raft aborts a transfer after an election timeout; retry then.
+		// Wait for the new leader to be known. Raft aborts a transfer
+		// after an election timeout; then the loop retries it.
 		deadline := time.Now().Add(time.Duration(2*n.cfg.ElectionTicks) * n.cfg.TickInterval)
-		t := time.NewTicker(n.cfg.TickInterval)
-		for time.Now().Before(deadline) && n.lead.Load() == n.id {
+		for {
+			if l := n.lead.Load(); l != n.id && l != raft.None {
+				return nil
+			}
+			if leader && time.Now().After(deadline) {
+				break
+			}
 			select {
 			case <-ctx.Done():
-				t.Stop()
 				return ctx.Err()
 			case <-n.done:
-				t.Stop()
 				return ErrStopped
 			case <-t.C:
 			}
-		}
-		t.Stop()
-		if l := n.lead.Load(); l != n.id && l != raft.None {
-			return nil
+			if !leader && n.lead.Load() == n.id {
+				break // became leader again meanwhile: transfer anew
+			}
 		}
 	}
 }

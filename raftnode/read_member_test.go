@@ -60,6 +60,12 @@ func TestPartitionedOldLeaderCannotRead(t *testing.T) {
 	if !errors.Is(err, raftnode.ErrNoLeader) {
 		t.Fatalf("err %v, want ErrNoLeader", err)
 	}
+	if err := c.Node(old).Propose(ctxT(t, time.Second), []byte("lost")); !errors.Is(err, raftnode.ErrProposalDropped) {
+		t.Fatalf("propose without a leader: %v", err)
+	}
+	if c.Node(old).Ready() {
+		t.Fatal("member without a leader reports Ready")
+	}
 	// The majority moved on.
 	nl := c.WaitLeader(5*time.Second, old)
 	if err := c.Node(nl).LinearizableRead(ctxT(t, 5*time.Second)); err != nil {
@@ -71,6 +77,15 @@ func TestPartitionedOldLeaderCannotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	hasAll(t, c.KV(old), "b", 3)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
 }
 
 func memberNames(ms []raftnode.MemberInfo, learners bool) []string {
@@ -108,9 +123,9 @@ func TestMembershipAddLearnerPromoteRemove(t *testing.T) {
 	if err := c.Node(l).PromoteMember(ctx, "n3"); !errors.Is(err, raftnode.ErrNotLearner) {
 		t.Fatalf("promote voter: %v", err)
 	}
-	if got := memberNames(c.Node(j).Members(), false); !slices.Equal(got, []string{"n0", "n1", "n2", "n3"}) {
-		t.Fatalf("voters seen by the new member: %v", got)
-	}
+	eventually(t, "the new member sees itself promoted", func() bool {
+		return slices.Equal(memberNames(c.Node(j).Members(), false), []string{"n0", "n1", "n2", "n3"})
+	})
 
 	// Remove a follower.
 	f := (l + 1) % 3
@@ -130,9 +145,10 @@ func TestMembershipAddLearnerPromoteRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	nl := c.WaitLeader(5*time.Second, l)
-	if got := memberNames(c.Node(nl).Members(), false); slices.Contains(got, c.Name(l)) || len(got) != 2 {
-		t.Fatalf("voters after removing the leader: %v", got)
-	}
+	eventually(t, "the new leader applies the old leader's removal", func() bool {
+		got := memberNames(c.Node(nl).Members(), false)
+		return !slices.Contains(got, c.Name(l)) && len(got) == 2
+	})
 	proposeN(t, c, "c", 10)
 	var rest []int
 	for i := range 4 {

@@ -128,3 +128,10 @@ func (k *KV) Hash(upTo uint64) uint64 {
 	}
 	return h.Sum64()
 }
+
+// Len is the number of applied commands.
+func (k *KV) Len() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.records)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -23,7 +24,7 @@ type Cluster interface {
 type failoverWorkload struct{}
 
 // failoverAttempt bounds one write attempt while the cluster elects.
-const failoverAttempt = time.Second
+const failoverAttempt = 500 * time.Millisecond
 
 func (failoverWorkload) Run(ctx context.Context, env *Env) (Result, error) {
 	if env.Cluster == nil {
@@ -92,6 +93,12 @@ func failoverRound(ctx context.Context, env *Env, round int) (time.Duration, err
 	if err := env.Cluster.Kill(leader); err != nil {
 		return 0, err
 	}
+	// A member may hold a write forwarded to the dead leader until its own
+	// request timeout and answer a connection's requests in order: each
+	// failed attempt therefore moves to a fresh session, as an impatient
+	// client would, and the old one is closed in the background.
+	var closing sync.WaitGroup
+	defer closing.Wait()
 	for {
 		actx, cancel := context.WithTimeout(ctx, failoverAttempt)
 		err = s.Create(actx, path, v, false)
@@ -105,14 +112,13 @@ func failoverRound(ctx context.Context, env *Env, round int) (time.Duration, err
 		if time.Since(t0) > time.Minute {
 			return 0, fmt.Errorf("no write acknowledged within a minute of killing %s: %w", leader, err)
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			continue // the cluster is still electing: the session is fine
-		}
-		// The connection may have died with the leader: open another.
-		closeQuickly(ctx, s)
-		if s, err = env.DialAt(ctx, others); err != nil {
+		old := s
+		closing.Go(func() { closeQuickly(ctx, old) })
+		dctx, cancel := context.WithTimeout(ctx, failoverAttempt)
+		s, err = env.DialAt(dctx, others)
+		cancel()
+		if err != nil {
 			s = nopStore{}
-			time.Sleep(10 * time.Millisecond) // a pause between dials, not a timing assertion
 		}
 	}
 	d := time.Since(t0)

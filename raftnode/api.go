@@ -102,4 +102,11 @@ type Status struct {
 //	func (n *Node) RemoveMember(ctx context.Context, name string) error
 //	func (n *Node) TransferLeadership(ctx context.Context) error // no-op unless leader
 //	func (n *Node) Ready() bool                                  // has a leader and applied >= commit
+//
+// Added by the implementation: Config.{ClusterToken, CompactKeepEntries,
+// PeerListener, Transport, Metrics}; func (n *Node) ID() uint64;
+// func (n *Node) Close() error (only if Run is never called); the Transport
+// and TransportHandler interfaces (transport.go); Metrics (metrics.go);
+// CloneMessage; more error sentinels (errors.go). Run also returns
+// ErrRemoved once this member applies its own removal.
 var _ io.Writer

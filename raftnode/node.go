@@ -257,6 +257,12 @@ func (n *Node) restoreFromDisk(p *persisted) error {
 			n.log.Warn("skipping unusable snapshot", "file", name, "err", err)
 			continue
 		}
+		if h.index > p.hardState.Commit {
+			// Received but never installed (raft refused it): not known
+			// to be part of this member's log.
+			n.log.Warn("skipping snapshot beyond the persisted commit", "file", name, "commit", p.hardState.Commit)
+			continue
+		}
 		if first > h.index+1 {
 			n.log.Warn("skipping snapshot the log no longer covers", "file", name, "first_entry", first)
 			continue

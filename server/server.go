@@ -91,6 +91,7 @@ func (s *server) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.Handle("GET /metrics", s.metrics)
+	mux.HandleFunc("GET /debug/state", s.serveDebugState)
 	return mux
 }
 

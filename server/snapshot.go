@@ -35,6 +35,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func (sm *stateMachine) Snapshot(w io.Writer) error {
 	sm.mu.RLock()
 	defer sm.mu.RUnlock()
+	return sm.snapshotLocked(w)
+}
+
+// snapshotLocked writes the snapshot; called with mu held.
+func (sm *stateMachine) snapshotLocked(w io.Writer) error {
 	var tb, sb bytes.Buffer
 	if err := sm.tree.WriteSnapshot(&tb); err != nil {
 		return fmt.Errorf("server: tree snapshot: %w", err)

@@ -3,6 +3,7 @@ package servertest_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -128,5 +129,87 @@ func TestReadyMemberKnowsItsOwnClientURL(t *testing.T) {
 		if mem.Name == c.Name(1) && mem.ClientURL != c.Addr(1) {
 			t.Errorf("after restart %s reports client_url %q", c.Name(1), mem.ClientURL)
 		}
+	}
+}
+
+type debugState struct {
+	Member      string `json:"member"`
+	Applied     uint64 `json:"applied"`
+	StateSHA256 string `json:"state_sha256"`
+	Nodes       int    `json:"nodes"`
+	Sessions    int    `json:"sessions"`
+}
+
+func debugStateOf(t *testing.T, addr string) debugState {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/debug/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st debugState
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/debug/state on %s: %s", addr, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// Members that applied the same log report the same state hash.
+func TestMembersAgreeOnStateHash(t *testing.T) {
+	c := servertest.NewCluster(t, 3)
+	a, b := connect(t, c.Addr(0)), connect(t, c.Addr(2))
+	for i := range 30 {
+		cl := a
+		if i%2 == 1 {
+			cl = b
+		}
+		req := wire.Request{Op: wire.OpCreate, Path: fmt.Sprintf("/h%d", i), Data: []byte{byte(i)}, Sequential: i%3 == 0}
+		if i%5 == 0 {
+			req.Ephemeral = true
+		}
+		if r := cl.do(req); !r.OK {
+			t.Fatalf("create: %+v", r.Error)
+		}
+	}
+	if r := a.do(wire.Request{Op: wire.OpMulti, Ops: []wire.Request{
+		{Op: wire.OpSet, Path: "/h1", Data: []byte("x")},
+		{Op: wire.OpDelete, Path: "/h2"},
+	}}); !r.OK {
+		t.Fatalf("multi: %+v", r.Error)
+	}
+	// Writes have stopped: poll until every member has applied the same
+	// index, then compare.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		sts := make([]debugState, c.Size())
+		for i := range sts {
+			sts[i] = debugStateOf(t, c.Addr(i))
+			if sts[i].Member != c.Name(i) {
+				t.Fatalf("member %q on %s's port", sts[i].Member, c.Name(i))
+			}
+		}
+		same := true
+		for _, st := range sts[1:] {
+			same = same && st.Applied == sts[0].Applied
+		}
+		if same {
+			for _, st := range sts[1:] {
+				if st != (debugState{Member: st.Member, Applied: sts[0].Applied, StateSHA256: sts[0].StateSHA256,
+					Nodes: sts[0].Nodes, Sessions: sts[0].Sessions}) {
+					t.Fatalf("diverged at applied %d: %+v vs %+v", st.Applied, sts[0], st)
+				}
+			}
+			if sts[0].Sessions != 2 || len(sts[0].StateSHA256) != 64 {
+				t.Fatalf("state: %+v", sts[0])
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members never reached the same applied index: %+v", sts)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -488,4 +488,3 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) error {
 		return ErrStopped
 	}
 }
-

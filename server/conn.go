@@ -211,7 +211,7 @@ func (s *server) complete(ctx context.Context, p *pending, timer *time.Timer) *w
 				resp = &wire.Response{ID: p.id, Error: replicationError(p.batch.err)}
 			}
 		case <-timer.C:
-			resp = &wire.Response{ID: p.id, Error: replicationError(context.DeadlineExceeded)}
+			resp = &wire.Response{ID: p.id, Error: s.timedOut()}
 		case <-ctx.Done():
 			resp = &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
 		}
@@ -235,7 +235,7 @@ func (s *server) awaitWrite(ctx context.Context, p *pending, timeout <-chan time
 		case r = <-p.wait:
 		case <-timeout:
 			s.waits.cancel(p.origin)
-			return &wire.Response{ID: p.id, Error: replicationError(context.DeadlineExceeded)}
+			return &wire.Response{ID: p.id, Error: s.timedOut()}
 		case <-ctx.Done():
 			s.waits.cancel(p.origin)
 			return &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}

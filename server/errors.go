@@ -73,13 +73,25 @@ func toWireError(err error, kind tree.OpKind, path string) *wire.Error {
 
 // replicationError maps a failure to propose or wait to a wire error.
 func replicationError(err error) *wire.Error {
+	// No leader first: raftnode wraps ErrNoLeader around the deadline when
+	// a request ran out of time without one, and PROTOCOL.md calls that
+	// UNAVAILABLE (no quorum or no leader in time), not TIMEOUT.
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return errorf(wire.CodeTimeout, "the request timed out; a write may or may not have been applied")
 	case errors.Is(err, raftnode.ErrProposalDropped), errors.Is(err, raftnode.ErrNoLeader):
 		return errorf(wire.CodeUnavailable, "no leader: the cluster has no quorum right now")
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorf(wire.CodeTimeout, "the request timed out; a write may or may not have been applied")
 	case errors.Is(err, raftnode.ErrStopped), errors.Is(err, errShuttingDown), errors.Is(err, context.Canceled):
 		return errorf(wire.CodeUnavailable, "the member is shutting down")
 	}
 	return errorf(wire.CodeInternal, "internal error: %v", err)
+}
+
+// timedOut is the error of a request that reached its deadline: UNAVAILABLE
+// when this member knows no leader, else TIMEOUT.
+func (s *server) timedOut() *wire.Error {
+	if s.rep.Status().Leader == 0 {
+		return replicationError(fmt.Errorf("%w: %w", raftnode.ErrNoLeader, context.DeadlineExceeded))
+	}
+	return replicationError(context.DeadlineExceeded)
 }

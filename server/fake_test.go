@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,6 +32,7 @@ type fakeRep struct {
 	proposed int   // Propose calls, failed ones too
 	fail     error // returned by Propose when set
 	down     bool  // not ready, no leader
+	hang     bool  // proposals are accepted but never applied; reads never confirm
 }
 
 var _ replicator = (*fakeRep)(nil)
@@ -44,6 +46,9 @@ func (f *fakeRep) Propose(_ context.Context, cmd []byte) error {
 	if f.fail != nil {
 		return f.fail
 	}
+	if f.hang {
+		return nil // accepted, never committed
+	}
 	f.index++
 	f.sm.Apply([]raftnode.Entry{{Index: f.index, Term: 1, Data: cmd}})
 	return nil
@@ -55,11 +60,19 @@ func (f *fakeRep) proposals() int {
 	return f.proposed
 }
 
-func (f *fakeRep) LinearizableRead(context.Context) error {
+func (f *fakeRep) LinearizableRead(ctx context.Context) error {
 	f.mu.Lock()
 	f.reads++
+	hang, down := f.hang, f.down
 	f.mu.Unlock()
-	return nil
+	if !hang {
+		return nil
+	}
+	<-ctx.Done()
+	if down { // as raftnode says it
+		return fmt.Errorf("%w: %w", raftnode.ErrNoLeader, ctx.Err())
+	}
+	return ctx.Err()
 }
 
 func (f *fakeRep) Status() raftnode.Status {

@@ -147,6 +147,9 @@ func (s *server) treeOp(req *wire.Request, session uint64) (tree.Op, *wire.Error
 	if req.Op != wire.OpCheck && isReserved(req.Path) {
 		return tree.Op{}, errorf(wire.CodeReadOnly, "%s is reserved for the server", req.Path)
 	}
+	if req.Op == wire.OpDelete && req.Path == "/" {
+		return tree.Op{}, errorf(wire.CodeBadPath, "the root / cannot be deleted")
+	}
 	if len(req.Data) > s.cfg.MaxDataBytes {
 		return tree.Op{}, errorf(wire.CodeTooLarge, "data of %d bytes is over the limit of %d bytes", len(req.Data), s.cfg.MaxDataBytes)
 	}
@@ -171,7 +174,13 @@ func (s *server) treeOp(req *wire.Request, session uint64) (tree.Op, *wire.Error
 		op.Kind = tree.OpDelete
 		op.Recursive = req.Recursive
 	case wire.OpCheck:
+		if req.Version == nil {
+			return tree.Op{}, errorf(wire.CodeBadRequest, "field version: missing (check compares it; -1 checks only that %s exists)", req.Path)
+		}
 		op.Kind = tree.OpCheck
+		// A check only reads, and reads of /arbor are allowed; System lets
+		// the tree accept it there.
+		op.System = isReserved(req.Path)
 	}
 	return op, nil
 }
@@ -202,6 +211,16 @@ func isReserved(p string) bool {
 
 // multi validates the sub-ops of a multi and proposes it.
 func (c *conn) multi(p *pending, req *wire.Request) {
+	if req.Ops == nil {
+		c.fail(p, errorf(wire.CodeBadRequest, "field ops: missing"))
+		return
+	}
+	if len(req.Ops) == 0 {
+		// Nothing to apply (ZooKeeper accepts an empty multi too): answer
+		// in order, at the applied zxid, without a log entry.
+		p.read = c.srv.okRead
+		return
+	}
 	ops := make([]tree.Op, len(req.Ops))
 	for i := range req.Ops {
 		sub := &req.Ops[i]

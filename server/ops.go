@@ -250,7 +250,7 @@ func (c *conn) newSession(p *pending, req *wire.Request) {
 		s.releaseProposal()
 	case <-timer.C:
 		s.abandon(p)
-		c.fail(p, replicationError(context.DeadlineExceeded))
+		c.fail(p, s.timedOut())
 		return
 	case <-c.ctx.Done():
 		s.abandon(p)

@@ -14,6 +14,15 @@
 // read sees every earlier write of the same connection) and writes the
 // responses.
 //
+// HTTP endpoints on the client port, beside the WebSocket endpoint /v1:
+// /healthz (200 while the process is up); /readyz (200 once the member has
+// a leader, has applied its commit index and has applied its own
+// /arbor/members record, 503 with the reason before); /metrics (Prometheus
+// exposition from a per-server client_golang registry: the arbor_* metrics,
+// go_* and process_*); /debug/state (JSON: member, applied index, SHA-256 of
+// the state machine snapshot at that index, node and session counts; see
+// serveDebugState).
+//
 // Determinism: apply never reads a clock or randomness. The proposer stamps
 // the time into the command; apply uses max(command time, last applied
 // time). Session ids are a bijective mix of the entry index; the proposer

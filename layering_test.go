@@ -1,6 +1,9 @@
 package arbor_test
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -18,11 +21,11 @@ func TestImportsPointDownwards(t *testing.T) {
 		"client":      {"client/wire"},
 	}
 	for pkg, ok := range allowed {
+		if _, err := os.Stat(pkg); errors.Is(err, fs.ErrNotExist) {
+			continue // not built yet
+		}
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).CombinedOutput()
 		if err != nil {
-			if strings.Contains(string(out), "no Go files") || strings.Contains(string(out), "cannot find") || strings.Contains(string(out), "matched no packages") {
-				continue // not built yet
-			}
 			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
 		}
 		for _, dep := range strings.Fields(string(out)) {

@@ -38,7 +38,8 @@ func MemberID(name string) uint64 {
 
 type proposal struct {
 	data []byte
-	errc chan error
+	errc chan error  // Propose waits on it
+	done func(error) // or ProposeAsync's callback, run on the raft goroutine
 }
 
 // Node is one raft member. New prepares it; Run drives it.
@@ -421,6 +422,10 @@ func (n *Node) stepProposal(p proposal) {
 	if errors.Is(err, raft.ErrProposalDropped) {
 		err = ErrProposalDropped
 	}
+	if p.done != nil {
+		p.done(err)
+		return
+	}
 	p.errc <- err
 }
 
@@ -462,6 +467,32 @@ func (n *Node) do(ctx context.Context, f func()) error {
 	}
 	<-done
 	return nil
+}
+
+// ProposeAsync hands cmd to raft without waiting for the raft goroutine to
+// step it, so one caller can keep many proposals in flight within one fsync.
+// It blocks only while the proposal queue is full. done is called
+// at most once, on the raft goroutine (so it must not block), with nil when raft
+// accepted the command or the reason it did not (ErrProposalDropped,
+// ErrStopped); when ProposeAsync itself returns an error, done is not called.
+// If the node stops with the proposal still queued, done is never called:
+// callers keep their own deadline, as they must for any proposal.
+func (n *Node) ProposeAsync(ctx context.Context, cmd []byte, done func(error)) error {
+	n.pending.Add(1)
+	p := proposal{data: cmd, done: func(err error) {
+		n.pending.Add(-1)
+		done(err)
+	}}
+	select {
+	case n.propc <- p:
+		return nil
+	case <-ctx.Done():
+		n.pending.Add(-1)
+		return ctx.Err()
+	case <-n.done:
+		n.pending.Add(-1)
+		return ErrStopped
+	}
 }
 
 // Propose hands cmd to raft and returns once raft accepted it; it is

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/arbor-db/arbor/bench/etcd"
+	"github.com/arbor-db/arbor/bench/zk"
+	"github.com/arbor-db/arbor/client/bench"
+)
+
+type config struct {
+	endpoints map[string]string // system -> HOST:PORT,...
+	workloads []string
+	clients   []int
+	reps      int
+	opts      bench.Options
+	out, raw  string
+	note      string
+}
+
+// systems in the order of the report's columns.
+var systems = []string{"arbor", "zookeeper", "etcd"}
+
+func dialer(system string) func(context.Context, []string) (bench.Store, error) {
+	switch system {
+	case "zookeeper":
+		return zk.Dial
+	case "etcd":
+		return etcd.Dial
+	}
+	return bench.ArborDialer(slog.New(slog.DiscardHandler))
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "matrix:", err)
+		os.Exit(1)
+	}
+}
+
+func parse(args []string) (config, error) {
+	cfg := config{endpoints: map[string]string{}}
+	fs := flag.NewFlagSet("matrix", flag.ContinueOnError)
+	for _, s := range systems {
+		fs.Func(s, s+" endpoints HOST:PORT,... (empty: skip)", func(v string) error { cfg.endpoints[s] = v; return nil })
+	}
+	workloads := fs.String("workloads", "create,set,get-local,get-linearizable", "workloads, comma-separated")
+	clients := fs.String("clients", "1,16,64", "client counts, comma-separated")
+	fs.IntVar(&cfg.reps, "reps", 3, "repetitions of every cell")
+	fs.DurationVar(&cfg.opts.Duration, "duration", 10*time.Second, "duration of every cell")
+	fs.IntVar(&cfg.opts.ValueSize, "value-size", bench.DefaultValueSize, "bytes per value")
+	fs.IntVar(&cfg.opts.Keys, "keys", bench.DefaultKeys, "key spread")
+	fs.StringVar(&cfg.out, "out", "results.md", "markdown report")
+	fs.StringVar(&cfg.raw, "raw", "results.jsonl", "raw results, one JSON object a line")
+	fs.StringVar(&cfg.note, "note", "", "a line about the machine and run, put at the top of the report")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	cfg.workloads = strings.Split(*workloads, ",")
+	for c := range strings.SplitSeq(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return cfg, fmt.Errorf("bad --clients entry %q", c)
+		}
+		cfg.clients = append(cfg.clients, n)
+	}
+	if len(cfg.endpoints) == 0 {
+		return cfg, errors.New("no system given: pass --arbor, --zookeeper and/or --etcd endpoints")
+	}
+	return cfg, nil
+}
+
+func run(ctx context.Context, args []string, progress io.Writer) error {
+	cfg, err := parse(args)
+	if err != nil {
+		return err
+	}
+	raw, err := os.Create(cfg.raw)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	var active []string
+	for _, s := range systems {
+		if cfg.endpoints[s] != "" {
+			active = append(active, s)
+		}
+	}
+	var results []bench.Result
+	cells := cfg.reps * len(cfg.workloads) * len(cfg.clients) * len(active)
+	n := 0
+	for rep := range cfg.reps {
+		for _, w := range cfg.workloads {
+			for _, c := range cfg.clients {
+				// Systems take turns, starting with a different one each
+				// repetition, so no system always runs first (or warm).
+				for i := range active {
+					sys := active[(i+rep)%len(active)]
+					n++
+					fmt.Fprintf(progress, "[%d/%d] rep %d: %s %s, %d clients\n", n, cells, rep+1, sys, w, c)
+					res, err := runCell(ctx, cfg, sys, w, c)
+					if err != nil {
+						if ctx.Err() != nil {
+							return ctx.Err()
+						}
+						// A cell that cannot run is a result with an error,
+						// not the end of the matrix.
+						res = bench.Result{System: sys, Workload: w, Clients: c, Errors: 1, FirstError: err.Error()}
+					}
+					if err := bench.WriteJSON(raw, res); err != nil {
+						return err
+					}
+					results = append(results, res)
+				}
+			}
+		}
+	}
+	f, err := os.Create(cfg.out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return writeReport(f, cfg, active, results)
+}
+
+func runCell(ctx context.Context, cfg config, system, workload string, clients int) (bench.Result, error) {
+	opts := cfg.opts
+	opts.Clients = clients
+	env := &bench.Env{
+		System:    system,
+		Endpoints: strings.Split(cfg.endpoints[system], ","),
+		DialAt:    dialer(system),
+		Options:   opts,
+		Progress:  os.Stderr,
+	}
+	return bench.Run(ctx, workload, env)
+}

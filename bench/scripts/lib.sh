@@ -1,0 +1,36 @@
+# Shared helpers of the cluster scripts; sourced, not run.
+
+# wait_for DESCRIPTION SECONDS COMMAND...: runs COMMAND every 0.2s until it
+# succeeds, failing after SECONDS.
+wait_for() {
+	local what=$1 secs=$2; shift 2
+	local deadline=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "timed out after ${secs}s waiting for $what" >&2
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+# stop_pids DIR: SIGTERM every process with a DIR/*/pid file, SIGKILL
+# after 10s, then remove the pid files.
+stop_pids() {
+	local dir=$1 pidfile pid
+	for pidfile in "$dir"/*/pid; do
+		[ -f "$pidfile" ] || continue
+		pid=$(cat "$pidfile")
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pidfile in "$dir"/*/pid; do
+		[ -f "$pidfile" ] || continue
+		pid=$(cat "$pidfile")
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		rm -f "$pidfile"
+	done
+}

@@ -241,6 +241,9 @@ func (s *server) awaitWrite(ctx context.Context, p *pending, timeout <-chan time
 			return &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
 		}
 	}
+	if r.Refused != nil {
+		return &wire.Response{ID: p.id, Error: replicationError(r.Refused)}
+	}
 	resp := p.build(r)
 	resp.ID = p.id
 	return resp

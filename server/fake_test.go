@@ -54,6 +54,13 @@ func (f *fakeRep) Propose(_ context.Context, cmd []byte) error {
 	return nil
 }
 
+func (f *fakeRep) ProposeAsync(ctx context.Context, cmd []byte, done func(error)) error {
+	if err := f.Propose(ctx, cmd); err != nil {
+		done(err)
+	}
+	return nil
+}
+
 func (f *fakeRep) proposals() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

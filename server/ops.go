@@ -27,7 +27,12 @@ func (s *server) propose(ctx context.Context, p *pending, cmd *command, build fu
 	cmd.TimeMs = time.Now().UnixMilli()
 	wait := s.waits.register(cmd.Origin)
 	pctx, cancel := context.WithDeadline(ctx, p.deadline)
-	err := s.rep.Propose(pctx, cmd.encode(nil))
+	o := cmd.Origin
+	err := s.rep.ProposeAsync(pctx, cmd.encode(nil), func(err error) {
+		if err != nil {
+			s.waits.trigger(o, applyResult{Refused: err})
+		}
+	})
 	cancel()
 	if err != nil {
 		s.waits.cancel(cmd.Origin)
@@ -258,6 +263,10 @@ func (c *conn) newSession(p *pending, req *wire.Request) {
 		return
 	}
 	p.wait = nil
+	if r.Refused != nil {
+		c.fail(p, replicationError(r.Refused))
+		return
+	}
 	if r.Err != nil {
 		c.fail(p, toWireError(r.Err, 0, ""))
 		return

@@ -11,6 +11,9 @@ import (
 type replicator interface {
 	Run(ctx context.Context) error
 	Propose(ctx context.Context, cmd []byte) error
+	// ProposeAsync lets one connection keep many writes in flight within
+	// one fsync; done reports raft refusing the command.
+	ProposeAsync(ctx context.Context, cmd []byte, done func(error)) error
 	LinearizableRead(ctx context.Context) error
 	Status() raftnode.Status
 	Members() []raftnode.MemberInfo

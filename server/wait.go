@@ -12,6 +12,7 @@ type applyResult struct {
 	Results []tree.Result // TreeOps: one per op
 	Session uint64        // CreateSession: the new session id
 	Err     error         // a tree error, errSessionExpired, ...
+	Refused error         // raft refused the proposal: nothing was applied
 }
 
 // waitRegistry hands apply results to the requests that proposed them, as

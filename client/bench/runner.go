@@ -77,7 +77,11 @@ func RunOps(ctx context.Context, env *Env, name string, clients []*Client, op Op
 		}
 		return time.Now().Before(deadline)
 	}
-	stopProgress := startProgress(env, name, len(clients), start, &done, &errs.n)
+	target := env.Options.Duration.String()
+	if o.Ops > 0 {
+		target = fmt.Sprintf("%d ops", o.Ops)
+	}
+	stopProgress := startProgress(env, name, target, len(clients), start, &done, &errs.n)
 	for i, c := range clients {
 		wg.Go(func() {
 			h := &hists[i]
@@ -111,7 +115,7 @@ func RunOps(ctx context.Context, env *Env, name string, clients []*Client, op Op
 
 // startProgress prints a progress line every second until the returned
 // function is called, which ends the line.
-func startProgress(env *Env, name string, clients int, start time.Time, done, errs *atomic.Int64) func() {
+func startProgress(env *Env, name, target string, clients int, start time.Time, done, errs *atomic.Int64) func() {
 	if env.Progress == nil {
 		return func() {}
 	}
@@ -119,10 +123,6 @@ func startProgress(env *Env, name string, clients int, start time.Time, done, er
 	var wg sync.WaitGroup
 	line := func() {
 		el := time.Since(start)
-		target := env.Options.Duration.String()
-		if env.Options.Ops > 0 {
-			target = fmt.Sprintf("%d ops", env.Options.Ops)
-		}
 		n := done.Load()
 		fmt.Fprintf(env.Progress, "\r%s %s, %d clients: %.0fs of %s, %d ops (%.0f/s), %d errors   ",
 			env.System, name, clients, el.Seconds(), target, n, float64(n)/max(el.Seconds(), 1e-9), errs.Load())

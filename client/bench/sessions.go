@@ -48,7 +48,7 @@ func (sessionsWorkload) Run(ctx context.Context, env *Env) (Result, error) {
 		wg         sync.WaitGroup
 	)
 	start := time.Now()
-	stopProgress := startProgress(env, "sessions", o.Clients, start, &done, &errs.n)
+	stopProgress := startProgress(env, "sessions", fmt.Sprintf("%d sessions", o.Sessions), o.Clients, start, &done, &errs.n)
 	for w := range o.Clients {
 		wg.Go(func() {
 			for ctx.Err() == nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,10 +207,10 @@ func TestSessionsCatchEphemeralsThatOutliveTheirSession(t *testing.T) {
 	o.Sessions = 3
 	env := sys.env(o)
 	orig := env.DialAt
-	var n int
+	var n atomic.Int64 // sessions open concurrently
 	env.DialAt = func(ctx context.Context, eps []string) (Store, error) {
 		s, err := orig(ctx, eps)
-		if n++; n == 1 {
+		if n.Add(1) == 1 {
 			return s, err // the admin session
 		}
 		return leakyClose{s}, err

@@ -57,6 +57,7 @@ func TestBenchAgainstAStartedCluster(t *testing.T) {
 		{[]string{"set", "--clients", "4", "--ops", "60", "--keys", "10"}, 60},
 		{[]string{"get", "--local", "--clients", "2", "--ops", "40", "--keys", "10"}, 40},
 		{[]string{"failover", "--ops", "1"}, 1},
+		{[]string{"sessions", "--sessions", "30", "--clients", "3"}, 30},
 	} {
 		t.Run(tt.args[0], func(t *testing.T) {
 			out, stderr, err := runBenchCmd(t, append(tt.args, "--json", "--start-cluster")...)
@@ -70,6 +71,9 @@ func TestBenchAgainstAStartedCluster(t *testing.T) {
 			}
 			if res.System != "arbor" || res.Ops != tt.ops || res.Errors != 0 || res.P50Ms <= 0 {
 				t.Fatalf("result %+v: want %d ops, no errors", res, tt.ops)
+			}
+			if tt.args[0] == "sessions" && (res.MemBeforeBytes == 0 || res.MemAfterBytes == 0) {
+				t.Errorf("sessions reported no member memory: %+v", res)
 			}
 			if !strings.Contains(stderr, " ops (") && !strings.Contains(stderr, "first write") {
 				t.Errorf("no progress line on stderr:\n%s", stderr)

@@ -56,9 +56,6 @@ type Op struct {
 	Data []byte
 }
 
-// Dialer opens a new Store (a new session).
-type Dialer func(ctx context.Context) (Store, error)
-
 // nopStore fails every operation; it stands in for a session that could
 // not be opened so a retry loop can carry on.
 type nopStore struct{}

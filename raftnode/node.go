@@ -54,16 +54,17 @@ type Node struct {
 	tr      Transport
 	snapDir string
 
-	propc    chan proposal
-	recvc    chan raftpb.Message
-	readc    chan *readWaiter
-	actc     chan func()
-	reportc  chan struct{}
-	reportMu sync.Mutex
-	reports  []report
-	done     chan struct{} // closed when Run has returned
-	running  atomic.Bool
-	closer   sync.Once
+	propc     chan proposal
+	propBatch []proposal // stepped together by flushProposals; Run goroutine only
+	recvc     chan raftpb.Message
+	readc     chan *readWaiter
+	actc      chan func()
+	reportc   chan struct{}
+	reportMu  sync.Mutex
+	reports   []report
+	done      chan struct{} // closed when Run has returned
+	running   atomic.Bool
+	closer    sync.Once
 
 	// Owned by the Run goroutine.
 	confState raftpb.ConfState
@@ -388,6 +389,7 @@ func (n *Node) loop(ctx context.Context) error {
 			n.drainReports()
 		}
 		n.drainInputs()
+		n.flushProposals()
 		n.maybeIssueRead()
 		if n.raw.HasReady() {
 			if err := n.handleReady(); err != nil {
@@ -417,16 +419,36 @@ func (n *Node) drainInputs() {
 	}
 }
 
+// stepProposal queues p for the next flushProposals.
 func (n *Node) stepProposal(p proposal) {
-	err := n.raw.Propose(p.data)
+	n.propBatch = append(n.propBatch, p)
+}
+
+// flushProposals steps every queued proposal as one MsgProp, so a follower
+// forwards them to the leader in one message (not one per proposal, which
+// could overflow the peer queue under load) and the leader appends them in
+// one go.
+func (n *Node) flushProposals() {
+	if len(n.propBatch) == 0 {
+		return
+	}
+	ents := make([]raftpb.Entry, len(n.propBatch))
+	for i, p := range n.propBatch {
+		ents[i] = raftpb.Entry{Data: p.data}
+	}
+	err := n.raw.Step(raftpb.Message{Type: raftpb.MsgProp, From: n.id, Entries: ents})
 	if errors.Is(err, raft.ErrProposalDropped) {
 		err = ErrProposalDropped
 	}
-	if p.done != nil {
-		p.done(err)
-		return
+	for i, p := range n.propBatch {
+		if p.done != nil {
+			p.done(err)
+		} else {
+			p.errc <- err
+		}
+		n.propBatch[i] = proposal{}
 	}
-	p.errc <- err
+	n.propBatch = n.propBatch[:0]
 }
 
 func (n *Node) stepMessage(m raftpb.Message) {

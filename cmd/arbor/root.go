@@ -106,7 +106,7 @@ Exit status: 0 on success; 1 when the operation failed, with one line
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageErrorf("%v", err)
 	})
-	root.AddCommand(newDevCmd(g, e), newServerCmd(g, e))
+	root.AddCommand(newDevCmd(g, e), newServerCmd(g, e), newBenchCommand())
 	addClientCommands(root, g, e)
 	return root
 }

@@ -225,3 +225,20 @@ func TestKillAllLosesNoAcknowledgedWrite(t *testing.T) {
 	}
 	t.Logf("%d acknowledged writes all survived", len(want))
 }
+
+// SIGTERM stops a leader cleanly: it hands leadership over first, so the
+// others take writes again at once, without waiting out an election timeout.
+func TestSigtermLeaderHandsOverAndExitsZero(t *testing.T) {
+	c := startCluster(t, 3)
+	createWithRetry(t, c, "/before", 5*time.Second)
+	l := c.findLeader(5 * time.Second)
+	if err := c.stop(l); err != nil {
+		t.Fatalf("leader %s after SIGTERM: %v (want exit status 0)", c.members[l].name, err)
+	}
+	took := createWithRetry(t, c, "/after-sigterm", 10*time.Second)
+	if took > time.Second {
+		t.Fatalf("first write after the leader's clean stop took %v, want <= 1s (leadership handed over)", took)
+	}
+	c.start(l)
+	c.waitReady(l, 20*time.Second)
+}

@@ -58,6 +58,11 @@ type Config struct {
 
 	ElectionTicks int  // raft election timeout in ticks; default raftnode's
 	NoSync        bool // skip fsync: tests only, never in production
+
+	// MinFreeBytes is the free space the data dir's file system keeps in
+	// reserve: below it client writes fail with UNAVAILABLE ("disk full")
+	// and reads go on. Default 64 MiB; negative turns the guard off.
+	MinFreeBytes int64
 }
 
 // Signature (implemented elsewhere in this package):

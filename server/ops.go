@@ -17,6 +17,14 @@ import (
 // completes when the command is applied (build makes the response) or at
 // its deadline. A proposal that raft refuses completes p at once.
 func (s *server) propose(ctx context.Context, p *pending, cmd *command, build func(applyResult) *wire.Response) {
+	// Tree writes wait for disk space; hello and close still go through, so
+	// clients can connect to read and can end sessions.
+	if cmd.Type == cmdTreeOps {
+		if werr := s.disk.refuse(); werr != nil {
+			p.resp = &wire.Response{ID: p.id, Error: werr}
+			return
+		}
+	}
 	select {
 	case s.proposals <- struct{}{}:
 	case <-ctx.Done():

@@ -29,6 +29,7 @@ type server struct {
 	waits   *waitRegistry
 	barrier *readBarrier
 	metrics *metrics
+	disk    *diskGuard
 
 	seq       atomic.Uint64
 	proposals chan struct{} // semaphore: client writes in flight
@@ -56,6 +57,7 @@ func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *w
 		proposals: make(chan struct{}, cfg.MaxProposals),
 		connSlots: make(chan struct{}, cfg.MaxConnections),
 		ctx:       context.Background(),
+		disk:      newDiskGuard(cfg.DataDir, cfg.MinFreeBytes, statfsFree, time.Now, cfg.Logger),
 	}
 	// Sequence numbers start at the clock so that a restarted member never
 	// reuses an origin that may still be in the log.

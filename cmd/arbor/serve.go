@@ -22,6 +22,7 @@ func serve(ctx context.Context, g *globals, e env, f *memberFlags, dev bool) err
 		MaxFrameBytes:       f.maxFrameBytes,
 		MaxDataBytes:        f.maxDataBytes,
 		SnapshotEntries:     f.snapshotEntries,
+		MinFreeBytes:        f.minFreeBytes,
 		Logger:              g.logger(e.stderr),
 	}
 	if f.join != "" {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/arbor-db/arbor/raftnode"
 )
 
 // Peer is one member of the initial cluster: NAME=PEERHOST:PORT.
@@ -58,6 +60,14 @@ type Config struct {
 
 	ElectionTicks int  // raft election timeout in ticks; default raftnode's
 	NoSync        bool // skip fsync: tests only, never in production
+
+	// RaftTransport, when set, replaces the TCP peer transport (PeerAddr and
+	// PeerListener are then unused): tests only, for the fault-injecting
+	// in-memory network of raftnode/rafttest.
+	RaftTransport raftnode.Transport
+	// NoHandOver skips the leadership hand-over when ctx ends, so stopping
+	// the member looks like a crash to the others: tests only.
+	NoHandOver bool
 
 	// MinFreeBytes is the free space the data dir's file system keeps in
 	// reserve: below it client writes fail with UNAVAILABLE ("disk full")

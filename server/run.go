@@ -62,6 +62,7 @@ func Run(ctx context.Context, cfg Config) error {
 		NoSync:            cfg.NoSync,
 		Logger:            cfg.Logger,
 		PeerListener:      cfg.PeerListener,
+		Transport:         cfg.RaftTransport,
 		Metrics:           s.metrics.raftMetrics(),
 	}, sm)
 	if err != nil {

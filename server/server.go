@@ -184,6 +184,9 @@ func (s *server) serveAll(ctx context.Context, ln net.Listener) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		if s.cfg.NoHandOver {
+			break
+		}
 		tctx, cancel := context.WithTimeout(context.Background(), transferTimeout)
 		if terr := s.rep.TransferLeadership(tctx); terr != nil {
 			s.log.Warn("leadership transfer failed", "err", terr)

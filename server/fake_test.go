@@ -109,7 +109,7 @@ type testServer struct {
 	addr string
 }
 
-func startFake(t *testing.T, tweak func(*Config)) *testServer {
+func startFake(t testing.TB, tweak func(*Config)) *testServer {
 	t.Helper()
 	ts, stop := startFakeStoppable(t, tweak)
 	t.Cleanup(func() {
@@ -122,14 +122,14 @@ func startFake(t *testing.T, tweak func(*Config)) *testServer {
 
 // startFakeStoppable starts a server and returns the function that stops it
 // and returns what serveAll returned.
-func startFakeStoppable(t *testing.T, tweak func(*Config)) (*testServer, func() error) {
+func startFakeStoppable(t testing.TB, tweak func(*Config)) (*testServer, func() error) {
 	t.Helper()
 	return startFakeRep(t, tweak, nil)
 }
 
 // startFakeRep is startFakeStoppable with prep applied to the fake
 // replicator before the server starts.
-func startFakeRep(t *testing.T, tweak func(*Config), prep func(*fakeRep)) (*testServer, func() error) {
+func startFakeRep(t testing.TB, tweak func(*Config), prep func(*fakeRep)) (*testServer, func() error) {
 	t.Helper()
 	cfg := Config{Name: "m1", DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
 		AdvertisePeerAddr: "127.0.0.1:1", TickInterval: 10 * time.Millisecond}

@@ -1,0 +1,186 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/arbor-db/arbor/client"
+	"github.com/arbor-db/arbor/raftnode"
+	"github.com/arbor-db/arbor/server/servertest/lincheck"
+)
+
+// figures of one seed's run.
+type figures struct {
+	seed       int64
+	members    int
+	ops        int
+	unknown    int
+	checked    int // operations porcupine checked
+	redials    int
+	faults     map[string]int
+	violations []string
+}
+
+// TestFaults runs the fault suite over the seeds of the environment (see
+// main_test.go): by default 4 seeds of 5 s each.
+func TestFaults(t *testing.T) {
+	seeds, d := suiteSeeds(t), suiteDuration(t)
+	var all []figures
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			f := runSeed(t, seed, d)
+			all = append(all, f)
+			for _, v := range f.violations {
+				t.Errorf("seed %d: %s", seed, v)
+			}
+			if len(f.violations) > 0 {
+				t.Logf("replay with: %s=%d %s=%v go test ./server/servertest/faults -run TestFaults -v", envSeed, seed, envDuration, d)
+			}
+		})
+	}
+	report(t, all, d)
+}
+
+func report(t *testing.T, all []figures, d time.Duration) {
+	var ops, unknown, checked, redials, violations int
+	faults := map[string]int{}
+	for _, f := range all {
+		ops += f.ops
+		unknown += f.unknown
+		checked += f.checked
+		redials += f.redials
+		violations += len(f.violations)
+		for k, v := range f.faults {
+			faults[k] += v
+		}
+	}
+	kinds := make([]string, 0, len(faults))
+	for k, v := range faults {
+		kinds = append(kinds, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(kinds)
+	t.Logf("FIGURES runs=%d duration/run=%v operations=%d (unknown outcome %d, linearizability-checked %d) redials=%d faults: %s violations=%d",
+		len(all), d, ops, unknown, checked, redials, strings.Join(kinds, " "), violations)
+}
+
+// runSeed runs one seed: cluster, nemesis and workers for d, then heals and
+// checks everything.
+func runSeed(t *testing.T, seed int64, d time.Duration) figures {
+	rng := rand.New(rand.NewSource(seed))
+	n := 3 + 2*rng.Intn(2) // 3 or 5 members
+	workers := 4 + rng.Intn(3)
+	eps := schedule(rng, n, d)
+	workerSeeds := make([]int64, workers)
+	for i := range workerSeeds {
+		workerSeeds[i] = rng.Int63()
+	}
+	f := figures{seed: seed, members: n}
+
+	c := newCluster(t, n, seed)
+	defer c.stopAll()
+	setup(t, c)
+
+	rec := lincheck.NewRecorder()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	nem := newNemesis(c)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); nem.run(ctx, eps) }()
+	ws := make([]*worker, workers)
+	for i := range ws {
+		ws[i] = newWorker(i, workerSeeds[i], c.addrs(), rec)
+		wg.Add(1)
+		go func() { defer wg.Done(); ws[i].run(ctx) }()
+	}
+	wg.Wait() // the nemesis has healed and restarted every member
+	for _, w := range ws {
+		f.redials += w.redials
+	}
+	f.faults, _ = nem.summary()
+
+	for i := range c.size() {
+		c.waitReady(i, 30*time.Second)
+	}
+	h := rec.History()
+	st := lincheck.Count(h)
+	f.ops, f.unknown = st.Ops, st.Unknown
+	f.violations = check(t, c, h, &f)
+	if len(f.violations) > 0 {
+		_, log := nem.summary()
+		t.Logf("seed %d: %d members, %d workers; nemesis:\n%s", seed, n, workers, log)
+	}
+	return f
+}
+
+// setup creates the parent of the ephemerals.
+func setup(t *testing.T, c *cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, client.Config{Endpoints: c.addrs(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close(ctx)
+	if _, _, err := cl.Create(ctx, ephParent, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// check runs every checker on the healed cluster and returns the violations.
+func check(t *testing.T, c *cluster, h []lincheck.Op, f *figures) []string {
+	var out []string
+	add := func(errs ...error) {
+		for _, e := range errs {
+			out = append(out, e.Error())
+		}
+	}
+	res := lincheck.CheckLinearizable(h, time.Minute)
+	f.checked = res.Ops
+	switch res.Result {
+	case porcupine.Illegal:
+		msg := fmt.Sprintf("history is not linearizable (%d operations)", res.Ops)
+		if p, err := lincheck.SaveVisualization(res, os.TempDir(), fmt.Sprintf("arbor-faults-seed%d", f.seed)); err == nil {
+			msg += "; visualization: " + p
+		}
+		out = append(out, msg)
+	case porcupine.Unknown:
+		t.Logf("seed %d: linearizability check timed out; not counted", f.seed)
+	}
+	add(lincheck.CheckLocalReadsMonotonic(h)...)
+	add(lincheck.CheckEphemerals(h)...)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, client.Config{Endpoints: c.addrs(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		add(fmt.Errorf("dial after healing: %w", err))
+	} else {
+		errs, err := lincheck.LeftoverEphemerals(ctx, cl, h, ephParent)
+		add(errs...)
+		if err != nil {
+			add(err)
+		}
+		_ = cl.Close(ctx)
+	}
+	if err := lincheck.CheckStateHashes(ctx, c.addrs()); err != nil {
+		add(err)
+	}
+	c.stopAll()
+	for _, m := range c.members {
+		if err := raftnode.CheckDataDir(m.dataDir); err != nil {
+			add(fmt.Errorf("member %s: %w", m.name, err))
+		}
+	}
+	return out
+}

@@ -44,7 +44,7 @@ func (n *Node) handleReady() error {
 			return err
 		}
 	}
-	if err := n.apply(rd.CommittedEntries); err != nil {
+	if err := n.apply(n.toApply(rd)); err != nil {
 		return err
 	}
 	n.onReadStates(rd.ReadStates)

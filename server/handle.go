@@ -260,7 +260,7 @@ func (c *conn) treeRead(p *pending, req *wire.Request) {
 	}
 	op, path := req.Op, req.Path
 	p.read = func() *wire.Response { return c.srv.treeReadNow(op, path) }
-	if !req.Local {
+	if !req.Local && !bugStaleRead {
 		p.batch = c.srv.barrier.join()
 	}
 }

@@ -99,7 +99,7 @@ func (sm *stateMachine) Apply(entries []raftnode.Entry) {
 
 // applyCommand applies one decoded command at zxid index. Called with mu held.
 func (sm *stateMachine) applyCommand(index uint64, c *command) applyResult {
-	now := max(c.TimeMs, sm.lastTime)
+	now := max(applyTime(c.TimeMs), sm.lastTime)
 	sm.lastTime = now
 	r := applyResult{Zxid: index}
 	switch c.Type {
@@ -119,7 +119,7 @@ func (sm *stateMachine) applyCommand(index uint64, c *command) applyResult {
 			return r
 		}
 		// One step: the ephemerals go with the session.
-		sm.tree.DeleteEphemerals(index, now, c.Session)
+		sm.closeEphemerals(index, now, c.Session)
 		sm.sessions.Close(c.Session)
 	case cmdTreeOps:
 		if c.Session != 0 {

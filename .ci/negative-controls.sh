@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Negative controls: for each deliberate bug (a build tag, see
+# docs/reliability.md) run the short in-process fault suite built with it.
+# The suite must FAIL every time; a control that passes means the checkers
+# missed a real bug, and this script fails.
+#   ARBOR_FAULT_SEEDS / ARBOR_FAULT_DURATION tune the runs (default 4 × 5s;
+#   each run stops at the first failing seed).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+controls=(bug_staleread bug_ackbeforecommit bug_applyclock bug_splitclose)
+export ARBOR_FAULT_SEEDS="${ARBOR_FAULT_SEEDS:-4}"
+export ARBOR_FAULT_DURATION="${ARBOR_FAULT_DURATION:-5s}"
+
+caught=()
+missed=()
+for tag in "${controls[@]}"; do
+	log=$(mktemp)
+	start=$SECONDS
+	if go test -count=1 -failfast -tags "$tag" -timeout 5m -run 'TestFaults$' -v ./server/servertest/faults >"$log" 2>&1; then
+		missed+=("$tag")
+		echo "MISSED  $tag: the fault suite passed with the bug in ($((SECONDS - start))s)"
+	elif grep -q -- '--- FAIL: TestFaults/seed=' "$log"; then
+		caught+=("$tag")
+		seed=$(grep -m1 -o -- '--- FAIL: TestFaults/seed=[0-9]*' "$log" | sed 's/.*seed=//')
+		what=$(grep -m1 -oE 'not linearizable|went back to zxid|saw an ephemeral|ephemeral .* remains|state hashes differ|did not converge|corrupt data' "$log" || echo "see log")
+		echo "CAUGHT  $tag: seed $seed, $what ($((SECONDS - start))s)"
+	else
+		# Failed, but not through a seed's checks (build error, panic...).
+		missed+=("$tag")
+		echo "BROKEN  $tag: the suite failed without a checker verdict:"
+		tail -n 30 "$log"
+	fi
+	rm -f "$log"
+done
+
+echo "negative controls caught: ${caught[*]:-none}"
+if [ ${#missed[@]} -gt 0 ]; then
+	echo "negative controls NOT caught: ${missed[*]}"
+	exit 1
+fi

@@ -39,7 +39,7 @@ type Config struct {
 
 	SnapshotEntries uint64        // default 10000
 	RequestTimeout  time.Duration // default 5s: how long a write or linearizable read may wait
-	TickInterval    time.Duration // raft tick; default 100ms
+	TickInterval    time.Duration // raft tick; default 50ms (election timeout 10 ticks)
 
 	Logger *slog.Logger // default slog.Default()
 

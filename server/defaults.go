@@ -54,7 +54,7 @@ func (cfg Config) withDefaults() Config {
 	setDefault(&cfg.MaxSessionMs, 60000)
 	setDefault(&cfg.SnapshotEntries, 10000)
 	setDefault(&cfg.RequestTimeout, 5*time.Second)
-	setDefault(&cfg.TickInterval, 100*time.Millisecond)
+	setDefault(&cfg.TickInterval, 50*time.Millisecond)
 	setDefault(&cfg.MaxConnections, 10000)
 	setDefault(&cfg.MaxProposals, 4096)
 	if cfg.Logger == nil {

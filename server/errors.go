@@ -77,6 +77,8 @@ func replicationError(err error) *wire.Error {
 	// a request ran out of time without one, and PROTOCOL.md calls that
 	// UNAVAILABLE (no quorum or no leader in time), not TIMEOUT.
 	switch {
+	case errors.Is(err, errLeaderChanged):
+		return errorf(wire.CodeUnavailable, "the leader changed while the write was in flight; it may or may not have been applied")
 	case errors.Is(err, raftnode.ErrProposalDropped), errors.Is(err, raftnode.ErrNoLeader):
 		return errorf(wire.CodeUnavailable, "no leader: the cluster has no quorum right now")
 	case errors.Is(err, context.DeadlineExceeded):

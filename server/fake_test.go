@@ -33,6 +33,7 @@ type fakeRep struct {
 	fail     error // returned by Propose when set
 	down     bool  // not ready, no leader
 	hang     bool  // proposals are accepted but never applied; reads never confirm
+	leader   uint64 // the leader Status reports; 0 means this member (1)
 }
 
 var _ replicator = (*fakeRep)(nil)
@@ -88,7 +89,11 @@ func (f *fakeRep) Status() raftnode.Status {
 	if f.down {
 		return raftnode.Status{ID: 1, Term: 1, Commit: f.index, Applied: f.index}
 	}
-	return raftnode.Status{ID: 1, Leader: 1, Term: 1, Commit: f.index, Applied: f.index, IsLeader: true}
+	lead := f.leader
+	if lead == 0 {
+		lead = 1
+	}
+	return raftnode.Status{ID: 1, Leader: lead, Term: 1, Commit: f.index, Applied: f.index, IsLeader: lead == 1}
 }
 
 func (f *fakeRep) Members() []raftnode.MemberInfo {

@@ -59,6 +59,7 @@ func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *w
 		ctx:       context.Background(),
 		disk:      newDiskGuard(cfg.DataDir, cfg.MinFreeBytes, statfsFree, time.Now, cfg.Logger),
 	}
+	waits.leader = func() uint64 { return s.rep.Status().Leader } // s.rep is set by Run after newServer
 	// Sequence numbers start at the clock so that a restarted member never
 	// reuses an origin that may still be in the log.
 	s.seq.Store(uint64(time.Now().UnixNano()))
@@ -175,6 +176,7 @@ func (s *server) serveAll(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	g.Go(func() error { return s.barrier.run(connCtx) })
+	g.Go(func() error { s.watchLeader(connCtx); return nil })
 	g.Go(func() error { s.publishAttrs(connCtx); return nil })
 	if s.cfg.OnReady != nil {
 		s.cfg.OnReady(ln.Addr().String())

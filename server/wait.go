@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"sync"
+	"time"
 
 	"github.com/arbor-db/arbor/tree"
 )
@@ -20,18 +23,27 @@ type applyResult struct {
 // apply goroutine triggers it, and a request that gives up cancels it.
 type waitRegistry struct {
 	mu sync.Mutex
-	m  map[origin]chan applyResult
+	m  map[origin]waiter
+	// leader reports the raft leader now; each waiter remembers the leader
+	// it was proposed under. Set before the server starts.
+	leader func() uint64
+}
+
+type waiter struct {
+	ch     chan applyResult
+	leader uint64
 }
 
 func newWaitRegistry() *waitRegistry {
-	return &waitRegistry{m: make(map[origin]chan applyResult)}
+	return &waitRegistry{m: make(map[origin]waiter), leader: func() uint64 { return 0 }}
 }
 
 // register returns the channel that will receive the result for o.
 func (w *waitRegistry) register(o origin) <-chan applyResult {
 	ch := make(chan applyResult, 1)
+	lead := w.leader()
 	w.mu.Lock()
-	w.m[o] = ch
+	w.m[o] = waiter{ch: ch, leader: lead}
 	w.mu.Unlock()
 	return ch
 }
@@ -39,12 +51,30 @@ func (w *waitRegistry) register(o origin) <-chan applyResult {
 // trigger delivers r to the waiter of o, if any. It never blocks.
 func (w *waitRegistry) trigger(o origin, r applyResult) {
 	w.mu.Lock()
-	ch, ok := w.m[o]
+	wt, ok := w.m[o]
 	delete(w.m, o)
 	w.mu.Unlock()
 	if ok {
-		ch <- r
+		wt.ch <- r
 	}
+}
+
+// failProposedUnder refuses every waiter proposed while lead was leader:
+// a proposal forwarded to a leader that is gone is usually lost, and its
+// client should learn so now, not at its deadline. The write may still
+// commit, so the error says the outcome is unknown.
+func (w *waitRegistry) failProposedUnder(lead uint64) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for o, wt := range w.m {
+		if wt.leader == lead {
+			delete(w.m, o)
+			wt.ch <- applyResult{Refused: errLeaderChanged}
+			n++
+		}
+	}
+	return n
 }
 
 // cancel forgets the waiter of o (timeout, dropped proposal).
@@ -52,4 +82,32 @@ func (w *waitRegistry) cancel(o origin) {
 	w.mu.Lock()
 	delete(w.m, o)
 	w.mu.Unlock()
+}
+
+var errLeaderChanged = errors.New("server: the leader changed while the write was in flight")
+
+// watchLeader fails the writes proposed under a leader as soon as this
+// member sees that leader go (see failProposedUnder). It polls: leader
+// changes are rare and a few milliseconds late is fine.
+func (s *server) watchLeader(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	last := s.rep.Status().Leader
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lead := s.rep.Status().Leader
+		if lead == last {
+			continue
+		}
+		if last != 0 {
+			if n := s.waits.failProposedUnder(last); n > 0 {
+				s.log.Info("leader changed: failed in-flight writes as indeterminate", "old_leader", last, "new_leader", lead, "writes", n)
+			}
+		}
+		last = lead
+	}
 }

@@ -24,7 +24,7 @@ type Cluster interface {
 type failoverWorkload struct{}
 
 // failoverAttempt bounds one write attempt while the cluster elects.
-const failoverAttempt = 500 * time.Millisecond
+const failoverAttempt = 100 * time.Millisecond
 
 func (failoverWorkload) Run(ctx context.Context, env *Env) (Result, error) {
 	if env.Cluster == nil {

@@ -1,0 +1,160 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/arbor-db/arbor/client"
+	"github.com/arbor-db/arbor/raftnode"
+	"github.com/arbor-db/arbor/server/servertest/lincheck"
+)
+
+// run is a workload recording against a cluster.
+type run struct {
+	c    *cluster
+	rec  *lincheck.Recorder
+	w    *workload
+	stop func()
+}
+
+func startRun(ctx context.Context, c *cluster, seed uint64) *run {
+	rec := lincheck.NewRecorder()
+	w, stop := startWorkload(ctx, c, rec, 2, seed)
+	return &run{c: c, rec: rec, w: w, stop: stop}
+}
+
+// finish stops the workload, brings every member back, and checks the
+// history, the members' states and their data dirs, adding what it found
+// to fig and failing t on any violation.
+func (r *run) finish(t *testing.T, fig *runFigures) {
+	t.Helper()
+	c := r.c
+	r.stop()
+	c.heal()
+	for i, m := range c.members {
+		switch {
+		case !m.running():
+			c.start(i)
+		case m.paused:
+			c.resume(i)
+		}
+	}
+	c.waitHealthy(30 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	h := r.rec.History()
+	st := lincheck.Count(h)
+	fig.ops, fig.unknown, fig.failed = st.Ops, st.Unknown, st.Failed
+	t.Logf("history: %d operations (%d unknown outcome, %d failed), by kind %v, %d redials",
+		st.Ops, st.Unknown, st.Failed, st.ByKind, r.w.redials.Load())
+	violation := func(err error) {
+		t.Error(err)
+		fig.violations = append(fig.violations, err)
+	}
+
+	hctx, hcancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := lincheck.CheckStateHashes(hctx, c.clientAddrs()); err != nil {
+		violation(err)
+	}
+	hcancel()
+
+	cl, err := client.Dial(ctx, client.Config{Endpoints: c.clientAddrs(), Logger: quietLogger})
+	if err != nil {
+		t.Fatalf("dial for the final checks: %v", err)
+	}
+	left, err := lincheck.LeftoverEphemerals(ctx, cl, h, ephParent)
+	if err != nil {
+		t.Errorf("listing ephemerals: %v", err)
+	}
+	for _, e := range left {
+		violation(e)
+	}
+
+	start := time.Now()
+	res := lincheck.CheckLinearizable(h, 2*time.Minute)
+	t.Logf("linearizability: %d operations checked in %v: %v", res.Ops, time.Since(start).Round(time.Millisecond), res.Result)
+	switch res.Result {
+	case porcupine.Illegal:
+		path, verr := lincheck.SaveVisualization(res, os.TempDir(), fmt.Sprintf("arbor-faults-%s-%d", t.Name(), time.Now().Unix()))
+		violation(fmt.Errorf("%w: history not linearizable (visualization %s %v)", lincheck.ErrViolation, path, verr))
+	case porcupine.Unknown:
+		t.Errorf("linearizability check timed out on %d operations", res.Ops)
+	}
+	for _, e := range lincheck.CheckLocalReadsMonotonic(h) {
+		violation(e)
+	}
+	for _, e := range lincheck.CheckEphemerals(h) {
+		violation(e)
+	}
+
+	// What the cluster holds now must survive a clean stop and restart of
+	// every member, and their data dirs must check clean in between.
+	before, err := readKeys(ctx, cl)
+	cl.Close(ctx)
+	if err != nil {
+		t.Fatalf("reading the registers back: %v", err)
+	}
+	for i, m := range c.members {
+		if err := c.stop(i, 15*time.Second); err != nil {
+			violation(fmt.Errorf("%w: %s did not stop cleanly on SIGTERM: %v", lincheck.ErrViolation, m.name, err))
+		}
+	}
+	for _, m := range c.members {
+		if err := checkDataDir(m.dataDir); err != nil {
+			violation(fmt.Errorf("%w: data dir of %s: %v", lincheck.ErrViolation, m.name, err))
+		}
+	}
+	for i := range c.members {
+		c.start(i)
+	}
+	c.waitHealthy(30 * time.Second)
+	cl, err = client.Dial(ctx, client.Config{Endpoints: c.clientAddrs(), Logger: quietLogger})
+	if err != nil {
+		t.Fatalf("dial after the restart: %v", err)
+	}
+	defer cl.Close(ctx)
+	after, err := readKeys(ctx, cl)
+	if err != nil {
+		t.Fatalf("reading the registers after the restart: %v", err)
+	}
+	for k, v := range before {
+		if after[k] != v {
+			violation(fmt.Errorf("%w: %s was %s before a clean restart of every member, %s after", lincheck.ErrViolation, k, v, after[k]))
+		}
+	}
+	hctx, hcancel = context.WithTimeout(ctx, 30*time.Second)
+	defer hcancel()
+	if err := lincheck.CheckStateHashes(hctx, c.clientAddrs()); err != nil {
+		violation(fmt.Errorf("after the restart: %w", err))
+	}
+}
+
+// readKeys reads every register linearizably: "absent" or data@version.
+func readKeys(ctx context.Context, cl *client.Client) (map[string]string, error) {
+	out := map[string]string{}
+	for i := range numKeys {
+		p := keyPath(i)
+		data, st, err := cl.Get(ctx, p)
+		switch {
+		case errors.Is(err, client.ErrNoNode):
+			out[p] = "absent"
+		case err != nil:
+			return nil, fmt.Errorf("get %s: %w", p, err)
+		default:
+			out[p] = fmt.Sprintf("%q@v%d", data, st.Version)
+		}
+	}
+	return out, nil
+}
+
+// checkDataDir checks a stopped member's data dir with raftnode's
+// read-only checker: bbolt's consistency check, the log against the
+// snapshot, and every snapshot file's checksum.
+func checkDataDir(dir string) error { return raftnode.CheckDataDir(dir) }

@@ -230,7 +230,7 @@ func TestFollowerDiskFullStopsMemberAndLosesNothing(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		mu.Lock()
 		n := len(acked)
 		mu.Unlock()
@@ -238,7 +238,7 @@ func TestFollowerDiskFullStopsMemberAndLosesNothing(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d writes acknowledged in 10s", n)
+			t.Fatalf("only %d writes acknowledged in 30s", n)
 		}
 	}
 	ballast := fillTo(t, mnt, 0)

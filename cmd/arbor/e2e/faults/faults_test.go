@@ -158,7 +158,7 @@ func runFaults(t *testing.T, faults []faultKind, seed uint64, hold time.Duration
 		f.end()
 		took := c.waitHealthy(30 * time.Second)
 		if leaderFault(k) {
-			if l := c.waitLeader(time.Second); l == f.leader {
+			if l := c.waitLeader(10 * time.Second); l == f.leader {
 				t.Errorf("fault %q (%s): %s still leads after it; the cluster never elected another", k, f.desc, c.members[l].name)
 			}
 		}

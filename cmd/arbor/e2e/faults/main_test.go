@@ -97,6 +97,11 @@ func outer(dir string) int {
 	if os.Getenv("ARBOR_E2E_NORACE") == "" {
 		args = append(args, "-race")
 	}
+	if tags := os.Getenv("ARBOR_FAULTS_TAGS"); tags != "" {
+		// Negative controls: a build with a deliberate bug
+		// (docs/reliability.md) that these tests must catch.
+		args = append(args, "-tags", tags)
+	}
 	build := exec.Command("go", append(args, "../..")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -172,14 +172,39 @@ func TestDiskFullGuardRefusesWritesUntilSpaceFreed(t *testing.T) {
 	}
 }
 
-// A follower whose disk fills up through replication (the guard only
-// refuses client writes through a member, not the leader's entries) fails
-// its log write and exits non-zero: it never acknowledges what it could
-// not persist. Restarted on the same, freed disk it recovers, and every
-// write the cluster acknowledged while the follower's vote was needed is
-// there, with the member that shared that quorum still down.
-func TestFollowerDiskFullStopsMemberAndLosesNothing(t *testing.T) {
+// A member whose disk fills up fails its log write and exits non-zero: it
+// never acknowledges what it could not persist. Restarted on the same,
+// freed disk it recovers, and every write the cluster acknowledged while
+// that member's vote was needed is there, with the only other member that
+// shared the quorum still down. As a follower, its disk fills through
+// replication, which the guard does not stop (the guard only refuses
+// client writes proposed through a member); as the leader, through the
+// entries it appends itself.
+func TestDiskFullStopsMemberAndLosesNothing(t *testing.T) {
 	requireEnv(t)
+	t.Run("follower", func(t *testing.T) { diskFullStops(t, false) })
+	t.Run("leader", func(t *testing.T) { diskFullStops(t, true) })
+}
+
+// makeLeader hands leadership around (a SIGTERM'd leader hands over before
+// it stops; it is then restarted) until member want leads.
+func (c *cluster) makeLeader(want int) {
+	c.t.Helper()
+	for range 20 {
+		l := c.waitLeader(15 * time.Second)
+		if l == want {
+			return
+		}
+		if err := c.stop(l, 15*time.Second); err != nil {
+			c.t.Fatal(err)
+		}
+		c.start(l)
+		c.waitReady(l, 30*time.Second)
+	}
+	c.t.Fatalf("%s never became leader", c.members[want].name)
+}
+
+func diskFullStops(t *testing.T, asLeader bool) {
 	mnt := tmpfs(t, "8m")
 	c := newCluster(t, 3, clusterOpts{
 		dataDir: func(i int) string {
@@ -189,15 +214,12 @@ func TestFollowerDiskFullStopsMemberAndLosesNothing(t *testing.T) {
 			return ""
 		},
 	})
-	// m1 must follow: a SIGTERM'd leader hands over before it stops.
-	for c.waitLeader(15*time.Second) == 0 {
-		if err := c.stop(0, 15*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		c.start(0)
-		c.waitReady(0, 30*time.Second)
+	if asLeader {
+		c.makeLeader(0)
+	} else {
+		c.makeLeader(1)
 	}
-	// With m3 down, every acknowledged write needs m1's fsync.
+	// With m3 (a follower) down, every acknowledged write needs m1's fsync.
 	if err := c.stop(2, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}

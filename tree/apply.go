@@ -163,7 +163,7 @@ func (t *Tree) create(zxid uint64, now int64, op Op, events []Event, u *undoLog)
 		name = fmt.Sprintf("%s%010d", name[:len(name)-len(seqPlaceholder)], parent.cversion)
 		p = joinPath(parentPath, name)
 	}
-	i, exists := parent.childIndex(name)
+	ci, i, exists := parent.search(name)
 	if exists {
 		return Result{}, events, fmt.Errorf("%w: %s", ErrNodeExists, p)
 	}
@@ -180,15 +180,17 @@ func (t *Tree) create(zxid uint64, now int64, op Op, events []Event, u *undoLog)
 		ttlMs:     op.TTLMs,
 		container: op.Container,
 	}
-	parent.insertChild(i, n)
+	parent.insertChild(ci, i, n)
 	oldCversion, oldPzxid := parent.cversion, parent.pzxid
 	parent.cversion++
 	parent.pzxid = zxid
 	t.count++
 	t.index(p, n)
 	u.push(func() {
-		j, _ := parent.childIndex(n.name)
-		parent.removeChild(j)
+		// Later ops were undone first, so the child is back where it was
+		// by name, though not necessarily at the same chunk offset.
+		cj, j, _ := parent.search(n.name)
+		parent.removeChild(cj, j)
 		parent.cversion, parent.pzxid = oldCversion, oldPzxid
 		t.count--
 		t.unindex(p, n)
@@ -244,14 +246,14 @@ func (t *Tree) delete(zxid uint64, op Op, events []Event, u *undoLog) (Result, [
 	if err := checkVersion(p, n, op.Version); err != nil {
 		return Result{}, events, err
 	}
-	if len(n.children) > 0 && !op.Recursive {
-		return Result{}, events, fmt.Errorf("%w: %s has %d children", ErrNotEmpty, p, len(n.children))
+	if n.numChildren() > 0 && !op.Recursive {
+		return Result{}, events, fmt.Errorf("%w: %s has %d children", ErrNotEmpty, p, n.numChildren())
 	}
 
 	parentPath, name := splitPath(p)
 	parent := t.lookup(parentPath)
-	i, _ := parent.childIndex(name)
-	parent.removeChild(i)
+	ci, i, _ := parent.search(name)
+	parent.removeChild(ci, i)
 	oldCversion, oldPzxid := parent.cversion, parent.pzxid
 	parent.cversion++
 	parent.pzxid = zxid
@@ -261,7 +263,8 @@ func (t *Tree) delete(zxid uint64, op Op, events []Event, u *undoLog) (Result, [
 		events = append(events, Event{Type: EventDeleted, Path: q, Zxid: zxid})
 	})
 	u.push(func() {
-		parent.insertChild(i, n)
+		cj, j, _ := parent.search(n.name)
+		parent.insertChild(cj, j, n)
 		parent.cversion, parent.pzxid = oldCversion, oldPzxid
 		walkPost(p, n, func(q string, m *node) {
 			t.count++

@@ -48,12 +48,23 @@ func (m refTree) children(p string) []string {
 	return names
 }
 
+// numChildren counts without sorting: stat needs only the count.
+func (m refTree) numChildren(p string) int {
+	k := 0
+	for q := range m {
+		if q != "/" && refParent(q) == p {
+			k++
+		}
+	}
+	return k
+}
+
 func (m refTree) stat(p string) Stat {
 	n := m[p]
 	return Stat{
 		Czxid: n.czxid, Mzxid: n.mzxid, Pzxid: n.pzxid, Ctime: n.ctime, Mtime: n.mtime,
 		Version: n.version, Cversion: n.cversion, DataLength: int32(len(n.data)),
-		NumChildren: int32(len(m.children(p))), EphemeralOwner: n.owner,
+		NumChildren: int32(m.numChildren(p)), EphemeralOwner: n.owner,
 	}
 }
 
@@ -169,7 +180,7 @@ func (m refTree) apply(zxid uint64, now int64, op Op) (Result, []Event, error) {
 			return Result{}, nil, ErrNoNode
 		case !versionOK(n):
 			return Result{}, nil, ErrBadVersion
-		case len(m.children(p)) > 0 && !op.Recursive:
+		case m.numChildren(p) > 0 && !op.Recursive:
 			return Result{}, nil, ErrNotEmpty
 		}
 		var gone []string

@@ -110,12 +110,14 @@ func (e *snapEncoder) node(n *node) {
 	}
 	e.uvarint(uint64(len(n.data)))
 	e.bytes(n.data)
-	e.uvarint(uint64(len(n.children)))
-	for _, c := range n.children {
-		if e.err != nil {
-			return
+	e.uvarint(uint64(n.numChildren()))
+	for _, chunk := range n.kids {
+		for _, c := range chunk {
+			if e.err != nil {
+				return
+			}
+			e.node(c)
 		}
-		e.node(c)
 	}
 }
 
@@ -251,17 +253,14 @@ func (d *snapDecoder) node(t *Tree, parentPath string, prev *node) (*node, error
 	if numChildren > math.MaxInt32 {
 		return nil, fmt.Errorf("%s: %d children", p, numChildren)
 	}
-	if numChildren > 0 {
-		// The count is untrusted: grow the slice as children actually arrive.
-		n.children = make([]*node, 0, min(numChildren, 1024))
-	}
+	// The count is untrusted: chunks grow as children actually arrive.
 	var last *node
 	for range numChildren {
 		c, err := d.node(t, p, last)
 		if err != nil {
 			return nil, err
 		}
-		n.children = append(n.children, c)
+		n.addLastChild(c)
 		last = c
 	}
 	t.count++

@@ -32,7 +32,7 @@ func newEmpty() *Tree {
 func New() *Tree {
 	t := newEmpty()
 	t.root = &node{}
-	t.root.children = []*node{{name: Reserved[1:]}}
+	t.root.addLastChild(&node{name: Reserved[1:]})
 	t.count = 2
 	return t
 }
@@ -67,10 +67,11 @@ func (t *Tree) Children(path string) ([]string, Stat, error) {
 	if err != nil {
 		return nil, Stat{}, err
 	}
-	names := make([]string, len(n.children))
-	for i, c := range n.children {
-		names[i] = c.name
-	}
+	names := make([]string, 0, n.numChildren())
+	n.eachChild(func(c *node) bool {
+		names = append(names, c.name)
+		return true
+	})
 	return names, n.stat(), nil
 }
 
@@ -168,8 +169,9 @@ func (t *Tree) unindex(p string, n *node) {
 // walkPost calls fn for every node of the subtree at n (path p), children
 // before parents, siblings in name order.
 func walkPost(p string, n *node, fn func(p string, n *node)) {
-	for _, c := range n.children {
+	n.eachChild(func(c *node) bool {
 		walkPost(joinPath(p, c.name), c, fn)
-	}
+		return true
+	})
 	fn(p, n)
 }

@@ -153,6 +153,9 @@ func check(t *testing.T, c *cluster, h []lincheck.Op, f *figures) []string {
 		if p, err := lincheck.SaveVisualization(res, os.TempDir(), fmt.Sprintf("arbor-faults-seed%d", f.seed)); err == nil {
 			msg += "; visualization: " + p
 		}
+		if p, err := lincheck.SaveHistory(h, os.TempDir(), fmt.Sprintf("arbor-faults-seed%d", f.seed)); err == nil {
+			msg += "; history: " + p
+		}
 		out = append(out, msg)
 	case porcupine.Unknown:
 		t.Logf("seed %d: linearizability check timed out; not counted", f.seed)

@@ -17,15 +17,16 @@ func (s *server) proposeWait(ctx context.Context, cmd *command) (applyResult, er
 		return applyResult{}, ctx.Err()
 	}
 	defer s.releaseProposal()
-	cmd.Origin = origin{Member: s.id, Seq: s.seq.Add(1)}
-	cmd.TimeMs = time.Now().UnixMilli()
-	wait := s.waits.register(cmd.Origin)
-	defer s.waits.cancel(cmd.Origin)
-	if err := s.rep.Propose(ctx, cmd.encode(nil)); err != nil {
+	wait, err := s.submit(ctx, cmd)
+	if err != nil {
 		return applyResult{}, err
 	}
+	defer s.waits.cancel(cmd.Origin)
 	select {
 	case r := <-wait:
+		if r.Refused != nil {
+			return applyResult{}, r.Refused
+		}
 		return r, nil
 	case <-ctx.Done():
 		return applyResult{}, ctx.Err()

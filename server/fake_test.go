@@ -29,10 +29,10 @@ type fakeRep struct {
 	mu       sync.Mutex
 	index    uint64
 	reads    int
-	proposed int   // Propose calls, failed ones too
-	fail     error // returned by Propose when set
-	down     bool  // not ready, no leader
-	hang     bool  // proposals are accepted but never applied; reads never confirm
+	proposed int    // Propose calls, failed ones too
+	fail     error  // returned by Propose when set
+	down     bool   // not ready, no leader
+	hang     bool   // proposals are accepted but never applied; reads never confirm
 	leader   uint64 // the leader Status reports; 0 means this member (1)
 }
 

@@ -31,19 +31,10 @@ func (s *server) propose(ctx context.Context, p *pending, cmd *command, build fu
 		p.resp = &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
 		return
 	}
-	cmd.Origin = origin{Member: s.id, Seq: s.seq.Add(1)}
-	cmd.TimeMs = time.Now().UnixMilli()
-	wait := s.waits.register(cmd.Origin)
 	pctx, cancel := context.WithDeadline(ctx, p.deadline)
-	o := cmd.Origin
-	err := s.rep.ProposeAsync(pctx, cmd.encode(nil), func(err error) {
-		if err != nil {
-			s.waits.trigger(o, applyResult{Refused: err})
-		}
-	})
+	wait, err := s.submit(pctx, cmd)
 	cancel()
 	if err != nil {
-		s.waits.cancel(cmd.Origin)
 		s.releaseProposal()
 		p.resp = &wire.Response{ID: p.id, Error: replicationError(err)}
 		return

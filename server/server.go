@@ -32,6 +32,7 @@ type server struct {
 	disk    *diskGuard
 
 	seq       atomic.Uint64
+	proposeMu sync.Mutex    // orders submit: seq assignment and hand-over to raft
 	proposals chan struct{} // semaphore: client writes in flight
 	connSlots chan struct{} // semaphore: open connections
 	conns     atomic.Int64
@@ -59,6 +60,7 @@ func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *w
 		ctx:       context.Background(),
 		disk:      newDiskGuard(cfg.DataDir, cfg.MinFreeBytes, statfsFree, time.Now, cfg.Logger),
 	}
+	sm.onStale = s.noteStaleOrigin
 	waits.leader = func() uint64 { return s.rep.Status().Leader } // s.rep is set by Run after newServer
 	// Sequence numbers start at the clock so that a restarted member never
 	// reuses an origin that may still be in the log.

@@ -7,23 +7,28 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/arbor-db/arbor/session"
 	"github.com/arbor-db/arbor/tree"
 )
 
-// State machine snapshot format, version 1 (deterministic: the same state
+// State machine snapshot format, version 2 (deterministic: the same state
 // gives the same bytes):
 //
 //	magic      "ARSM"
-//	version    byte = 1
+//	version    byte = 2
 //	last time  int64, big endian (the apply clock)
 //	tree       uint64 length, big endian, then tree.WriteSnapshot bytes
 //	sessions   uint64 length, big endian, then session Table.WriteSnapshot bytes
+//	origins    uint64 count, then (member uint64, seq uint64) pairs, big
+//	           endian, in increasing member order
 //	checksum   uint32 CRC-32C (Castagnoli) of everything before it
 const (
 	snapMagic   = "ARSM"
-	snapVersion = 1
+	snapVersion = 2
+	maxOrigins  = 1 << 20 // far above any real member count; checked before allocating
 )
 
 // errBadSnapshot is returned by Restore for a snapshot it cannot read.
@@ -55,6 +60,12 @@ func (sm *stateMachine) snapshotLocked(w io.Writer) error {
 	b = append(b, tb.Bytes()...)
 	b = binary.BigEndian.AppendUint64(b, uint64(sb.Len()))
 	b = append(b, sb.Bytes()...)
+	members := slices.Sorted(maps.Keys(sm.origins))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(members)))
+	for _, m := range members {
+		b = binary.BigEndian.AppendUint64(b, m)
+		b = binary.BigEndian.AppendUint64(b, sm.origins[m])
+	}
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	_, err := w.Write(b)
 	return err
@@ -66,7 +77,7 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("server: read snapshot: %w", err)
 	}
-	const fixed = 4 + 1 + 8 + 8 + 8 + 4
+	const fixed = 4 + 1 + 8 + 8 + 8 + 8 + 4
 	if len(b) < fixed || string(b[:4]) != snapMagic {
 		return fmt.Errorf("%w: not a state machine snapshot", errBadSnapshot)
 	}
@@ -84,8 +95,12 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 		return fmt.Errorf("%w: truncated tree section", errBadSnapshot)
 	}
 	sessBytes, rest, ok := cutLen(rest)
-	if !ok || len(rest) != 0 {
+	if !ok {
 		return fmt.Errorf("%w: bad session section", errBadSnapshot)
+	}
+	origins, err := readOrigins(rest)
+	if err != nil {
+		return err
 	}
 	t, err := tree.ReadSnapshot(bytes.NewReader(treeBytes))
 	if err != nil {
@@ -96,7 +111,7 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 		return fmt.Errorf("%w: %w", errBadSnapshot, err)
 	}
 	sm.mu.Lock()
-	sm.tree, sm.sessions, sm.lastTime = t, st, lastTime
+	sm.tree, sm.sessions, sm.lastTime, sm.origins = t, st, lastTime, origins
 	sm.applied.Store(index)
 	sm.mu.Unlock()
 	sm.appliedMu.Lock()
@@ -104,6 +119,28 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 	sm.appliedCh = make(chan struct{})
 	sm.appliedMu.Unlock()
 	return nil
+}
+
+// readOrigins decodes the origins section, which must end the snapshot.
+func readOrigins(b []byte) (map[uint64]uint64, error) {
+	if len(b) < 8 {
+		return nil, fmt.Errorf("%w: truncated origins section", errBadSnapshot)
+	}
+	n := binary.BigEndian.Uint64(b)
+	b = b[8:]
+	if n > maxOrigins || uint64(len(b)) != 16*n {
+		return nil, fmt.Errorf("%w: bad origins section", errBadSnapshot)
+	}
+	origins := make(map[uint64]uint64, n)
+	var prev uint64
+	for i := range n {
+		m, seq := binary.BigEndian.Uint64(b[16*i:]), binary.BigEndian.Uint64(b[16*i+8:])
+		if m == 0 || (i > 0 && m <= prev) {
+			return nil, fmt.Errorf("%w: origins out of order", errBadSnapshot)
+		}
+		origins[m], prev = seq, m
+	}
+	return origins, nil
 }
 
 // cutLen splits a uint64-length-prefixed section off b.

@@ -30,6 +30,14 @@ type stateMachine struct {
 	tree     *tree.Tree
 	sessions *session.Table
 	lastTime int64 // greatest command time applied: apply time never goes back
+	// origins holds, per proposing member, the highest seq applied. A
+	// command whose seq is not above it is a duplicate or arrived out of
+	// order (the network duplicated or reordered a forwarded proposal):
+	// every member skips it alike. Part of the snapshot.
+	origins map[uint64]uint64
+	// onStale is told of a skipped command's origin and the high-water
+	// mark it fell under; it runs outside mu and must not block.
+	onStale func(member, hw uint64)
 
 	applied atomic.Uint64
 
@@ -47,6 +55,8 @@ func newStateMachine(log *slog.Logger, waits *waitRegistry) *stateMachine {
 		waits:     waits,
 		tree:      tree.New(),
 		sessions:  session.NewTable(),
+		origins:   make(map[uint64]uint64),
+		onStale:   func(uint64, uint64) {},
 		appliedCh: make(chan struct{}),
 	}
 }
@@ -82,6 +92,14 @@ func (sm *stateMachine) Apply(entries []raftnode.Entry) {
 			sm.log.Error("skipping undecodable command", "index", e.Index, "term", e.Term, "err", err)
 			continue
 		}
+		if m := c.Origin.Member; m != 0 {
+			if hw := sm.origins[m]; c.Origin.Seq <= hw {
+				sm.log.Warn("skipping a duplicated or reordered command", "index", e.Index, "member", m, "seq", c.Origin.Seq, "applied_seq", hw)
+				out = append(out, delivery{c.Origin, applyResult{Zxid: e.Index, Refused: errStaleOrigin, staleHW: hw}})
+				continue
+			}
+			sm.origins[m] = c.Origin.Seq
+		}
 		r := sm.applyCommand(e.Index, &c)
 		out = append(out, delivery{c.Origin, r})
 	}
@@ -89,6 +107,9 @@ func (sm *stateMachine) Apply(entries []raftnode.Entry) {
 	sm.mu.Unlock()
 
 	for _, d := range out {
+		if d.r.staleHW != 0 {
+			sm.onStale(d.o.Member, d.r.staleHW)
+		}
 		sm.waits.trigger(d.o, d.r)
 	}
 	sm.appliedMu.Lock()

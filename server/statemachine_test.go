@@ -178,3 +178,77 @@ func TestSessionIDsUniqueNonZero(t *testing.T) {
 		t.Error("session ids do not look random")
 	}
 }
+
+// A command applied twice (the network duplicated its proposal) or reaching
+// the log behind a later command of its member changes nothing the second
+// time, on every member alike, also after a snapshot restore.
+func TestDuplicateAndReorderedCommandsApplyOnce(t *testing.T) {
+	sid := sessionID(1)
+	hello := command{Type: cmdCreateSession, Origin: origin{1, 10}, TimeMs: 1000, SecretHash: session.HashSecret("s"), TimeoutMs: 5000}
+	set := func(seq uint64, data string) []byte {
+		c := command{Type: cmdTreeOps, Origin: origin{1, seq}, TimeMs: 1000, Session: sid,
+			Ops: []tree.Op{{Kind: tree.OpSet, Path: "/x", Data: []byte(data), Version: -1}}}
+		return c.encode(nil)
+	}
+	create := command{Type: cmdTreeOps, Origin: origin{1, 11}, TimeMs: 1000, Session: sid,
+		Ops: []tree.Op{{Kind: tree.OpCreate, Path: "/x", Version: -1}}}
+	first := []raftnode.Entry{
+		{Index: 1, Term: 1, Data: hello.encode(nil)},
+		{Index: 2, Term: 1, Data: create.encode(nil)},
+		{Index: 3, Term: 1, Data: set(12, "a")},
+		{Index: 4, Term: 1, Data: set(12, "a")}, // duplicate
+		{Index: 5, Term: 1, Data: set(14, "c")},
+	}
+	later := []raftnode.Entry{
+		{Index: 6, Term: 1, Data: set(13, "b")}, // reordered behind seq 14
+		{Index: 7, Term: 1, Data: set(14, "c")}, // duplicate after a restore
+	}
+	check := func(sm *stateMachine) {
+		t.Helper()
+		data, st, err := sm.tree.Get("/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(data) != "c" || st.Version != 2 {
+			t.Fatalf("/x = %q at version %d, want \"c\" at version 2 (each set applied once)", data, st.Version)
+		}
+	}
+
+	whole := quietSM()
+	whole.Apply(append(append([]raftnode.Entry(nil), first...), later...))
+	check(whole)
+
+	// The same log, cut by a snapshot: the restored member must skip alike.
+	part := quietSM()
+	part.Apply(first)
+	restored := quietSM()
+	if err := restored.Restore(5, bytes.NewReader(snapshotBytes(t, part))); err != nil {
+		t.Fatal(err)
+	}
+	restored.Apply(later)
+	check(restored)
+	if !bytes.Equal(snapshotBytes(t, whole), snapshotBytes(t, restored)) {
+		t.Fatal("a member restored from a snapshot differs from one that applied the whole log")
+	}
+}
+
+// A stale command's waiter learns it was not applied.
+func TestStaleCommandWaiterIsRefused(t *testing.T) {
+	sm := quietSM()
+	hello := command{Type: cmdCreateSession, Origin: origin{1, 5}, TimeMs: 1000, SecretHash: session.HashSecret("s"), TimeoutMs: 5000}
+	stale := command{Type: cmdCreateSession, Origin: origin{1, 4}, TimeMs: 1000, SecretHash: session.HashSecret("t"), TimeoutMs: 5000}
+	wait := sm.waits.register(stale.Origin)
+	var bumped uint64
+	sm.onStale = func(member, hw uint64) { bumped = hw }
+	sm.Apply([]raftnode.Entry{{Index: 1, Term: 1, Data: hello.encode(nil)}, {Index: 2, Term: 1, Data: stale.encode(nil)}})
+	r := <-wait
+	if !errors.Is(r.Refused, errStaleOrigin) {
+		t.Fatalf("stale command's result %+v, want errStaleOrigin", r)
+	}
+	if bumped != 5 {
+		t.Fatalf("onStale told hw %d, want 5", bumped)
+	}
+	if sm.sessions.Len() != 1 {
+		t.Fatalf("%d sessions, want 1: the stale hello must not apply", sm.sessions.Len())
+	}
+}

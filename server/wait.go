@@ -16,6 +16,7 @@ type applyResult struct {
 	Session uint64        // CreateSession: the new session id
 	Err     error         // a tree error, errSessionExpired, ...
 	Refused error         // raft refused the proposal: nothing was applied
+	staleHW uint64        // with errStaleOrigin: the origin's applied seq
 }
 
 // waitRegistry hands apply results to the requests that proposed them, as
@@ -84,7 +85,10 @@ func (w *waitRegistry) cancel(o origin) {
 	w.mu.Unlock()
 }
 
-var errLeaderChanged = errors.New("server: the leader changed while the write was in flight")
+var (
+	errLeaderChanged = errors.New("server: the leader changed while the write was in flight")
+	errStaleOrigin   = errors.New("server: the write reached the log behind a later write of this member and was not applied")
+)
 
 // watchLeader fails the writes proposed under a leader as soon as this
 // member sees that leader go (see failProposedUnder). It polls: leader
@@ -109,5 +113,45 @@ func (s *server) watchLeader(ctx context.Context) {
 			}
 		}
 		last = lead
+	}
+}
+
+// submit stamps cmd with this member's next origin and the time, registers
+// its waiter and hands it to raft. It holds proposeMu throughout so that
+// this member's commands enter raft in the order of their seqs: the state
+// machine applies an origin's commands only in increasing seq order (see
+// stateMachine.origins), which makes a duplicated or reordered proposal
+// harmless.
+func (s *server) submit(ctx context.Context, cmd *command) (<-chan applyResult, error) {
+	s.proposeMu.Lock()
+	defer s.proposeMu.Unlock()
+	cmd.Origin = origin{Member: s.id, Seq: s.seq.Add(1)}
+	cmd.TimeMs = time.Now().UnixMilli()
+	o := cmd.Origin
+	wait := s.waits.register(o)
+	err := s.rep.ProposeAsync(ctx, cmd.encode(nil), func(err error) {
+		if err != nil {
+			s.waits.trigger(o, applyResult{Refused: err})
+		}
+	})
+	if err != nil {
+		s.waits.cancel(o)
+		return nil, err
+	}
+	return wait, nil
+}
+
+// noteStaleOrigin moves this member's seq past hw when the state machine
+// refused one of its commands as stale, as after a clock step back across a
+// restart (seqs start at the clock): the next write gets through.
+func (s *server) noteStaleOrigin(member, hw uint64) {
+	if member != s.id {
+		return
+	}
+	for {
+		cur := s.seq.Load()
+		if cur >= hw || s.seq.CompareAndSwap(cur, hw) {
+			return
+		}
 	}
 }

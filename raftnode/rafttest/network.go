@@ -86,11 +86,10 @@ func (nw *Network) route(from *Endpoint, m raftpb.Message) {
 		}
 	}
 	nw.mu.Unlock()
-	for i, d := range delays {
-		c := m
-		if i > 0 {
-			c = raftnode.CloneMessage(m)
-		}
+	for _, d := range delays {
+		// Every copy is a deep copy: the sender's raft keeps using the
+		// slices of m, and the receiver's raft writes into what it gets.
+		c := raftnode.CloneMessage(m)
 		if d == 0 {
 			nw.deliver(to, c)
 		} else {

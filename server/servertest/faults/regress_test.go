@@ -3,7 +3,6 @@ package faults
 import (
 	"context"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -15,15 +14,11 @@ import (
 // unconditional set applied twice bumps the version twice (and could
 // resurrect old data after later writes).
 //
-// Known bug, found by the long fault run (4 of 16 seeds): the state machine
-// applies every copy of a command; it should apply a command of one origin
-// at most once. The fix belongs in package server (remember applied
-// origins, in the snapshot so members stay identical). Set
-// ARBOR_KNOWN_BUGS=1 to run this test until then.
+// Found by the long fault run (4 of 16 seeds): the state machine applied
+// every copy of a command. It now applies a command of one origin only when
+// its seq is above the highest applied (server stateMachine.origins, kept in
+// the snapshot).
 func TestDuplicatedProposalAppliesOnce(t *testing.T) {
-	if os.Getenv("ARBOR_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a duplicated MsgProp applies a write twice; ARBOR_KNOWN_BUGS=1 runs it")
-	}
 	c := newCluster(t, 3, 7)
 	defer c.stopAll()
 	l := c.leader()

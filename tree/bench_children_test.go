@@ -2,6 +2,7 @@ package tree
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -129,4 +130,32 @@ func BenchmarkChildrenLarge(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkMemoryPerNodeBigParent reports the heap per node beyond name and
+// data when 64 clients create sequential nodes under one parent, so that
+// chunks split in the middle rather than fill in order.
+func BenchmarkMemoryPerNodeBigParent(b *testing.B) {
+	var per float64
+	for b.Loop() {
+		before := heapInUse()
+		tr := New()
+		if _, _, err := tr.Apply(1, 0, Op{Kind: OpCreate, Path: "/p"}); err != nil {
+			b.Fatal(err)
+		}
+		const n = 100_000
+		payload := 0
+		for i := range n {
+			op := Op{Kind: OpCreate, Path: fmt.Sprintf("/p/c%02d-", i%64), Sequential: true, Data: make([]byte, 100)}
+			res, _, err := tr.Apply(uint64(i+2), 0, op)
+			if err != nil {
+				b.Fatal(err)
+			}
+			payload += len(res.Path) - len("/p/") + 100
+		}
+		after := heapInUse()
+		runtime.KeepAlive(tr)
+		per = (float64(after) - float64(before) - float64(payload)) / n
+	}
+	b.ReportMetric(per, "bytes/node")
 }

@@ -154,7 +154,7 @@ func (n *node) removeChunk(ci int) {
 	switch {
 	case len(n.kids) == 0:
 		n.kids = nil
-	case cap(n.kids) > 64 && len(n.kids) < cap(n.kids)/4:
+	case cap(n.kids) > 16 && len(n.kids) < cap(n.kids)/4:
 		// A parent that shrank from huge gives back its chunk index.
 		n.kids = append([][]*node(nil), n.kids...)
 	}
@@ -168,14 +168,11 @@ func insertAt(s []*node, i int, c *node) []*node {
 	return s
 }
 
-// eachChild calls fn for every child in name order, stopping early when fn
-// returns false.
-func (n *node) eachChild(fn func(c *node) bool) {
+// eachChild calls fn for every child in name order.
+func (n *node) eachChild(fn func(c *node)) {
 	for _, chunk := range n.kids {
 		for _, c := range chunk {
-			if !fn(c) {
-				return
-			}
+			fn(c)
 		}
 	}
 }

@@ -68,10 +68,7 @@ func (t *Tree) Children(path string) ([]string, Stat, error) {
 		return nil, Stat{}, err
 	}
 	names := make([]string, 0, n.numChildren())
-	n.eachChild(func(c *node) bool {
-		names = append(names, c.name)
-		return true
-	})
+	n.eachChild(func(c *node) { names = append(names, c.name) })
 	return names, n.stat(), nil
 }
 
@@ -169,9 +166,6 @@ func (t *Tree) unindex(p string, n *node) {
 // walkPost calls fn for every node of the subtree at n (path p), children
 // before parents, siblings in name order.
 func walkPost(p string, n *node, fn func(p string, n *node)) {
-	n.eachChild(func(c *node) bool {
-		walkPost(joinPath(p, c.name), c, fn)
-		return true
-	})
+	n.eachChild(func(c *node) { walkPost(joinPath(p, c.name), c, fn) })
 	fn(p, n)
 }

@@ -47,7 +47,7 @@ type Config struct {
 	AdvertisePeerAddr string        // what the others dial; default ListenPeerAddr
 	InitialCluster    []Peer        // bootstrap; ignored when the data dir holds state
 	Join              bool          // start empty and wait to be added by the cluster
-	SnapshotEntries   uint64        // take a snapshot and compact every N applied entries (default 10000)
+	SnapshotEntries   uint64        // take a snapshot and compact every N applied entries (default 100000)
 	TickInterval      time.Duration // default 100ms
 	ElectionTicks     int           // default 10
 	HeartbeatTicks    int           // default 1

@@ -127,7 +127,7 @@ func New(cfg Config, sm StateMachine) (*Node, error) {
 
 func applyDefaults(cfg *Config) {
 	if cfg.SnapshotEntries == 0 {
-		cfg.SnapshotEntries = 10000
+		cfg.SnapshotEntries = 100000
 	}
 	if cfg.CompactKeepEntries == 0 {
 		cfg.CompactKeepEntries = min(5000, cfg.SnapshotEntries)

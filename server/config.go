@@ -37,7 +37,7 @@ type Config struct {
 	MinSessionMs  int64 // default 2000
 	MaxSessionMs  int64 // default 60000
 
-	SnapshotEntries uint64        // default 10000
+	SnapshotEntries uint64        // default 100000
 	RequestTimeout  time.Duration // default 5s: how long a write or linearizable read may wait
 	TickInterval    time.Duration // raft tick; default 50ms (election timeout 10 ticks)
 

@@ -52,7 +52,7 @@ func (cfg Config) withDefaults() Config {
 	setDefault(&cfg.MaxPathBytes, wire.DefaultMaxPath)
 	setDefault(&cfg.MinSessionMs, 2000)
 	setDefault(&cfg.MaxSessionMs, 60000)
-	setDefault(&cfg.SnapshotEntries, 10000)
+	setDefault(&cfg.SnapshotEntries, 100000)
 	setDefault(&cfg.RequestTimeout, 5*time.Second)
 	setDefault(&cfg.TickInterval, 50*time.Millisecond)
 	setDefault(&cfg.MaxConnections, 10000)

@@ -52,22 +52,28 @@ func (sm *stateMachine) snapshotLocked(w io.Writer) error {
 	if err := sm.sessions.WriteSnapshot(&sb); err != nil {
 		return fmt.Errorf("server: session snapshot: %w", err)
 	}
-	b := make([]byte, 0, 4+1+8+8+tb.Len()+8+sb.Len()+4)
-	b = append(b, snapMagic...)
-	b = append(b, snapVersion)
-	b = binary.BigEndian.AppendUint64(b, uint64(sm.lastTime))
-	b = binary.BigEndian.AppendUint64(b, uint64(tb.Len()))
-	b = append(b, tb.Bytes()...)
-	b = binary.BigEndian.AppendUint64(b, uint64(sb.Len()))
-	b = append(b, sb.Bytes()...)
+	// Stream the sections through the checksum rather than assembling one
+	// more copy of the whole state.
+	h := crc32.New(castagnoli)
+	out := io.MultiWriter(w, h)
+	hdr := make([]byte, 0, 4+1+8+8)
+	hdr = append(hdr, snapMagic...)
+	hdr = append(hdr, snapVersion)
+	hdr = binary.BigEndian.AppendUint64(hdr, uint64(sm.lastTime))
+	hdr = binary.BigEndian.AppendUint64(hdr, uint64(tb.Len()))
+	mid := binary.BigEndian.AppendUint64(nil, uint64(sb.Len()))
 	members := slices.Sorted(maps.Keys(sm.origins))
-	b = binary.BigEndian.AppendUint64(b, uint64(len(members)))
+	tail := binary.BigEndian.AppendUint64(nil, uint64(len(members)))
 	for _, m := range members {
-		b = binary.BigEndian.AppendUint64(b, m)
-		b = binary.BigEndian.AppendUint64(b, sm.origins[m])
+		tail = binary.BigEndian.AppendUint64(tail, m)
+		tail = binary.BigEndian.AppendUint64(tail, sm.origins[m])
 	}
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	_, err := w.Write(b)
+	for _, part := range [][]byte{hdr, tb.Bytes(), mid, sb.Bytes(), tail} {
+		if _, err := out.Write(part); err != nil {
+			return err
+		}
+	}
+	_, err := w.Write(binary.BigEndian.AppendUint32(nil, h.Sum32()))
 	return err
 }
 

@@ -94,7 +94,7 @@ SIGINT stops it cleanly (a leader hands leadership over first).`,
 	fs.BoolVar(&f.learner, "learner", false, "join as a non-voting member")
 	fs.IntVar(&f.maxFrameBytes, "max-frame-bytes", 0, "largest WebSocket frame accepted (default 4 MiB)")
 	fs.IntVar(&f.maxDataBytes, "max-data-bytes", 0, "largest node data accepted (default 1 MiB)")
-	fs.Uint64Var(&f.snapshotEntries, "snapshot-entries", 0, "log entries between snapshots (default 10000)")
+	fs.Uint64Var(&f.snapshotEntries, "snapshot-entries", 0, "log entries between snapshots (default 100000)")
 	fs.Int64Var(&f.minFreeBytes, "min-free-bytes", 0, "free disk space kept in reserve: below it writes fail (default 64 MiB; -1: off)")
 	return cmd
 }

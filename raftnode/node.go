@@ -55,7 +55,8 @@ type Node struct {
 	snapDir string
 
 	propc     chan proposal
-	propBatch []proposal // stepped together by flushProposals; Run goroutine only
+	propBatch []proposal     // stepped together by flushProposals; Run goroutine only
+	raftState raft.StateType // from the latest Ready's SoftState; Run goroutine only
 	recvc     chan raftpb.Message
 	readc     chan *readWaiter
 	actc      chan func()

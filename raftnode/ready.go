@@ -13,6 +13,18 @@ import (
 // handleReady processes one Ready in the documented order.
 func (n *Node) handleReady() error {
 	rd := n.raw.Ready()
+	if rd.SoftState != nil {
+		n.raftState = rd.SoftState.RaftState
+	}
+	// A leader may send before its own write is durable (raft thesis
+	// 10.2.1; the raft package docs): followers persist in parallel with
+	// it, and an entry is still applied, and so acknowledged, only from a
+	// later Ready, after this one's write. Followers and candidates must
+	// persist first: their messages (acks, votes) promise durable state.
+	sentEarly := n.raftState == raft.StateLeader
+	if sentEarly {
+		n.tr.Send(rd.Messages)
+	}
 	var snapMeta *raftpb.SnapshotMetadata
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		// The snapshot file is already durable (ReceiveSnapshot fsyncs it
@@ -38,7 +50,9 @@ func (n *Node) handleReady() error {
 		return fmt.Errorf("%w: append: %w", ErrStorage, err)
 	}
 	// Everything this Ready asks to persist is durable: safe to send.
-	n.tr.Send(rd.Messages)
+	if !sentEarly {
+		n.tr.Send(rd.Messages)
+	}
 	if snapMeta != nil {
 		if err := n.restoreSnapshot(*snapMeta); err != nil {
 			return err

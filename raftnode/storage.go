@@ -38,6 +38,16 @@ type diskStorage struct {
 	// beforeCommit, when set (tests), runs before each write transaction
 	// commits; an error fails the write like a failed fsync would.
 	beforeCommit func() error
+
+	// hs is the newest HardState raft has handed over; hsDirty says it is
+	// not on disk yet. A change of the commit index alone is not written
+	// (and fsync'd) by itself: it goes with the next write that must be
+	// durable anyway, as raft's MustSync allows. A persisted commit index
+	// that lags only makes a restart replay less before the leader tells it
+	// more. Raft loop goroutine only.
+	hs      raftpb.HardState
+	hsDirty bool
+	failed  bool // a write failed: nothing is written again (no fsync retry)
 }
 
 // persisted is everything loaded from raft.db at start.
@@ -76,7 +86,15 @@ func openDiskStorage(dir string, noSync bool, m *Metrics) (*diskStorage, error) 
 	return &diskStorage{db: db, metrics: m}, nil
 }
 
-func (s *diskStorage) close() error { return s.db.Close() }
+// close writes a HardState still held back (a clean stop keeps the newest
+// commit index), then closes the file.
+func (s *diskStorage) close() error {
+	var err error
+	if s.hsDirty && !s.failed {
+		err = s.update(func(*bolt.Tx) error { return nil })
+	}
+	return errors.Join(err, s.db.Close())
+}
 
 func u64key(v uint64) []byte {
 	var b [8]byte
@@ -96,6 +114,7 @@ func (s *diskStorage) load() (*persisted, error) {
 				return fmt.Errorf("%w: hardstate: %w", ErrCorrupt, err)
 			}
 			p.hardState = hs
+			s.hs = hs
 		}
 		if v := meta.Get(keySnapshot); v != nil {
 			sm, err := unmarshalSnapMeta(v)
@@ -141,7 +160,12 @@ func (s *diskStorage) load() (*persisted, error) {
 // the log), then entries (an entry at index i replaces every persisted entry
 // at index >= i), then HardState.
 func (s *diskStorage) save(hs raftpb.HardState, ents []raftpb.Entry, snap *raftpb.SnapshotMetadata) error {
-	if raftIsEmptyHardState(hs) && len(ents) == 0 && snap == nil {
+	mustSync := len(ents) > 0 || snap != nil
+	if !raftIsEmptyHardState(hs) {
+		mustSync = mustSync || hs.Term != s.hs.Term || hs.Vote != s.hs.Vote
+		s.hs, s.hsDirty = hs, true
+	}
+	if !mustSync {
 		return nil
 	}
 	return s.update(func(tx *bolt.Tx) error {
@@ -172,17 +196,22 @@ func (s *diskStorage) save(hs raftpb.HardState, ents []raftpb.Entry, snap *raftp
 				}
 			}
 		}
-		if !raftIsEmptyHardState(hs) {
-			v, err := marshalHardState(&hs)
-			if err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketMeta).Put(keyHardState, v); err != nil {
-				return err
-			}
-		}
-		return nil
+		return nil // update adds the HardState
 	})
+}
+
+// putHardState writes the newest HardState if it is not on disk yet; every
+// write transaction (update) carries it, and it counts as written once the
+// transaction commits.
+func (s *diskStorage) putHardState(tx *bolt.Tx) error {
+	if !s.hsDirty {
+		return nil
+	}
+	v, err := marshalHardState(&s.hs)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(keyHardState, v)
 }
 
 // saveSnapshotMeta records a locally taken snapshot and deletes the entries
@@ -196,6 +225,8 @@ func (s *diskStorage) saveSnapshotMeta(meta raftpb.SnapshotMetadata, compactInde
 		if err := tx.Bucket(bucketMeta).Put(keySnapshot, v); err != nil {
 			return err
 		}
+		// update also writes the newest HardState, so the commit index on
+		// disk is never below the snapshot's (applied, so committed) index.
 		if compactIndex == 0 {
 			return nil
 		}
@@ -219,14 +250,19 @@ func (s *diskStorage) update(fn func(tx *bolt.Tx) error) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
+		if err := s.putHardState(tx); err != nil {
+			return err
+		}
 		if s.beforeCommit != nil {
 			return s.beforeCommit()
 		}
 		return nil
 	})
 	if err != nil {
+		s.failed = true
 		return fmt.Errorf("%w: write: %w", ErrStorage, err)
 	}
+	s.hsDirty = false
 	if s.metrics != nil && s.metrics.FsyncSeconds != nil && !s.db.NoSync {
 		s.metrics.FsyncSeconds.Observe(time.Since(start).Seconds())
 	}

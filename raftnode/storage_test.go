@@ -122,3 +122,72 @@ func TestSnapshotFileRoundTripAndCorruption(t *testing.T) {
 		}
 	}
 }
+
+// A HardState that only moves the commit index costs no transaction (no
+// fsync) of its own: it is written with the next durable write, with a
+// snapshot's metadata, or on a clean close, and never lags a term or vote.
+func TestCommitOnlyHardStateRidesTheNextWrite(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openDiskStorage(dir, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits := 0
+	s.beforeCommit = func() error { commits++; return nil }
+	persistedHS := func() raftpb.HardState {
+		t.Helper()
+		p, err := s.load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.hardState
+	}
+	if err := s.save(raftpb.HardState{Term: 1, Vote: 1, Commit: 0}, ents(1, 1, 3), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.save(raftpb.HardState{Term: 1, Vote: 1, Commit: 3}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if commits != 1 {
+		t.Fatalf("%d transactions, want 1: a commit-only change must not write", commits)
+	}
+	if hs := persistedHS(); hs.Commit != 0 {
+		t.Fatalf("commit %d on disk before the next write, want 0", hs.Commit)
+	}
+	// A vote change must be durable at once.
+	if err := s.save(raftpb.HardState{Term: 2, Vote: 2, Commit: 3}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if hs := persistedHS(); commits != 2 || hs.Term != 2 || hs.Vote != 2 || hs.Commit != 3 {
+		t.Fatalf("after a vote: %d transactions, hardstate %+v", commits, hs)
+	}
+	// A commit-only change goes out with a snapshot's metadata.
+	if err := s.save(raftpb.HardState{Term: 2, Vote: 2, Commit: 5}, ents(2, 4, 5), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.save(raftpb.HardState{Term: 2, Vote: 2, Commit: 6}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	meta := raftpb.SnapshotMetadata{Index: 6, Term: 2, ConfState: raftpb.ConfState{Voters: []uint64{1}}}
+	if err := s.saveSnapshotMeta(meta, 0); err != nil {
+		t.Fatal(err)
+	}
+	if hs := persistedHS(); hs.Commit < meta.Index {
+		t.Fatalf("commit %d on disk is below the snapshot's index %d", hs.Commit, meta.Index)
+	}
+	// And with a clean close.
+	if err := s.save(raftpb.HardState{Term: 2, Vote: 2, Commit: 7}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = openDiskStorage(dir, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if hs := persistedHS(); hs.Commit != 7 {
+		t.Fatalf("commit %d after a clean close, want 7", hs.Commit)
+	}
+}

@@ -97,6 +97,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"server without data dir", nil, []string{"server", "--name", "a"}, "--data-dir is required"},
 		{"server bad client addr", nil, []string{"server", "--name", "a", "--data-dir", tmp, "--client-addr", "nope"}, `invalid --client-addr "nope"`},
 		{"join", nil, []string{"server", "--name", "a", "--data-dir", tmp, "--join", "127.0.0.1:7402"}, "--join needs gossip, which this build does not have yet"},
+		{"learner", nil, []string{"server", "--name", "a", "--data-dir", tmp, "--learner"}, "--learner applies only when joining"},
 		{"bad env value", []string{"ARBOR_CLIENT_ADDR=garbage"}, []string{"server", "--name", "a", "--data-dir", tmp}, `invalid --client-addr "garbage"`},
 		{"bad env bool", []string{"ARBOR_JSON=maybe"}, []string{"ls", "/"}, `invalid value "maybe" for --json (from ARBOR_JSON)`},
 	}

@@ -125,6 +125,9 @@ func (f *memberFlags) validate() error {
 	if f.join != "" {
 		return usageErrorf("--join needs gossip, which this build does not have yet")
 	}
+	if f.learner {
+		return usageErrorf("--learner applies only when joining a running cluster with --join, which needs gossip, which this build does not have yet")
+	}
 	if f.initialCluster != "" {
 		peers, err := parseInitialCluster(f.initialCluster)
 		if err != nil {

@@ -1,6 +1,7 @@
 package servertest_test
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"testing"
@@ -70,13 +71,20 @@ func benchConnect(b *testing.B, addr string) *websocket.Conn {
 // pipelineCreates sends n sequential creates under /c<client>- with at most
 // window in flight and checks every answer.
 func pipelineCreates(ws *websocket.Conn, client, n, window int) error {
+	return pipeline(ws, n, window, func(i int) wire.Request {
+		return wire.Request{ID: uint64(i + 2), Op: wire.OpCreate, Path: fmt.Sprintf("/c%d-", client), Sequential: true, Data: []byte("0123456789abcdef")}
+	}, func(r *wire.Response) error { return nil })
+}
+
+// pipeline sends n requests made by req with at most window in flight and
+// checks that every answer is a success in order and passes check.
+func pipeline(ws *websocket.Conn, n, window int, req func(i int) wire.Request, check func(*wire.Response) error) error {
 	slots := make(chan struct{}, window)
 	sendErr := make(chan error, 1)
 	go func() {
 		for i := range n {
 			slots <- struct{}{}
-			req := wire.Request{ID: uint64(i + 2), Op: wire.OpCreate, Path: fmt.Sprintf("/c%d-", client), Sequential: true, Data: []byte("0123456789abcdef")}
-			if err := ws.WriteJSON(req); err != nil {
+			if err := ws.WriteJSON(req(i)); err != nil {
 				sendErr <- err
 				return
 			}
@@ -89,9 +97,66 @@ func pipelineCreates(ws *websocket.Conn, client, n, window int) error {
 			return err
 		}
 		if !r.OK || r.ID != uint64(i+2) {
-			return fmt.Errorf("create %d: id %d error %+v", i, r.ID, r.Error)
+			return fmt.Errorf("request %d: id %d error %+v", i, r.ID, r.Error)
+		}
+		if err := check(&r); err != nil {
+			return err
 		}
 		<-slots
 	}
 	return <-sendErr
+}
+
+// BenchmarkServerGet measures reads/s (linearizable and local) of a 100-byte
+// value through raw WebSocket clients pipelining up to 64 requests each,
+// spread over the members of a 3-member cluster with fsync on.
+func BenchmarkServerGet(b *testing.B) {
+	for _, local := range []bool{false, true} {
+		for _, clients := range []int{1, 16, 64} {
+			b.Run(fmt.Sprintf("local=%v/clients=%d", local, clients), func(b *testing.B) {
+				c := servertest.NewCluster(b, 3, servertest.Fsync())
+				value := bytes.Repeat([]byte("v"), 100)
+				setup := benchConnect(b, c.Addr(0))
+				if err := pipeline(setup, 1, 1, func(int) wire.Request {
+					return wire.Request{ID: 2, Op: wire.OpCreate, Path: "/bench", Data: value}
+				}, func(*wire.Response) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+				conns := make([]*websocket.Conn, clients)
+				for i := range conns {
+					conns[i] = benchConnect(b, c.Addr(i%c.Size()))
+				}
+				per := (b.N + clients - 1) / clients
+				b.ResetTimer()
+				start := time.Now()
+				var wg sync.WaitGroup
+				errs := make(chan error, clients)
+				for _, ws := range conns {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						err := pipeline(ws, per, 64, func(i int) wire.Request {
+							return wire.Request{ID: uint64(i + 2), Op: wire.OpGet, Path: "/bench", Local: local}
+						}, func(r *wire.Response) error {
+							if !bytes.Equal(r.Data, value) {
+								return fmt.Errorf("get returned %q", r.Data)
+							}
+							return nil
+						})
+						if err != nil {
+							errs <- err
+						}
+					}()
+				}
+				wg.Wait()
+				elapsed := time.Since(start)
+				b.StopTimer()
+				close(errs)
+				for err := range errs {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(per*clients)/elapsed.Seconds(), "ops/s")
+			})
+		}
+	}
 }

@@ -12,7 +12,7 @@ import (
 const (
 	// maxPendingPerConn bounds the responses a connection may owe; when it
 	// is full the reader stops reading (backpressure on the client).
-	maxPendingPerConn = 1024
+	maxPendingPerConn = 256
 	// defaultSessionMs is the timeout of a hello that asks for none.
 	defaultSessionMs = 10000
 	// drainTimeout bounds how long a connection closed for an oversized

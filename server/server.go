@@ -69,6 +69,8 @@ func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *w
 		Subprotocols: []string{wire.Subprotocol},
 		// Browsers may connect from any page; there are no cookies to steal.
 		CheckOrigin: func(*http.Request) bool { return true },
+		// Idle connections hold no write buffer: most sessions are idle.
+		WriteBufferPool: &sync.Pool{},
 	}
 	var err error
 	if s.metrics, err = newMetrics(s); err != nil {

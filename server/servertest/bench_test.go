@@ -20,34 +20,40 @@ func BenchmarkServerCreate(b *testing.B) {
 	for _, clients := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			c := servertest.NewCluster(b, 3, servertest.Fsync())
-			conns := make([]*websocket.Conn, clients)
-			for i := range conns {
-				conns[i] = benchConnect(b, c.Addr(i%c.Size()))
-			}
-			per := (b.N + clients - 1) / clients
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			errs := make(chan error, clients)
-			for i, ws := range conns {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := pipelineCreates(ws, i, per, 64); err != nil {
-						errs <- err
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			close(errs)
-			for err := range errs {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(per*clients)/elapsed.Seconds(), "ops/s")
+			runClients(b, c, clients, func(ws *websocket.Conn, client, n int) error {
+				return pipelineCreates(ws, client, n, 64)
+			})
 		})
 	}
+}
+
+// runClients connects clients raw WebSocket clients spread over c's
+// members, runs drive on each with its share of b.N and reports ops/s.
+func runClients(b *testing.B, c *servertest.Cluster, clients int, drive func(ws *websocket.Conn, client, n int) error) {
+	conns := make([]*websocket.Conn, clients)
+	for i := range conns {
+		conns[i] = benchConnect(b, c.Addr(i%c.Size()))
+	}
+	per := (b.N + clients - 1) / clients
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i, ws := range conns {
+		wg.Go(func() {
+			if err := drive(ws, i, per); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(per*clients)/elapsed.Seconds(), "ops/s")
 }
 
 func benchConnect(b *testing.B, addr string) *websocket.Conn {
@@ -122,40 +128,16 @@ func BenchmarkServerGet(b *testing.B) {
 				}, func(*wire.Response) error { return nil }); err != nil {
 					b.Fatal(err)
 				}
-				conns := make([]*websocket.Conn, clients)
-				for i := range conns {
-					conns[i] = benchConnect(b, c.Addr(i%c.Size()))
-				}
-				per := (b.N + clients - 1) / clients
-				b.ResetTimer()
-				start := time.Now()
-				var wg sync.WaitGroup
-				errs := make(chan error, clients)
-				for _, ws := range conns {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						err := pipeline(ws, per, 64, func(i int) wire.Request {
-							return wire.Request{ID: uint64(i + 2), Op: wire.OpGet, Path: "/bench", Local: local}
-						}, func(r *wire.Response) error {
-							if !bytes.Equal(r.Data, value) {
-								return fmt.Errorf("get returned %q", r.Data)
-							}
-							return nil
-						})
-						if err != nil {
-							errs <- err
+				runClients(b, c, clients, func(ws *websocket.Conn, _, n int) error {
+					return pipeline(ws, n, 64, func(i int) wire.Request {
+						return wire.Request{ID: uint64(i + 2), Op: wire.OpGet, Path: "/bench", Local: local}
+					}, func(r *wire.Response) error {
+						if !bytes.Equal(r.Data, value) {
+							return fmt.Errorf("get returned %q", r.Data)
 						}
-					}()
-				}
-				wg.Wait()
-				elapsed := time.Since(start)
-				b.StopTimer()
-				close(errs)
-				for err := range errs {
-					b.Fatal(err)
-				}
-				b.ReportMetric(float64(per*clients)/elapsed.Seconds(), "ops/s")
+						return nil
+					})
+				})
 			})
 		}
 	}

@@ -1,9 +1,5 @@
 package raftnode
 
-// API CONTRACT (written by the lead before implementation; the raftnode
-// helper implements it and may add to it, but must not change these
-// signatures without telling the lead).
-
 import (
 	"errors"
 	"io"
@@ -87,26 +83,3 @@ type Status struct {
 	LeaderChanges         uint64
 	PendingProposals      int
 }
-
-// Signatures (implemented in other files):
-//
-//	func MemberID(name string) uint64
-//	func New(cfg Config, sm StateMachine) (*Node, error)  // opens storage, restores the latest snapshot into sm; starts no goroutine
-//	func (n *Node) Run(ctx context.Context) error           // owns every goroutine; returns on ctx end (nil) or a fatal storage error
-//	func (n *Node) Propose(ctx context.Context, cmd []byte) error     // returns once handed to raft; applied later via sm.Apply
-//	func (n *Node) LinearizableRead(ctx context.Context) error        // batched ReadIndex; returns once applied >= read index
-//	func (n *Node) Status() Status
-//	func (n *Node) Members() []MemberInfo
-//	func (n *Node) AddMember(ctx context.Context, name, peerURL string, learner bool) error
-//	func (n *Node) PromoteMember(ctx context.Context, name string) error
-//	func (n *Node) RemoveMember(ctx context.Context, name string) error
-//	func (n *Node) TransferLeadership(ctx context.Context) error // no-op unless leader
-//	func (n *Node) Ready() bool                                  // has a leader and applied >= commit
-//
-// Added by the implementation: Config.{ClusterToken, CompactKeepEntries,
-// PeerListener, Transport, Metrics}; func (n *Node) ID() uint64;
-// func (n *Node) Close() error (only if Run is never called); the Transport
-// and TransportHandler interfaces (transport.go); Metrics (metrics.go);
-// CloneMessage; more error sentinels (errors.go). Run also returns
-// ErrRemoved once this member applies its own removal.
-var _ io.Writer

@@ -1,8 +1,5 @@
 package server
 
-// API CONTRACT (written by the lead; the server helper implements Run and may
-// add fields; cmd/arbor fills this struct from flags).
-
 import (
 	"log/slog"
 	"net"
@@ -74,10 +71,3 @@ type Config struct {
 	// and reads go on. Default 64 MiB; negative turns the guard off.
 	MinFreeBytes int64
 }
-
-// Signature (implemented elsewhere in this package):
-//
-//	func Run(ctx context.Context, cfg Config) error
-//
-// Run serves until ctx is done (then a leader hands leadership over and the
-// member stops cleanly, returning nil) or a fatal error (storage, listen).

@@ -1,13 +1,6 @@
 package tree
 
-// API CONTRACT (written by the lead before implementation; the tree helper
-// implements it and may add to it, but must not change these signatures
-// without telling the lead).
-
-import (
-	"errors"
-	"io"
-)
+import "errors"
 
 // Errors returned by tree operations; match with errors.Is. Path errors wrap
 // ErrBadPath with a message naming the broken rule.
@@ -92,28 +85,3 @@ type OpError struct {
 
 func (e *OpError) Error() string { return e.Err.Error() }
 func (e *OpError) Unwrap() error { return e.Err }
-
-// Signatures (implemented in other files):
-//
-//	func ValidatePath(p string, maxLen int) error           // every PROTOCOL.md rule, own message each; wraps ErrBadPath
-//	func New() *Tree                                        // tree with "/" (and "/arbor")
-//	func (t *Tree) Get(path string) ([]byte, Stat, error)
-//	func (t *Tree) Exists(path string) (Stat, bool)
-//	func (t *Tree) Children(path string) ([]string, Stat, error)   // sorted names
-//	func (t *Tree) Apply(zxid uint64, now int64, op Op) (Result, []Event, error)
-//	func (t *Tree) Multi(zxid uint64, now int64, ops []Op) ([]Result, []Event, error) // all or nothing; *OpError
-//	func (t *Tree) DeleteEphemerals(zxid uint64, now int64, owner uint64) []Event
-//	func (t *Tree) Ephemerals(owner uint64) []string         // sorted
-//	func (t *Tree) NumNodes() int
-//	func (t *Tree) WriteSnapshot(w io.Writer) error          // deterministic bytes, versioned, checksummed
-//	func ReadSnapshot(r io.Reader) (*Tree, error)            // ErrBadSnapshot on any corruption
-//
-// Added by the implementation:
-//
-//	const MaxPath = 4096; const MaxData = 1 << 20             // safety-net limits used by Apply/Multi
-//	var ErrBadOp                                             // Op.Kind not one of the OpKind constants
-//	func (t *Tree) Owners() []uint64                         // sorted sessions owning ephemerals
-//	func (t *Tree) Containers() []string                     // sorted container paths (reaper seam)
-//	func (t *Tree) TTLNodes() []string                       // sorted TTL node paths (reaper seam)
-//	func (t *Tree) Flags(path string) (container bool, ttlMs int64, ok bool)
-var _ io.Writer

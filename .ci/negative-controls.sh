@@ -3,13 +3,13 @@
 # docs/reliability.md) run the short in-process fault suite built with it.
 # The suite must FAIL every time; a control that passes means the checkers
 # missed a real bug, and this script fails.
-#   ARBOR_FAULT_SEEDS / ARBOR_FAULT_DURATION tune the runs (default 4 × 5s;
+#   ARBOR_FAULT_SEEDS / ARBOR_FAULT_DURATION tune the runs (default 8 × 5s;
 #   each run stops at the first failing seed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 controls=(bug_staleread bug_ackbeforecommit bug_applyclock bug_splitclose)
-export ARBOR_FAULT_SEEDS="${ARBOR_FAULT_SEEDS:-4}"
+export ARBOR_FAULT_SEEDS="${ARBOR_FAULT_SEEDS:-8}"
 export ARBOR_FAULT_DURATION="${ARBOR_FAULT_DURATION:-5s}"
 
 caught=()

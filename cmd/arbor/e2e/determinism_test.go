@@ -39,6 +39,24 @@ func fetchState(t *testing.T, addr string) debugState {
 	return st
 }
 
+// settledState fetches /debug/state until the applied index holds still:
+// right after /readyz a restarted member may still be applying the empty
+// entry its new term starts with.
+func settledState(t *testing.T, addr string) debugState {
+	t.Helper()
+	last := fetchState(t, addr)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		st := fetchState(t, addr)
+		if st.Applied == last.Applied {
+			return st
+		}
+		last = st
+	}
+	t.Fatalf("applied index of %s never settled (last %d)", addr, last.Applied)
+	return last
+}
+
 // A member started twice from the same data dir replays its log to the same
 // state, byte for byte: same applied index, same snapshot hash.
 func TestRestartFromSameDataDirGivesIdenticalState(t *testing.T) {
@@ -63,7 +81,7 @@ func TestRestartFromSameDataDirGivesIdenticalState(t *testing.T) {
 		c.members[0].args = replaceFlag(c.members[0].args, "--data-dir", dir)
 		c.start(0)
 		c.waitReady(0, 20*time.Second)
-		states = append(states, fetchState(t, c.members[0].clientAddr))
+		states = append(states, settledState(t, c.members[0].clientAddr))
 		if err := c.stop(0); err != nil {
 			t.Fatal(err)
 		}

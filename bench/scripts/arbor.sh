@@ -39,14 +39,7 @@ start)
 		echo $! >"$m/pid"
 		endpoints+="${endpoints:+,}127.0.0.1:$((base + i))"
 	done
-	for i in 1 2 3; do
-		if ! wait_for "arbor m$i to be ready" 60 ready "$i"; then
-			tail -20 "$dir/m$i/server.log" >&2
-			exit 1
-		fi
-	done
-	echo "$endpoints" >"$dir/endpoints"
-	echo "$endpoints"
+	members_up "$dir" arbor "be ready" 60 ready "$endpoints"
 	;;
 stop)
 	stop_pids "$dir"

@@ -49,14 +49,7 @@ start)
 		echo $! >"$m/pid"
 		endpoints+="${endpoints:+,}127.0.0.1:$((base + i))"
 	done
-	for i in 1 2 3; do
-		if ! wait_for "etcd m$i to be healthy" 60 healthy "$i"; then
-			tail -20 "$dir/m$i/server.log" >&2
-			exit 1
-		fi
-	done
-	echo "$endpoints" >"$dir/endpoints"
-	echo "$endpoints"
+	members_up "$dir" etcd "be healthy" 60 healthy "$endpoints"
 	;;
 stop)
 	stop_pids "$dir"

@@ -34,3 +34,18 @@ stop_pids() {
 		rm -f "$pidfile"
 	done
 }
+
+# members_up DIR SYSTEM STATE SECONDS CHECK ENDPOINTS: waits until CHECK i
+# succeeds for members 1..3 (showing a member's log tail if one never does),
+# then writes ENDPOINTS to DIR/endpoints and prints them.
+members_up() {
+	local dir=$1 system=$2 state=$3 secs=$4 check=$5 endpoints=$6 i
+	for i in 1 2 3; do
+		if ! wait_for "$system m$i to $state" "$secs" "$check" "$i"; then
+			tail -20 "$dir/m$i/server.log" >&2
+			exit 1
+		fi
+	done
+	echo "$endpoints" >"$dir/endpoints"
+	echo "$endpoints"
+}

@@ -67,14 +67,7 @@ start)
 		echo $! >"$m/pid"
 		endpoints+="${endpoints:+,}127.0.0.1:$((base + i))"
 	done
-	for i in 1 2 3; do
-		if ! wait_for "zookeeper m$i to join a quorum" 90 in_quorum "$i"; then
-			tail -20 "$dir/m$i/server.log" >&2
-			exit 1
-		fi
-	done
-	echo "$endpoints" >"$dir/endpoints"
-	echo "$endpoints"
+	members_up "$dir" zookeeper "join a quorum" 90 in_quorum "$endpoints"
 	;;
 stop)
 	stop_pids "$dir"

@@ -117,6 +117,18 @@ func (c *Cluster) Restart(i int) {
 	c.WaitReady(i)
 }
 
+// Ready reports whether the member serving clients at addr answers 200 on
+// /readyz.
+func Ready(hc *http.Client, addr string) bool {
+	resp, err := hc.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
 // WaitReady waits until member i answers 200 on /readyz.
 func (c *Cluster) WaitReady(i int) {
 	c.t.Helper()
@@ -130,13 +142,8 @@ func (c *Cluster) WaitReady(i int) {
 			c.t.Fatalf("member %s stopped before it was ready: %v", m.name, err)
 		default:
 		}
-		resp, err := client.Get("http://" + m.clientAddr + "/readyz")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if Ready(client, m.clientAddr) {
+			return
 		}
 		if time.Now().After(deadline) {
 			c.t.Fatalf("member %s not ready after %v", m.name, readyTimeout)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/arbor-db/arbor/raftnode"
 	"github.com/arbor-db/arbor/raftnode/rafttest"
 	"github.com/arbor-db/arbor/server"
+	"github.com/arbor-db/arbor/server/servertest"
 )
 
 // cluster is n whole members on one fault-injecting network.
@@ -149,13 +149,8 @@ func (c *cluster) waitReady(i int, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	hc := &http.Client{Timeout: time.Second}
 	for {
-		resp, err := hc.Get("http://" + m.addr + "/readyz")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if servertest.Ready(hc, m.addr) {
+			return
 		}
 		if time.Now().After(deadline) {
 			c.t.Fatalf("member %s not ready after %v", m.name, timeout)

@@ -239,6 +239,13 @@ type Response struct {
 	Secret    string `json:"secret,omitempty"`
 	TimeoutMs int64  `json:"timeout_ms,omitempty"`
 	Server    string `json:"server,omitempty"`
+	// RenewedAgoMs (ping, an Arbor extension): how long before this answer
+	// the member sent the last renewal of this session that the leader
+	// confirmed. The leader's deadline for the session is at least
+	// timeout_ms after that, so a client that sent the ping at T may count
+	// on its session until T - renewed_ago_ms + timeout_ms. Absent when the
+	// member has no confirmed renewal of the session yet.
+	RenewedAgoMs *int64 `json:"renewed_ago_ms,omitempty"`
 
 	Path     string     `json:"path,omitempty"`
 	Data     []byte     `json:"data,omitempty"`

@@ -21,8 +21,10 @@ type Entry struct {
 // StateMachine is what raftnode drives. All methods are called from one
 // goroutine, never concurrently.
 type StateMachine interface {
-	// Apply applies committed entries in log order.
-	Apply(entries []Entry)
+	// Apply applies committed entries in log order. An error is fatal: the
+	// node stops (Run returns it) rather than let members' states drift
+	// apart, as when a command cannot be decoded by this member's version.
+	Apply(entries []Entry) error
 	// Snapshot writes the state as of the last applied entry.
 	Snapshot(w io.Writer) error
 	// Restore replaces the whole state with a snapshot taken at index.

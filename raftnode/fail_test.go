@@ -9,12 +9,21 @@ import (
 	"time"
 )
 
-type countSM struct{ applied atomic.Uint64 }
+type countSM struct {
+	applied atomic.Uint64
+	failAt  atomic.Uint64 // Apply fails once it meets this index (0: never)
+}
 
-func (s *countSM) Apply(ents []Entry) {
-	if len(ents) > 0 {
-		s.applied.Store(ents[len(ents)-1].Index)
+var errApplyInjected = errors.New("injected apply failure")
+
+func (s *countSM) Apply(ents []Entry) error {
+	for _, e := range ents {
+		if at := s.failAt.Load(); at != 0 && e.Index >= at {
+			return errApplyInjected
+		}
+		s.applied.Store(e.Index)
 	}
+	return nil
 }
 func (s *countSM) Snapshot(io.Writer) error        { return nil }
 func (s *countSM) Restore(uint64, io.Reader) error { return nil }
@@ -65,5 +74,38 @@ func TestStorageWriteErrorStopsRun(t *testing.T) {
 	}
 	if err := n.LinearizableRead(context.Background()); !errors.Is(err, ErrStopped) {
 		t.Fatalf("read after stop: %v", err)
+	}
+}
+
+// An Apply error (a command this member cannot decode) ends Run with it
+// instead of letting the member carry on with a state that differs.
+func TestApplyErrorStopsRun(t *testing.T) {
+	sm := &countSM{}
+	n, err := New(Config{Name: "solo", DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond}, sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- n.Run(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for !n.Status().IsLeader {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no leader within 10s")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	sm.failAt.Store(sm.applied.Load() + 1)
+	if err := n.Propose(ctx, []byte("x")); err != nil && !errors.Is(err, ErrStopped) {
+		t.Logf("propose: %v", err)
+	}
+	select {
+	case err := <-runErr:
+		if !errors.Is(err, errApplyInjected) {
+			t.Fatalf("Run = %v, want the apply error", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run did not stop after an apply error")
 	}
 }

@@ -137,7 +137,9 @@ func (n *Node) apply(ents []raftpb.Entry) error {
 			nonces = append(nonces, nonce)
 		}
 	}
-	n.sm.Apply(toEntries(ents))
+	if err := n.sm.Apply(toEntries(ents)); err != nil {
+		return fmt.Errorf("raftnode: apply entries %d..%d: %w", ents[0].Index, ents[len(ents)-1].Index, err)
+	}
 	n.applied = ents[len(ents)-1].Index
 	n.mu.Lock()
 	for _, nonce := range nonces {

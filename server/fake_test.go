@@ -51,8 +51,7 @@ func (f *fakeRep) Propose(_ context.Context, cmd []byte) error {
 		return nil // accepted, never committed
 	}
 	f.index++
-	f.sm.Apply([]raftnode.Entry{{Index: f.index, Term: 1, Data: cmd}})
-	return nil
+	return f.sm.Apply([]raftnode.Entry{{Index: f.index, Term: 1, Data: cmd}})
 }
 
 func (f *fakeRep) ProposeAsync(ctx context.Context, cmd []byte, done func(error)) error {

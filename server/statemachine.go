@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,9 @@ import (
 // errSessionExpired is the apply result of a command whose session does not
 // exist (expired, closed or never created) at its zxid.
 var errSessionExpired = errors.New("server: session expired or unknown")
+
+// errUndecodable ends the member: a committed command it cannot decode.
+var errUndecodable = errors.New("server: cannot apply a committed command")
 
 // membersPath holds one node per member with its published attributes.
 const membersPath = tree.Reserved + "/members"
@@ -71,14 +75,14 @@ func sessionID(index uint64) uint64 {
 	return z ^ (z >> 31)
 }
 
-// Apply implements raftnode.StateMachine.
-func (sm *stateMachine) Apply(entries []raftnode.Entry) {
+// Apply implements raftnode.StateMachine. A committed command this member
+// cannot decode is fatal: skipping it would let this member's state drift
+// from the others' without a word (a rolling upgrade that proposed a kind
+// this version does not know). The cluster version gate keeps that from
+// happening; this is the backstop.
+func (sm *stateMachine) Apply(entries []raftnode.Entry) error {
 	if len(entries) == 0 {
-		return
-	}
-	type delivery struct {
-		o origin
-		r applyResult
+		return nil
 	}
 	var out []delivery
 	sm.mu.Lock()
@@ -88,9 +92,10 @@ func (sm *stateMachine) Apply(entries []raftnode.Entry) {
 		}
 		c, err := decodeCommand(e.Data)
 		if err != nil {
-			// Every member decodes the same bytes the same way, so all skip it.
-			sm.log.Error("skipping undecodable command", "index", e.Index, "term", e.Term, "err", err)
-			continue
+			sm.applied.Store(e.Index - 1)
+			sm.mu.Unlock()
+			sm.deliver(out)
+			return fmt.Errorf("%w: committed entry %d (term %d): %w", errUndecodable, e.Index, e.Term, err)
 		}
 		if m := c.Origin.Member; m != 0 {
 			if hw := sm.origins[m]; c.Origin.Seq <= hw {
@@ -105,7 +110,19 @@ func (sm *stateMachine) Apply(entries []raftnode.Entry) {
 	}
 	sm.applied.Store(entries[len(entries)-1].Index)
 	sm.mu.Unlock()
+	sm.deliver(out)
+	return nil
+}
 
+// delivery is the result of one applied command for its waiter.
+type delivery struct {
+	o origin
+	r applyResult
+}
+
+// deliver hands results to their waiters and wakes waitApplied; called
+// after mu is released.
+func (sm *stateMachine) deliver(out []delivery) {
 	for _, d := range out {
 		if d.r.staleHW != 0 {
 			sm.onStale(d.o.Member, d.r.staleHW)

@@ -16,7 +16,7 @@ func quietSM() *stateMachine {
 }
 
 // sampleLog is a log touching every command type, with a raft no-op entry
-// and an undecodable entry (both must be skipped alike everywhere).
+// (skipped alike everywhere).
 func sampleLog() []raftnode.Entry {
 	sid := sessionID(1)
 	cmds := []command{
@@ -36,7 +36,7 @@ func sampleLog() []raftnode.Entry {
 	for _, c := range cmds {
 		log = append(log, raftnode.Entry{Data: c.encode(nil)})
 		if len(log) == 3 {
-			log = append(log, raftnode.Entry{}, raftnode.Entry{Data: []byte{1, 99, 0}})
+			log = append(log, raftnode.Entry{})
 		}
 	}
 	for i := range log {
@@ -57,10 +57,10 @@ func snapshotBytes(t *testing.T, sm *stateMachine) []byte {
 func TestApplyDeterministic(t *testing.T) {
 	log := sampleLog()
 	whole := quietSM()
-	whole.Apply(log)
+	mustApply(t, whole, log)
 	oneByOne := quietSM()
 	for _, e := range log {
-		oneByOne.Apply([]raftnode.Entry{e})
+		mustApply(t, oneByOne, []raftnode.Entry{e})
 	}
 	want := snapshotBytes(t, whole)
 	if got := snapshotBytes(t, oneByOne); !bytes.Equal(got, want) {
@@ -72,7 +72,7 @@ func TestApplyDeterministic(t *testing.T) {
 	// Restore mid-way, then continue: same bytes.
 	for cut := 1; cut < len(log); cut++ {
 		first := quietSM()
-		first.Apply(log[:cut])
+		mustApply(t, first, log[:cut])
 		restored := quietSM()
 		if err := restored.Restore(uint64(cut), bytes.NewReader(snapshotBytes(t, first))); err != nil {
 			t.Fatal(err)
@@ -80,7 +80,7 @@ func TestApplyDeterministic(t *testing.T) {
 		if restored.appliedIndex() != uint64(cut) {
 			t.Fatalf("applied index after restore %d, want %d", restored.appliedIndex(), cut)
 		}
-		restored.Apply(log[cut:])
+		mustApply(t, restored, log[cut:])
 		if got := snapshotBytes(t, restored); !bytes.Equal(got, want) {
 			t.Fatalf("restore at %d then apply gives different bytes", cut)
 		}
@@ -95,7 +95,7 @@ func TestApplyDeterministic(t *testing.T) {
 
 func TestRestoreRejectsCorruption(t *testing.T) {
 	sm := quietSM()
-	sm.Apply(sampleLog())
+	mustApply(t, sm, sampleLog())
 	b := snapshotBytes(t, sm)
 	for _, i := range []int{0, 4, 10, len(b) / 2, len(b) - 1} {
 		bad := bytes.Clone(b)
@@ -120,7 +120,7 @@ func TestCloseSessionDeletesEphemeralsInOneStep(t *testing.T) {
 		{Type: cmdCloseSession, Session: sid, TimeMs: 50},
 	}
 	for i, c := range cmds {
-		sm.Apply([]raftnode.Entry{{Index: uint64(i + 1), Data: c.encode(nil)}})
+		mustApply(t, sm, []raftnode.Entry{{Index: uint64(i + 1), Data: c.encode(nil)}})
 	}
 	if got := sm.tree.Ephemerals(sid); len(got) != 0 {
 		t.Fatalf("ephemerals left after close: %v", got)
@@ -140,7 +140,7 @@ func TestEphemeralNeedsLiveSession(t *testing.T) {
 	o := origin{7, 1}
 	ch := waits.register(o)
 	c := command{Type: cmdTreeOps, Origin: o, Session: 42, Ops: []tree.Op{{Kind: tree.OpCreate, Path: "/e", Version: -1, Owner: 42}}}
-	sm.Apply([]raftnode.Entry{{Index: 1, Data: c.encode(nil)}})
+	mustApply(t, sm, []raftnode.Entry{{Index: 1, Data: c.encode(nil)}})
 	r := <-ch
 	if !errors.Is(r.Err, errSessionExpired) || r.Zxid != 1 {
 		t.Fatalf("ephemeral create with no session: %+v", r)
@@ -157,7 +157,7 @@ func TestApplyTimeNeverGoesBack(t *testing.T) {
 		{Type: cmdTreeOps, TimeMs: 100, Ops: []tree.Op{{Kind: tree.OpCreate, Path: "/b", Version: -1}}},
 	}
 	for i, c := range cmds {
-		sm.Apply([]raftnode.Entry{{Index: uint64(i + 1), Data: c.encode(nil)}})
+		mustApply(t, sm, []raftnode.Entry{{Index: uint64(i + 1), Data: c.encode(nil)}})
 	}
 	st, _ := sm.tree.Exists("/b")
 	if st.Ctime != 500 {
@@ -215,17 +215,17 @@ func TestDuplicateAndReorderedCommandsApplyOnce(t *testing.T) {
 	}
 
 	whole := quietSM()
-	whole.Apply(append(append([]raftnode.Entry(nil), first...), later...))
+	mustApply(t, whole, append(append([]raftnode.Entry(nil), first...), later...))
 	check(whole)
 
 	// The same log, cut by a snapshot: the restored member must skip alike.
 	part := quietSM()
-	part.Apply(first)
+	mustApply(t, part, first)
 	restored := quietSM()
 	if err := restored.Restore(5, bytes.NewReader(snapshotBytes(t, part))); err != nil {
 		t.Fatal(err)
 	}
-	restored.Apply(later)
+	mustApply(t, restored, later)
 	check(restored)
 	if !bytes.Equal(snapshotBytes(t, whole), snapshotBytes(t, restored)) {
 		t.Fatal("a member restored from a snapshot differs from one that applied the whole log")
@@ -240,7 +240,7 @@ func TestStaleCommandWaiterIsRefused(t *testing.T) {
 	wait := sm.waits.register(stale.Origin)
 	var bumped uint64
 	sm.onStale = func(member, hw uint64) { bumped = hw }
-	sm.Apply([]raftnode.Entry{{Index: 1, Term: 1, Data: hello.encode(nil)}, {Index: 2, Term: 1, Data: stale.encode(nil)}})
+	mustApply(t, sm, []raftnode.Entry{{Index: 1, Term: 1, Data: hello.encode(nil)}, {Index: 2, Term: 1, Data: stale.encode(nil)}})
 	r := <-wait
 	if !errors.Is(r.Refused, errStaleOrigin) {
 		t.Fatalf("stale command's result %+v, want errStaleOrigin", r)
@@ -250,5 +250,29 @@ func TestStaleCommandWaiterIsRefused(t *testing.T) {
 	}
 	if sm.sessions.Len() != 1 {
 		t.Fatalf("%d sessions, want 1: the stale hello must not apply", sm.sessions.Len())
+	}
+}
+
+func mustApply(t testing.TB, sm *stateMachine, ents []raftnode.Entry) {
+	t.Helper()
+	if err := sm.Apply(ents); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+}
+
+// A committed command this member cannot decode stops it (Apply fails)
+// after applying what came before it in the batch.
+func TestApplyUndecodableIsFatal(t *testing.T) {
+	sm := quietSM()
+	good := command{Type: cmdTreeOps, Origin: origin{1, 1}, TimeMs: 1, Ops: []tree.Op{{Kind: tree.OpCreate, Path: "/a", Version: -1}}}
+	err := sm.Apply([]raftnode.Entry{{Index: 1, Term: 1, Data: good.encode(nil)}, {Index: 2, Term: 1, Data: []byte{1, 99, 0}}})
+	if !errors.Is(err, errUndecodable) {
+		t.Fatalf("Apply = %v, want errUndecodable", err)
+	}
+	if got := sm.appliedIndex(); got != 1 {
+		t.Errorf("applied index %d, want 1 (the entry before the bad one)", got)
+	}
+	if _, ok := sm.tree.Exists("/a"); !ok {
+		t.Errorf("the command before the undecodable one was not applied")
 	}
 }

@@ -33,7 +33,7 @@ var _ raftnode.StateMachine = (*KV)(nil)
 func NewKV() *KV { return &KV{} }
 
 // Apply implements raftnode.StateMachine.
-func (k *KV) Apply(ents []raftnode.Entry) {
+func (k *KV) Apply(ents []raftnode.Entry) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, e := range ents {
@@ -45,6 +45,7 @@ func (k *KV) Apply(ents []raftnode.Entry) {
 			k.records = append(k.records, Record{Index: e.Index, Cmd: string(e.Data)})
 		}
 	}
+	return nil
 }
 
 type kvSnapshot struct {

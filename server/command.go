@@ -11,7 +11,9 @@ import (
 // counts are uvarints; signed fields are zigzag varints.
 //
 //	version  byte = 1
-//	type     byte (cmdCreateSession, cmdCloseSession, cmdTreeOps, cmdMemberAttrs)
+//	type     byte (cmdCreateSession, cmdCloseSession, cmdTreeOps, cmdMemberAttrs;
+//	         from cluster version 2: cmdSetClusterVersion, cmdExpireSessions,
+//	         cmdSessionMoved, cmdReap)
 //	origin   member uint64, seq uint64 (fixed 8 bytes each)
 //	time     varint (Unix ms, stamped by the proposer)
 //	body     per type:
@@ -19,6 +21,11 @@ import (
 //	  CloseSession   session uint64
 //	  TreeOps        session uint64, multi byte, op count uvarint, ops
 //	  MemberAttrs    name, client URL, peer URL (uvarint length + bytes each)
+//	  SetClusterVersion  version uvarint
+//	  ExpireSessions     count uvarint, session uint64 (count times, increasing)
+//	  SessionMoved       session uint64, member uint64, connection uint64
+//	  Reap               count uvarint, then per node: kind byte (1 container,
+//	                     2 TTL), path, czxid uvarint, mzxid uvarint
 //	op:      kind byte, flags byte, version varint, ttl varint, path, data
 //
 // Decoding never panics and rejects trailing bytes, so a command has exactly
@@ -34,7 +41,38 @@ const (
 	cmdCloseSession
 	cmdTreeOps
 	cmdMemberAttrs
+	cmdSetClusterVersion
+	cmdExpireSessions
+	cmdSessionMoved
+	cmdReap
 )
+
+// minClusterVersion is the cluster version from which a command kind may be
+// proposed. A member never proposes a kind above the cluster version, so a
+// member that cannot decode it is never asked to apply it.
+func (t cmdType) minClusterVersion() uint64 {
+	if t >= cmdSetClusterVersion {
+		return 2
+	}
+	return 1
+}
+
+// reapKind says why the leader deletes a node on its own.
+type reapKind uint8
+
+const (
+	reapContainer reapKind = iota + 1 // a container whose last child went
+	reapTTL                           // a childless TTL node not modified for its TTL
+)
+
+// reapNode names a node to reap as the leader saw it: apply deletes it only
+// if it is still that node (same czxid) and, for a TTL node, unmodified
+// since (same mzxid), and it still qualifies.
+type reapNode struct {
+	Kind         reapKind
+	Path         string
+	Czxid, Mzxid uint64
+}
 
 // Op flag bits.
 const (
@@ -84,6 +122,15 @@ type command struct {
 
 	// MemberAttrs.
 	Member memberAttrs
+
+	// SetClusterVersion.
+	Version uint64
+	// ExpireSessions.
+	Sessions []uint64
+	// SessionMoved: Session now served by MovedTo's connection MovedConn.
+	MovedTo, MovedConn uint64
+	// Reap.
+	Reap []reapNode
 }
 
 // encode appends the encoding of c to b.
@@ -109,6 +156,25 @@ func (c *command) encode(b []byte) []byte {
 		b = appendString(b, c.Member.Name)
 		b = appendString(b, c.Member.ClientURL)
 		b = appendString(b, c.Member.PeerURL)
+	case cmdSetClusterVersion:
+		b = binary.AppendUvarint(b, c.Version)
+	case cmdExpireSessions:
+		b = binary.AppendUvarint(b, uint64(len(c.Sessions)))
+		for _, id := range c.Sessions {
+			b = binary.BigEndian.AppendUint64(b, id)
+		}
+	case cmdSessionMoved:
+		b = binary.BigEndian.AppendUint64(b, c.Session)
+		b = binary.BigEndian.AppendUint64(b, c.MovedTo)
+		b = binary.BigEndian.AppendUint64(b, c.MovedConn)
+	case cmdReap:
+		b = binary.AppendUvarint(b, uint64(len(c.Reap)))
+		for _, r := range c.Reap {
+			b = append(b, byte(r.Kind))
+			b = appendString(b, r.Path)
+			b = binary.AppendUvarint(b, r.Czxid)
+			b = binary.AppendUvarint(b, r.Mzxid)
+		}
 	}
 	return b
 }

@@ -59,6 +59,49 @@ func decodeCommand(b []byte) (command, error) {
 		c.Member.Name = d.string()
 		c.Member.ClientURL = d.string()
 		c.Member.PeerURL = d.string()
+	case cmdSetClusterVersion:
+		c.Version = d.uvarint()
+		if d.err == nil && c.Version < 2 {
+			d.fail("cluster version %d: only versions from 2 are set by command", c.Version)
+		}
+	case cmdExpireSessions:
+		n := d.uvarint()
+		if d.err == nil && n > uint64(len(d.b)/8) {
+			d.fail("session count %d exceeds the command size", n)
+		}
+		if d.err == nil && n == 0 {
+			d.fail("expiry of no session")
+		}
+		for i := uint64(0); d.err == nil && i < n; i++ {
+			id := d.u64()
+			if d.err == nil && (id == 0 || i > 0 && id <= c.Sessions[i-1]) {
+				d.fail("session ids not increasing")
+			}
+			c.Sessions = append(c.Sessions, id)
+		}
+	case cmdSessionMoved:
+		c.Session = d.u64()
+		c.MovedTo = d.u64()
+		c.MovedConn = d.u64()
+		if d.err == nil && (c.Session == 0 || c.MovedTo == 0) {
+			d.fail("session move without a session or member")
+		}
+	case cmdReap:
+		n := d.uvarint()
+		// kind, path length, czxid, mzxid: at least 4 bytes a node.
+		if d.err == nil && (n == 0 || n > uint64(len(d.b)/4)) {
+			d.fail("reap count %d does not fit the command", n)
+		}
+		for i := uint64(0); d.err == nil && i < n; i++ {
+			r := reapNode{Kind: reapKind(d.byte())}
+			r.Path = d.string()
+			r.Czxid = d.uvarint()
+			r.Mzxid = d.uvarint()
+			if d.err == nil && r.Kind != reapContainer && r.Kind != reapTTL {
+				d.fail("unknown reap kind %d", r.Kind)
+			}
+			c.Reap = append(c.Reap, r)
+		}
 	default:
 		return command{}, fmt.Errorf("%w: unknown type %d", errBadCommand, c.Type)
 	}

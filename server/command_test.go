@@ -24,6 +24,13 @@ func sampleCommands() []command {
 		}},
 		{Type: cmdTreeOps, Origin: origin{5, 8}, Multi: true},
 		{Type: cmdMemberAttrs, Origin: origin{1, 9}, TimeMs: 10, Member: memberAttrs{Name: "n1", ClientURL: "127.0.0.1:1", PeerURL: "127.0.0.1:2"}},
+		{Type: cmdSetClusterVersion, Origin: origin{1, 10}, TimeMs: 11, Version: 2},
+		{Type: cmdExpireSessions, Origin: origin{1, 11}, TimeMs: 12, Sessions: []uint64{3, 9, 1 << 63}},
+		{Type: cmdSessionMoved, Origin: origin{2, 12}, TimeMs: 13, Session: 9, MovedTo: 2, MovedConn: 77},
+		{Type: cmdReap, Origin: origin{1, 13}, TimeMs: 14, Reap: []reapNode{
+			{Kind: reapContainer, Path: "/locks/a", Czxid: 5},
+			{Kind: reapTTL, Path: "/t", Czxid: 6, Mzxid: 8},
+		}},
 	}
 }
 
@@ -52,9 +59,15 @@ func TestCommandRoundTrip(t *testing.T) {
 func TestDecodeCommandRejects(t *testing.T) {
 	good := sampleCommands()[2].encode(nil)
 	cases := map[string][]byte{
-		"empty":        nil,
-		"version 2":    append([]byte{2}, good[1:]...),
-		"unknown type": append([]byte{1, 99}, good[2:]...),
+		"empty":                nil,
+		"version 2":            append([]byte{2}, good[1:]...),
+		"unknown type":         append([]byte{1, 99}, good[2:]...),
+		"expire none":          (&command{Type: cmdExpireSessions}).encode(nil),
+		"expire unsorted":      (&command{Type: cmdExpireSessions, Sessions: []uint64{5, 5}}).encode(nil),
+		"version 1 by command": (&command{Type: cmdSetClusterVersion, Version: 1}).encode(nil),
+		"reap none":            (&command{Type: cmdReap}).encode(nil),
+		"reap kind 9":          (&command{Type: cmdReap, Reap: []reapNode{{Kind: 9, Path: "/a"}}}).encode(nil),
+		"move no member":       (&command{Type: cmdSessionMoved, Session: 1}).encode(nil),
 	}
 	// Overwrite the op count of an empty multi with a huge uvarint.
 	huge := (&command{Type: cmdTreeOps, Multi: true}).encode(nil)

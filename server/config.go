@@ -66,6 +66,28 @@ type Config struct {
 	// the member looks like a crash to the others: tests only.
 	NoHandOver bool
 
+	// RenewInterval is how often a member sends its clients' session
+	// renewals to the leader in one batch. Default 100ms.
+	RenewInterval time.Duration
+	// ReapInterval is how often the leader looks for container and TTL
+	// nodes to delete (and whether it can raise the cluster version).
+	// Default 1s.
+	ReapInterval time.Duration
+	// MaxSessions bounds the sessions this member serves connections for;
+	// a hello beyond it is refused with UNAVAILABLE. Default 100000.
+	MaxSessions int
+	// MaxEphemeralsPerSession bounds the ephemeral nodes one session may
+	// own; a create beyond it is refused with TOO_LARGE. Default 100000.
+	MaxEphemeralsPerSession int
+	// MaxPendingPerConn bounds the requests a connection may have in
+	// flight (answers owed); when it is reached the member stops reading
+	// that connection until answers go out. Default 256.
+	MaxPendingPerConn int
+	// Version, when set, is the highest cluster version this member runs,
+	// below the code's own: tests only, to run a member as an older
+	// release in a mixed-version cluster.
+	Version uint64
+
 	// MinFreeBytes is the free space the data dir's file system keeps in
 	// reserve: below it client writes fail with UNAVAILABLE ("disk full")
 	// and reads go on. Default 64 MiB; negative turns the guard off.

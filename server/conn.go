@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,11 +43,27 @@ type pending struct {
 type conn struct {
 	srv    *server
 	ws     *websocket.Conn
+	id     uint64 // unique on this member; names the connection in session moves
 	ctx    context.Context
 	cancel context.CancelFunc
 	queue  chan *pending
 
 	session uint64 // set by hello; reader goroutine only
+
+	// touched is set by every request and taken by the next renewal round;
+	// confirmed is when (liveness.since) the member sent the last batch
+	// renewing this session that the leader confirmed; 0: none yet.
+	touched   atomic.Bool
+	confirmed atomic.Int64
+
+	// end closes kill once, with why; the writer then tells the client and
+	// closes the socket. waitCtx (what responses wait under) ends with it.
+	kill      chan struct{}
+	killOnce  sync.Once
+	endKind   endKind
+	endText   string
+	waitCtx   context.Context
+	endWaits  context.CancelFunc
 
 	// readsAhead counts queued reads the writer has not evaluated yet. The
 	// reader proposes no write while it is > 0, so a read never sees a write
@@ -64,8 +81,16 @@ func (s *server) serve(ws *websocket.Conn) {
 	stop := context.AfterFunc(ctx, func() { ws.NetConn().Close() })
 	defer stop()
 
-	c := &conn{srv: s, ws: ws, ctx: ctx, cancel: cancel,
-		queue: make(chan *pending, maxPendingPerConn), readDone: make(chan struct{}, 1)}
+	c := &conn{srv: s, ws: ws, id: s.connSeq.Add(1), ctx: ctx, cancel: cancel,
+		queue: make(chan *pending, s.cfg.MaxPendingPerConn), readDone: make(chan struct{}, 1),
+		kill: make(chan struct{})}
+	c.waitCtx, c.endWaits = context.WithCancel(ctx)
+	defer c.endWaits()
+	defer func() {
+		if c.session != 0 {
+			s.live.deregister(c)
+		}
+	}()
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -107,10 +132,17 @@ func (c *conn) readLoop() error {
 			p = c.handle(data, now)
 		}
 		select {
-		case c.queue <- p: // blocks when the queue is full: backpressure
-		case <-c.ctx.Done():
-			c.srv.abandon(p)
-			return c.ctx.Err()
+		case c.queue <- p:
+		default:
+			// Full: stop reading until the writer catches up (backpressure
+			// on the client, counted so an operator sees it).
+			c.srv.metrics.backpressure.Inc()
+			select {
+			case c.queue <- p:
+			case <-c.ctx.Done():
+				c.srv.abandon(p)
+				return c.ctx.Err()
+			}
 		}
 		if p.closeAfter {
 			return nil
@@ -118,16 +150,37 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// writeLoop writes the owed responses in request order.
+// writeLoop writes the owed responses in request order, until the queue
+// closes or the session ends under the connection (end).
 func (c *conn) writeLoop() error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for p := range c.queue {
+	for {
+		var p *pending
+		var ok bool
+		select {
+		case p, ok = <-c.queue:
+			if !ok {
+				return nil
+			}
+		case <-c.kill:
+			return c.writeEnd()
+		}
 		if c.ctx.Err() != nil {
 			c.srv.abandon(p)
-			continue // drain, so the reader never blocks on a full queue
+			c.srv.abandonQueue(c.queue) // drain, so the reader never blocks on a full queue
+			return nil
 		}
-		resp := c.srv.complete(c.ctx, p, timer)
+		resp := c.srv.complete(c.waitCtx, p, timer)
+		select {
+		case <-c.kill:
+			c.srv.abandon(p)
+			if p.read != nil {
+				c.readEvaluated()
+			}
+			return c.writeEnd()
+		default:
+		}
 		if p.read != nil {
 			c.readEvaluated()
 		}
@@ -148,7 +201,47 @@ func (c *conn) writeLoop() error {
 			return nil
 		}
 	}
+}
+
+// endKind is why a connection's session ended under it.
+type endKind uint8
+
+const (
+	endExpired endKind = iota + 1 // the cluster expired the session
+	endMoved                      // the session was resumed on another connection
+)
+
+// end makes the writer tell the client why its session ended here and close
+// the connection. It never blocks: apply calls it.
+func (c *conn) end(kind endKind, text string) {
+	c.killOnce.Do(func() {
+		c.endKind, c.endText = kind, text
+		close(c.kill)
+		c.endWaits()
+	})
+}
+
+// writeEnd sends the session event (on expiry) and a close frame naming the
+// reason, then stops the connection.
+func (c *conn) writeEnd() error {
+	if c.endKind == endExpired {
+		_ = c.writeEvent(&wire.Event{Event: wire.EventSession, State: wire.SessionExpired})
+	}
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, c.endText)
+	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	c.cancel()
+	c.srv.abandonQueue(c.queue)
 	return nil
+}
+
+// writeEvent writes one pushed event; writer goroutine only.
+func (c *conn) writeEvent(ev *wire.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.writeTimeout()))
+	return c.ws.WriteMessage(websocket.TextMessage, b)
 }
 
 // drain discards incoming bytes until the client closes or drainTimeout.

@@ -47,7 +47,7 @@ func TestCreateFlagValidation(t *testing.T) {
 					t.Errorf("a refused multi created %s0: %+v", sub, r)
 				}
 			}
-			c.mustPing()
+			c.mustAnswer()
 		})
 	}
 }

@@ -10,9 +10,6 @@ import (
 )
 
 const (
-	// maxPendingPerConn bounds the responses a connection may owe; when it
-	// is full the reader stops reading (backpressure on the client).
-	maxPendingPerConn = 256
 	// defaultSessionMs is the timeout of a hello that asks for none.
 	defaultSessionMs = 10000
 	// drainTimeout bounds how long a connection closed for an oversized
@@ -57,6 +54,11 @@ func (cfg Config) withDefaults() Config {
 	setDefault(&cfg.TickInterval, 50*time.Millisecond)
 	setDefault(&cfg.MaxConnections, 10000)
 	setDefault(&cfg.MaxProposals, 4096)
+	setDefault(&cfg.RenewInterval, 100*time.Millisecond)
+	setDefault(&cfg.ReapInterval, time.Second)
+	setDefault(&cfg.MaxSessions, 100000)
+	setDefault(&cfg.MaxEphemeralsPerSession, 100000)
+	setDefault(&cfg.MaxPendingPerConn, 256)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -81,8 +83,15 @@ func (cfg *Config) validate() error {
 		return fmt.Errorf("%w: min session timeout %dms is over the max %dms", ErrConfig, cfg.MinSessionMs, cfg.MaxSessionMs)
 	case cfg.MaxDataBytes > cfg.MaxFrameBytes:
 		return fmt.Errorf("%w: max data %d bytes does not fit in a frame of %d bytes", ErrConfig, cfg.MaxDataBytes, cfg.MaxFrameBytes)
-	case cfg.MaxFrameBytes < 0 || cfg.MaxDataBytes < 0 || cfg.MaxPathBytes < 0:
+	case cfg.MaxFrameBytes < 0 || cfg.MaxDataBytes < 0 || cfg.MaxPathBytes < 0 ||
+		cfg.MaxSessions < 0 || cfg.MaxEphemeralsPerSession < 0 || cfg.MaxPendingPerConn < 0:
 		return fmt.Errorf("%w: limits must not be negative", ErrConfig)
+	case cfg.MinSessionMs < 1000:
+		return fmt.Errorf("%w: min session timeout %dms is under 1000ms", ErrConfig, cfg.MinSessionMs)
+	case cfg.RenewInterval < 0 || 4*cfg.RenewInterval > time.Duration(cfg.MinSessionMs)*time.Millisecond:
+		return fmt.Errorf("%w: renew interval %v must be positive and at most a quarter of the min session timeout %dms", ErrConfig, cfg.RenewInterval, cfg.MinSessionMs)
+	case cfg.Version > currentClusterVersion:
+		return fmt.Errorf("%w: version %d is above this release's %d", ErrConfig, cfg.Version, currentClusterVersion)
 	}
 	return nil
 }

@@ -77,6 +77,8 @@ func replicationError(err error) *wire.Error {
 	// a request ran out of time without one, and PROTOCOL.md calls that
 	// UNAVAILABLE (no quorum or no leader in time), not TIMEOUT.
 	switch {
+	case errors.Is(err, errVersionGate), errors.Is(err, errLimit):
+		return errorf(wire.CodeUnavailable, "%s", strings.TrimPrefix(err.Error(), "server: "))
 	case errors.Is(err, errStaleOrigin):
 		return errorf(wire.CodeUnavailable, "the write reached the log out of order and was not applied; retry it")
 	case errors.Is(err, errLeaderChanged):

@@ -30,7 +30,7 @@ func (c *conn) handle(data []byte, now time.Time) *pending {
 		return c.fail(p, errorf(wire.CodeNoSession, "the first request on a connection must be hello"))
 	}
 	if c.session != 0 {
-		c.srv.touch(c.session)
+		c.touched.Store(true)
 	}
 	switch req.Op {
 	case wire.OpClose, wire.OpCreate, wire.OpSet, wire.OpDelete, wire.OpMulti:
@@ -42,12 +42,15 @@ func (c *conn) handle(data []byte, now time.Time) *pending {
 	case wire.OpHello:
 		c.hello(p, &req)
 	case wire.OpPing:
-		p.read = c.srv.okRead
+		p.read = c.pingRead
 	case wire.OpClose:
 		c.srv.propose(c.ctx, p, &command{Type: cmdCloseSession, Session: c.session}, c.srv.buildOK)
 		p.closeAfter = true
 	case wire.OpCreate, wire.OpSet, wire.OpDelete:
 		op, werr := c.srv.treeOp(&req, c.session)
+		if werr == nil {
+			werr = c.srv.checkCreates(c.session, []tree.Op{op})
+		}
 		if werr != nil {
 			return c.fail(p, werr)
 		}
@@ -204,6 +207,38 @@ func checkCreateFlags(req *wire.Request) *wire.Error {
 	return nil
 }
 
+// checkCreates refuses creates the cluster cannot honour yet (container and
+// TTL nodes before cluster version 2, whose reaper older members lack) and
+// ephemerals beyond the per-session limit.
+func (s *server) checkCreates(sess uint64, ops []tree.Op) *wire.Error {
+	eph := 0
+	for i := range ops {
+		op := &ops[i]
+		if op.Kind != tree.OpCreate {
+			continue
+		}
+		if (op.Container || op.TTLMs > 0) && s.sm.clusterVersion.Load() < cmdReap.minClusterVersion() {
+			return errorf(wire.CodeBadRequest, "container and TTL nodes need cluster version %d; this cluster runs version %d until every member is upgraded",
+				cmdReap.minClusterVersion(), s.sm.clusterVersion.Load())
+		}
+		if op.Owner != 0 {
+			eph++
+		}
+	}
+	if eph == 0 {
+		return nil
+	}
+	s.sm.mu.RLock()
+	owned := s.sm.tree.NumEphemerals(sess)
+	s.sm.mu.RUnlock()
+	if owned+eph > s.cfg.MaxEphemeralsPerSession {
+		s.metrics.limits.WithLabelValues("ephemerals").Inc()
+		return errorf(wire.CodeTooLarge, "session %s owns %d ephemeral nodes; %d more would pass the limit of %d per session",
+			wire.FormatSession(sess), owned, eph, s.cfg.MaxEphemeralsPerSession)
+	}
+	return nil
+}
+
 // isReserved reports whether p is /arbor or below it.
 func isReserved(p string) bool {
 	return p == tree.Reserved || len(p) > len(tree.Reserved) && p[:len(tree.Reserved)+1] == tree.Reserved+"/"
@@ -238,6 +273,10 @@ func (c *conn) multi(p *pending, req *wire.Request) {
 			p.resp = &wire.Response{ID: p.id, Error: werr, Index: &idx}
 			return
 		}
+	}
+	if werr := c.srv.checkCreates(c.session, ops); werr != nil {
+		p.resp = &wire.Response{ID: p.id, Error: werr}
+		return
 	}
 	cmd := &command{Type: cmdTreeOps, Session: c.session, Ops: ops, Multi: true}
 	c.srv.propose(c.ctx, p, cmd, c.srv.buildMulti(ops))

@@ -27,6 +27,12 @@ type metrics struct {
 	fsync     prometheus.Histogram
 	snapshots prometheus.Counter
 	handler   http.Handler
+
+	expired      prometheus.Counter
+	renewRounds  *prometheus.CounterVec // result
+	reaped       prometheus.Counter
+	limits       *prometheus.CounterVec // limit
+	backpressure prometheus.Counter
 }
 
 // latencyBuckets run from 100µs to about 3.3s, doubling.
@@ -55,6 +61,26 @@ func newMetrics(s *server) (*metrics, error) {
 			Name: "arbor_raft_snapshots_saved_total",
 			Help: "Local raft snapshots written.",
 		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "arbor_sessions_expired_total",
+			Help: "Sessions the cluster expired, as applied by this member.",
+		}),
+		renewRounds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "arbor_session_renewal_rounds_total",
+			Help: "Batches of session renewals this member sent to the leader, by result (ok, failed).",
+		}, []string{"result"}),
+		reaped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "arbor_nodes_reaped_total",
+			Help: "Container and TTL nodes this member, as leader, had deleted.",
+		}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "arbor_limit_refusals_total",
+			Help: "Requests refused for a limit, by limit (sessions, ephemerals).",
+		}, []string{"limit"}),
+		backpressure: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "arbor_connection_backpressure_total",
+			Help: "Times a connection reached its in-flight request limit and was not read until answers went out.",
+		}),
 	}
 	status := func() raftnode.Status {
 		if s.rep == nil {
@@ -67,6 +93,11 @@ func newMetrics(s *server) (*metrics, error) {
 	}
 	cs := []prometheus.Collector{
 		m.requests, m.duration, m.fsync, m.snapshots,
+		m.expired, m.renewRounds, m.reaped, m.limits, m.backpressure,
+		gauge("arbor_sessions_connected", "Sessions with a connection to this member.",
+			func() float64 { return float64(s.live.numConns()) }),
+		gauge("arbor_cluster_version", "The cluster version: which command kinds members may propose.",
+			func() float64 { return float64(s.sm.clusterVersion.Load()) }),
 		gauge("arbor_raft_term", "Current raft term.",
 			func() float64 { return float64(status().Term) }),
 		gauge("arbor_raft_commit_index", "Raft commit index.",

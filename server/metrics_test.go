@@ -95,7 +95,7 @@ func TestMetricsMove(t *testing.T) {
 	if r := c.call(`{"id":30,"op":"get","path":"/nope"}`); r.Error == nil {
 		t.Fatal("get of a missing node succeeded")
 	}
-	c.mustPing()
+	c.mustAnswer()
 	// The raftnode hook feeds the fsync histogram.
 	ts.srv.metrics.raftMetrics().FsyncSeconds.Observe(0.002)
 
@@ -142,7 +142,7 @@ func TestMetricsMove(t *testing.T) {
 // Two servers in one process each have their own registry.
 func TestMetricsPerServer(t *testing.T) {
 	a, b := startFake(t, nil), startFake(t, nil)
-	helloed(t, a.addr).mustPing()
+	helloed(t, a.addr).mustAnswer()
 	if got := mustSample(t, scrape(t, a.addr), "arbor_connections"); got != 1 {
 		t.Errorf("a: arbor_connections %v, want 1", got)
 	}

@@ -5,10 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/arbor-db/arbor/client/wire"
-	"github.com/arbor-db/arbor/raftnode"
 	"github.com/arbor-db/arbor/session"
 	"github.com/arbor-db/arbor/tree"
 )
@@ -169,12 +169,25 @@ func (s *server) membersRead() *wire.Response {
 	return &wire.Response{OK: true, Zxid: zxid, Members: out}
 }
 
-// touch renews a session. Expiry is a later issue: this is its seam, called
-// for every request of a session, and does nothing yet.
-func (s *server) touch(uint64) {}
+// pingRead answers ping: it says how long ago this member sent the last
+// renewal of the session that the leader confirmed (renewed_ago_ms), or
+// UNAVAILABLE when this member cannot renew sessions at all, so that the
+// client moves to another member in time.
+func (c *conn) pingRead() *wire.Response {
+	if why := c.srv.cutOff(); why != "" {
+		return &wire.Response{Error: errorf(wire.CodeUnavailable, "%s", why)}
+	}
+	resp := &wire.Response{OK: true, Zxid: c.srv.sm.appliedIndex()}
+	if at := c.confirmed.Load(); at != 0 {
+		ago := time.Duration(c.srv.live.since() - at).Milliseconds()
+		resp.RenewedAgoMs = &ago
+	}
+	return resp
+}
 
 // hello answers the first request of a connection, before the reader reads
-// on: it creates a session or resumes one.
+// on: it creates a session or resumes one, and makes this connection the
+// one serving it.
 func (c *conn) hello(p *pending, req *wire.Request) {
 	s := c.srv
 	if c.session != 0 {
@@ -216,12 +229,49 @@ func (c *conn) hello(p *pending, req *wire.Request) {
 		return
 	}
 	if !session.CheckSecret(sess, req.Secret) {
+		s.log.Info("resume refused: wrong secret", "session", req.Session, "remote", c.ws.RemoteAddr().String())
 		c.fail(p, errorf(wire.CodeAuthFailed, "wrong secret for session %s", req.Session))
 		return
 	}
 	c.session = id
-	p.resp = &wire.Response{ID: p.id, OK: true, Zxid: s.sm.appliedIndex(),
+	if werr := c.serveSession(); werr != nil {
+		c.session = 0
+		c.fail(p, werr)
+		return
+	}
+	zxid := s.sm.appliedIndex()
+	if s.sm.clusterVersion.Load() >= cmdSessionMoved.minClusterVersion() {
+		// Through the log: every member closes the session's other
+		// connections, and the session is checked alive at this zxid.
+		r, werr := c.awaitCommand(p, &command{Type: cmdSessionMoved, Session: id, MovedTo: s.id, MovedConn: c.id})
+		if werr == nil && r.Err != nil {
+			werr = toWireError(r.Err, 0, "")
+		}
+		if werr != nil {
+			s.live.deregister(c)
+			c.session = 0
+			c.fail(p, werr)
+			return
+		}
+		zxid = r.Zxid
+	}
+	p.resp = &wire.Response{ID: p.id, OK: true, Zxid: zxid,
 		Session: req.Session, Secret: req.Secret, TimeoutMs: sess.TimeoutMs, Server: s.cfg.Name}
+}
+
+// serveSession registers c as the connection serving its session here;
+// one it replaces on this member is told so and closed.
+func (c *conn) serveSession() *wire.Error {
+	old, err := c.srv.live.register(c)
+	if err != nil {
+		c.srv.metrics.limits.WithLabelValues("sessions").Inc()
+		return replicationError(err)
+	}
+	if old != nil && old != c {
+		old.end(endMoved, "session resumed on another connection")
+	}
+	c.touched.Store(true)
+	return nil
 }
 
 func (s *server) lookupSession(id uint64) (session.Session, bool) {
@@ -230,21 +280,14 @@ func (s *server) lookupSession(id uint64) (session.Session, bool) {
 	return s.sm.sessions.Get(id)
 }
 
-// newSession creates a session through raft and waits for it.
-func (c *conn) newSession(p *pending, req *wire.Request) {
+// awaitCommand proposes cmd for the hello p and waits for its result.
+func (c *conn) awaitCommand(p *pending, cmd *command) (applyResult, *wire.Error) {
 	s := c.srv
-	timeout := req.TimeoutMs
-	if timeout == 0 {
-		timeout = defaultSessionMs
-	}
-	timeout = min(max(timeout, s.cfg.MinSessionMs), s.cfg.MaxSessionMs)
-	var raw [16]byte
-	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails
-	secret := hex.EncodeToString(raw[:])
-	cmd := &command{Type: cmdCreateSession, SecretHash: session.HashSecret(secret), TimeoutMs: timeout}
 	s.propose(c.ctx, p, cmd, nil)
 	if p.resp != nil {
-		return
+		werr := p.resp.Error
+		p.resp = nil
+		return applyResult{}, werr
 	}
 	timer := time.NewTimer(time.Until(p.deadline))
 	defer timer.Stop()
@@ -254,25 +297,51 @@ func (c *conn) newSession(p *pending, req *wire.Request) {
 		s.releaseProposal()
 	case <-timer.C:
 		s.abandon(p)
-		c.fail(p, s.timedOut())
-		return
+		return applyResult{}, s.timedOut()
 	case <-c.ctx.Done():
 		s.abandon(p)
-		c.fail(p, replicationError(errShuttingDown))
-		return
+		return applyResult{}, replicationError(errShuttingDown)
 	}
 	p.wait = nil
 	if r.Refused != nil {
-		c.fail(p, replicationError(r.Refused))
+		return applyResult{}, replicationError(r.Refused)
+	}
+	return r, nil
+}
+
+// newSession creates a session through raft and waits for it.
+func (c *conn) newSession(p *pending, req *wire.Request) {
+	s := c.srv
+	if s.live.numConns() >= s.cfg.MaxSessions {
+		s.metrics.limits.WithLabelValues("sessions").Inc()
+		c.fail(p, replicationError(fmt.Errorf("%w: this member serves %d sessions, the most it may (--max-sessions); connect to another member", errLimit, s.live.numConns())))
 		return
 	}
-	if r.Err != nil {
-		c.fail(p, toWireError(r.Err, 0, ""))
+	timeout := req.TimeoutMs
+	if timeout == 0 {
+		timeout = defaultSessionMs
+	}
+	timeout = min(max(timeout, s.cfg.MinSessionMs), s.cfg.MaxSessionMs)
+	var raw [16]byte
+	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails
+	secret := hex.EncodeToString(raw[:])
+	cmd := &command{Type: cmdCreateSession, SecretHash: session.HashSecret(secret), TimeoutMs: timeout}
+	r, werr := c.awaitCommand(p, cmd)
+	if werr == nil && r.Err != nil {
+		werr = toWireError(r.Err, 0, "")
+	}
+	if werr != nil {
+		c.fail(p, werr)
 		return
 	}
 	c.session = r.Session
+	if werr := c.serveSession(); werr != nil {
+		// Lost a race for the last slot: the session exists but nobody
+		// holds it; it expires on its own.
+		c.session = 0
+		c.fail(p, werr)
+		return
+	}
 	p.resp = &wire.Response{ID: p.id, OK: true, Zxid: r.Zxid, Session: wire.FormatSession(r.Session),
 		Secret: secret, TimeoutMs: timeout, Server: s.cfg.Name}
 }
-
-var _ = raftnode.ErrStopped

@@ -46,7 +46,7 @@ func TestDeadlineWithoutLeaderIsUnavailable(t *testing.T) {
 		t.Errorf("local read without a leader: %+v", r.Error)
 	}
 	setRep(false, false)
-	c.mustPing()
+	c.mustAnswer()
 }
 
 func TestReplicationErrorCodes(t *testing.T) {
@@ -113,7 +113,7 @@ func TestMultiAndDeleteEdges(t *testing.T) {
 		if (tc.index < 0) != (r.Index == nil) || r.Index != nil && *r.Index != tc.index {
 			t.Errorf("%s: index %v, want %d", tc.req, r.Index, tc.index)
 		}
-		c.mustPing()
+		c.mustAnswer()
 	}
 	// The root and /a are still there.
 	if r := c.call(`{"id":30,"op":"exists","path":"/a"}`); !r.OK || r.Stat.Stat == nil {

@@ -36,6 +36,11 @@ type server struct {
 	proposals chan struct{} // semaphore: client writes in flight
 	connSlots chan struct{} // semaphore: open connections
 	conns     atomic.Int64
+	connSeq   atomic.Uint64
+
+	live        *liveness
+	renewClient *http.Client
+	started     int64 // liveness.since() when the server was built
 
 	// attrsPublished is set once this member's current attributes are
 	// applied locally under /arbor/members; /readyz waits for it.
@@ -59,8 +64,19 @@ func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *w
 		connSlots: make(chan struct{}, cfg.MaxConnections),
 		ctx:       context.Background(),
 		disk:      newDiskGuard(cfg.DataDir, cfg.MinFreeBytes, statfsFree, time.Now, cfg.Logger),
+		live:      newLiveness(),
+		renewClient: &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: 2,
+			IdleConnTimeout:     time.Minute,
+		}},
 	}
+	s.started = s.live.since()
 	sm.onStale = s.noteStaleOrigin
+	sm.onSessions = s.onSessions
+	sm.onRestore = s.onRestore
+	if cfg.Version != 0 {
+		sm.supported = cfg.Version
+	}
 	waits.leader = func() uint64 { return s.rep.Status().Leader } // s.rep is set by Run after newServer
 	// Sequence numbers start at the clock so that a restarted member never
 	// reuses an origin that may still be in the log.
@@ -99,6 +115,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.Handle("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /debug/state", s.serveDebugState)
+	mux.HandleFunc("POST "+renewPath, s.serveRenew)
 	return mux
 }
 
@@ -182,6 +199,8 @@ func (s *server) serveAll(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { return s.barrier.run(connCtx) })
 	g.Go(func() error { s.watchLeader(connCtx); return nil })
 	g.Go(func() error { s.publishAttrs(connCtx); return nil })
+	g.Go(func() error { s.renewLoop(connCtx); return nil })
+	g.Go(func() error { s.leaderLoop(connCtx); return nil })
 	if s.cfg.OnReady != nil {
 		s.cfg.OnReady(ln.Addr().String())
 	}
@@ -207,6 +226,7 @@ func (s *server) serveAll(ctx context.Context, ln net.Listener) error {
 	cancel()
 	_ = httpSrv.Close()
 	s.connWG.Wait()
+	s.renewClient.CloseIdleConnections()
 	stopRaft()
 	_ = g.Wait()
 	if err == nil {

@@ -14,20 +14,26 @@ import (
 	"github.com/arbor-db/arbor/tree"
 )
 
-// State machine snapshot format, version 2 (deterministic: the same state
+// State machine snapshot format, version 3 (deterministic: the same state
 // gives the same bytes):
 //
 //	magic      "ARSM"
-//	version    byte = 2
+//	version    byte = 3
 //	last time  int64, big endian (the apply clock)
+//	cluster    uint64, big endian: the cluster version (absent in version 2)
 //	tree       uint64 length, big endian, then tree.WriteSnapshot bytes
 //	sessions   uint64 length, big endian, then session Table.WriteSnapshot bytes
 //	origins    uint64 count, then (member uint64, seq uint64) pairs, big
 //	           endian, in increasing member order
 //	checksum   uint32 CRC-32C (Castagnoli) of everything before it
+//
+// Version 2 is version 3 without the cluster version field, which is then 1.
+// While the cluster version is 1 the snapshot is written as version 2, so a
+// member that does not know version 3 yet can still restore what an
+// upgraded leader sends it during a rolling upgrade.
 const (
 	snapMagic   = "ARSM"
-	snapVersion = 2
+	snapVersion = 3
 	maxOrigins  = 1 << 20 // far above any real member count; checked before allocating
 )
 
@@ -56,10 +62,17 @@ func (sm *stateMachine) snapshotLocked(w io.Writer) error {
 	// more copy of the whole state.
 	h := crc32.New(castagnoli)
 	out := io.MultiWriter(w, h)
-	hdr := make([]byte, 0, 4+1+8+8)
+	hdr := make([]byte, 0, 4+1+8+8+8)
 	hdr = append(hdr, snapMagic...)
-	hdr = append(hdr, snapVersion)
-	hdr = binary.BigEndian.AppendUint64(hdr, uint64(sm.lastTime))
+	cv := sm.clusterVersion.Load()
+	if cv == 1 {
+		hdr = append(hdr, 2)
+		hdr = binary.BigEndian.AppendUint64(hdr, uint64(sm.lastTime))
+	} else {
+		hdr = append(hdr, snapVersion)
+		hdr = binary.BigEndian.AppendUint64(hdr, uint64(sm.lastTime))
+		hdr = binary.BigEndian.AppendUint64(hdr, cv)
+	}
 	hdr = binary.BigEndian.AppendUint64(hdr, uint64(tb.Len()))
 	mid := binary.BigEndian.AppendUint64(nil, uint64(sb.Len()))
 	members := slices.Sorted(maps.Keys(sm.origins))
@@ -87,7 +100,7 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 	if len(b) < fixed || string(b[:4]) != snapMagic {
 		return fmt.Errorf("%w: not a state machine snapshot", errBadSnapshot)
 	}
-	if b[4] != snapVersion {
+	if b[4] != 2 && b[4] != snapVersion {
 		return fmt.Errorf("%w: unknown version %d", errBadSnapshot, b[4])
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
@@ -96,6 +109,16 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 	}
 	lastTime := int64(binary.BigEndian.Uint64(body[5:]))
 	rest := body[13:]
+	cv := uint64(1)
+	if b[4] == snapVersion {
+		if len(rest) < 8 {
+			return fmt.Errorf("%w: truncated header", errBadSnapshot)
+		}
+		cv, rest = binary.BigEndian.Uint64(rest), rest[8:]
+		if cv < 2 || cv > sm.supported {
+			return fmt.Errorf("%w: cluster version %d; this member runs up to %d", errBadSnapshot, cv, sm.supported)
+		}
+	}
 	treeBytes, rest, ok := cutLen(rest)
 	if !ok {
 		return fmt.Errorf("%w: truncated tree section", errBadSnapshot)
@@ -118,8 +141,10 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 	}
 	sm.mu.Lock()
 	sm.tree, sm.sessions, sm.lastTime, sm.origins = t, st, lastTime, origins
+	sm.clusterVersion.Store(cv)
 	sm.applied.Store(index)
 	sm.mu.Unlock()
+	sm.onRestore()
 	sm.appliedMu.Lock()
 	close(sm.appliedCh)
 	sm.appliedCh = make(chan struct{})

@@ -20,6 +20,10 @@ var errSessionExpired = errors.New("server: session expired or unknown")
 // errUndecodable ends the member: a committed command it cannot decode.
 var errUndecodable = errors.New("server: cannot apply a committed command")
 
+// errVersionGate is the result of a command whose kind the cluster version
+// does not allow yet.
+var errVersionGate = errors.New("server: the cluster version does not allow this command yet")
+
 // membersPath holds one node per member with its published attributes.
 const membersPath = tree.Reserved + "/members"
 
@@ -42,6 +46,16 @@ type stateMachine struct {
 	// onStale is told of a skipped command's origin and the high-water
 	// mark it fell under; it runs outside mu and must not block.
 	onStale func(member, hw uint64)
+	// onSessions is told, after each batch and outside mu, of the sessions
+	// the batch created, ended or moved; onRestore after a snapshot was
+	// restored. Both run on the apply goroutine and must not block.
+	onSessions func([]sessionEvent)
+	onRestore  func()
+
+	// supported is the highest cluster version this member's code runs;
+	// clusterVersion is the replicated one (part of the snapshot from 2).
+	supported      uint64
+	clusterVersion atomic.Uint64
 
 	applied atomic.Uint64
 
@@ -54,15 +68,45 @@ type stateMachine struct {
 var _ raftnode.StateMachine = (*stateMachine)(nil)
 
 func newStateMachine(log *slog.Logger, waits *waitRegistry) *stateMachine {
-	return &stateMachine{
+	sm := &stateMachine{
 		log:       log,
 		waits:     waits,
 		tree:      tree.New(),
 		sessions:  session.NewTable(),
 		origins:   make(map[uint64]uint64),
-		onStale:   func(uint64, uint64) {},
-		appliedCh: make(chan struct{}),
+		onStale:    func(uint64, uint64) {},
+		onSessions: func([]sessionEvent) {},
+		onRestore:  func() {},
+		supported:  currentClusterVersion,
+		appliedCh:  make(chan struct{}),
 	}
+	sm.clusterVersion.Store(1)
+	return sm
+}
+
+// currentClusterVersion is the highest cluster version this code runs. 1:
+// the core. 2: session expiry and moves, container and TTL reaping, and the
+// cluster version itself in the snapshot.
+const currentClusterVersion = 2
+
+// sessionEventKind says what happened to a session.
+type sessionEventKind uint8
+
+const (
+	sessionCreated sessionEventKind = iota + 1
+	sessionClosed
+	sessionExpired
+	sessionMoved
+)
+
+// sessionEvent is one change to the session table, for the member's
+// liveness tracking and its connections.
+type sessionEvent struct {
+	Kind      sessionEventKind
+	ID        uint64
+	TimeoutMs int64  // created
+	MovedTo   uint64 // moved: the member now serving it
+	MovedConn uint64 // moved: that member's connection
 }
 
 // sessionID maps an entry index to a session id with splitmix64's finalizer:
@@ -85,6 +129,7 @@ func (sm *stateMachine) Apply(entries []raftnode.Entry) error {
 		return nil
 	}
 	var out []delivery
+	var sevs []sessionEvent
 	sm.mu.Lock()
 	for _, e := range entries {
 		if e.Data == nil {
@@ -94,8 +139,15 @@ func (sm *stateMachine) Apply(entries []raftnode.Entry) error {
 		if err != nil {
 			sm.applied.Store(e.Index - 1)
 			sm.mu.Unlock()
-			sm.deliver(out)
+			sm.deliver(out, sevs)
 			return fmt.Errorf("%w: committed entry %d (term %d): %w", errUndecodable, e.Index, e.Term, err)
+		}
+		if v := c.Type.minClusterVersion(); v > sm.supported {
+			sm.applied.Store(e.Index - 1)
+			sm.mu.Unlock()
+			sm.deliver(out, sevs)
+			return fmt.Errorf("%w: committed entry %d (term %d) is a command of cluster version %d; this member runs up to %d: upgrade it",
+				errUndecodable, e.Index, e.Term, v, sm.supported)
 		}
 		if m := c.Origin.Member; m != 0 {
 			if hw := sm.origins[m]; c.Origin.Seq <= hw {
@@ -105,12 +157,18 @@ func (sm *stateMachine) Apply(entries []raftnode.Entry) error {
 			}
 			sm.origins[m] = c.Origin.Seq
 		}
-		r := sm.applyCommand(e.Index, &c)
+		r, err := sm.applyCommand(e.Index, &c, &sevs)
+		if err != nil {
+			sm.applied.Store(e.Index - 1)
+			sm.mu.Unlock()
+			sm.deliver(out, sevs)
+			return err
+		}
 		out = append(out, delivery{c.Origin, r})
 	}
 	sm.applied.Store(entries[len(entries)-1].Index)
 	sm.mu.Unlock()
-	sm.deliver(out)
+	sm.deliver(out, sevs)
 	return nil
 }
 
@@ -122,7 +180,10 @@ type delivery struct {
 
 // deliver hands results to their waiters and wakes waitApplied; called
 // after mu is released.
-func (sm *stateMachine) deliver(out []delivery) {
+func (sm *stateMachine) deliver(out []delivery, sevs []sessionEvent) {
+	if len(sevs) > 0 {
+		sm.onSessions(sevs)
+	}
 	for _, d := range out {
 		if d.r.staleHW != 0 {
 			sm.onStale(d.o.Member, d.r.staleHW)
@@ -135,11 +196,18 @@ func (sm *stateMachine) deliver(out []delivery) {
 	sm.appliedMu.Unlock()
 }
 
-// applyCommand applies one decoded command at zxid index. Called with mu held.
-func (sm *stateMachine) applyCommand(index uint64, c *command) applyResult {
+// applyCommand applies one decoded command at zxid index and appends the
+// session changes it made to sevs. Called with mu held. An error is fatal
+// (a cluster version this member cannot run).
+func (sm *stateMachine) applyCommand(index uint64, c *command, sevs *[]sessionEvent) (applyResult, error) {
 	now := max(applyTime(c.TimeMs), sm.lastTime)
 	sm.lastTime = now
 	r := applyResult{Zxid: index}
+	if c.Type.minClusterVersion() > sm.clusterVersion.Load() {
+		// A proposer broke the gate; every member refuses it alike.
+		r.Err = errVersionGate
+		return r, nil
+	}
 	switch c.Type {
 	case cmdCreateSession:
 		id := sessionID(index)
@@ -148,22 +216,33 @@ func (sm *stateMachine) applyCommand(index uint64, c *command) applyResult {
 		})
 		if err != nil {
 			r.Err = err
-			return r
+			return r, nil
 		}
 		r.Session = id
+		*sevs = append(*sevs, sessionEvent{Kind: sessionCreated, ID: id, TimeoutMs: c.TimeoutMs})
 	case cmdCloseSession:
+		if !sm.endSession(index, now, c.Session) {
+			r.Err = errSessionExpired
+			return r, nil
+		}
+		*sevs = append(*sevs, sessionEvent{Kind: sessionClosed, ID: c.Session})
+	case cmdExpireSessions:
+		for _, id := range c.Sessions {
+			if sm.endSession(index, now, id) {
+				*sevs = append(*sevs, sessionEvent{Kind: sessionExpired, ID: id})
+			}
+		}
+	case cmdSessionMoved:
 		if _, ok := sm.sessions.Get(c.Session); !ok {
 			r.Err = errSessionExpired
-			return r
+			return r, nil
 		}
-		// One step: the ephemerals go with the session.
-		sm.closeEphemerals(index, now, c.Session)
-		sm.sessions.Close(c.Session)
+		*sevs = append(*sevs, sessionEvent{Kind: sessionMoved, ID: c.Session, MovedTo: c.MovedTo, MovedConn: c.MovedConn})
 	case cmdTreeOps:
 		if c.Session != 0 {
 			if _, ok := sm.sessions.Get(c.Session); !ok {
 				r.Err = errSessionExpired
-				return r
+				return r, nil
 			}
 		}
 		if c.Multi {
@@ -174,8 +253,61 @@ func (sm *stateMachine) applyCommand(index uint64, c *command) applyResult {
 		}
 	case cmdMemberAttrs:
 		r.Err = sm.applyMemberAttrs(index, now, c.Member)
+	case cmdSetClusterVersion:
+		if c.Version > sm.supported {
+			return r, fmt.Errorf("%w: entry %d raises the cluster version to %d; this member runs up to %d: upgrade it",
+				errUndecodable, index, c.Version, sm.supported)
+		}
+		if c.Version > sm.clusterVersion.Load() {
+			sm.clusterVersion.Store(c.Version)
+			sm.log.Info("cluster version raised", "version", c.Version, "zxid", index)
+		}
+	case cmdReap:
+		r.Reaped = sm.applyReap(index, now, c.Reap)
 	}
-	return r
+	return r, nil
+}
+
+// endSession deletes a session and everything it owns, in this one step:
+// its ephemeral nodes, and so the lock and election nodes it holds or waits
+// with (they are ephemerals too). This is the one place a session ends,
+// whether by close or expiry. It reports whether the session existed.
+// Called with mu held.
+func (sm *stateMachine) endSession(index uint64, now int64, id uint64) bool {
+	if _, ok := sm.sessions.Get(id); !ok {
+		return false
+	}
+	sm.closeEphemerals(index, now, id)
+	sm.sessions.Close(id)
+	return true
+}
+
+// applyReap deletes the nodes the leader found to have outlived their
+// purpose, each only if it is still the node the leader saw and still
+// qualifies; it returns how many it deleted. Called with mu held.
+func (sm *stateMachine) applyReap(index uint64, now int64, nodes []reapNode) int {
+	n := 0
+	for _, rn := range nodes {
+		st, ok := sm.tree.Exists(rn.Path)
+		if !ok || st.Czxid != rn.Czxid || st.NumChildren != 0 {
+			continue
+		}
+		container, ttl, _ := sm.tree.Flags(rn.Path)
+		switch rn.Kind {
+		case reapContainer:
+			if !container || st.Cversion == 0 {
+				continue
+			}
+		case reapTTL:
+			if ttl == 0 || st.Mzxid != rn.Mzxid || now-st.Mtime < ttl {
+				continue
+			}
+		}
+		if _, _, err := sm.tree.Apply(index, now, tree.Op{Kind: tree.OpDelete, Path: rn.Path, Version: -1, System: true}); err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // applyMemberAttrs writes /arbor/members/NAME, creating the parent if needed.

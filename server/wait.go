@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ type applyResult struct {
 	Zxid    uint64
 	Results []tree.Result // TreeOps: one per op
 	Session uint64        // CreateSession: the new session id
+	Reaped  int           // Reap: nodes deleted
 	Err     error         // a tree error, errSessionExpired, ...
 	Refused error         // raft refused the proposal: nothing was applied
 	staleHW uint64        // with errStaleOrigin: the origin's applied seq
@@ -123,6 +125,9 @@ func (s *server) watchLeader(ctx context.Context) {
 // stateMachine.origins), which makes a duplicated or reordered proposal
 // harmless.
 func (s *server) submit(ctx context.Context, cmd *command) (<-chan applyResult, error) {
+	if v := cmd.Type.minClusterVersion(); v > s.sm.clusterVersion.Load() {
+		return nil, fmt.Errorf("%w: command kind %d needs cluster version %d, the cluster runs %d", errVersionGate, cmd.Type, v, s.sm.clusterVersion.Load())
+	}
 	s.proposeMu.Lock()
 	defer s.proposeMu.Unlock()
 	cmd.Origin = origin{Member: s.id, Seq: s.seq.Add(1)}

@@ -90,7 +90,7 @@ func TestBadInputs(t *testing.T) {
 		} else if !strings.Contains(r.Error.Message, tc.message) {
 			t.Errorf("%s: message %q does not mention %q", tc.req, r.Error.Message, tc.message)
 		}
-		c.mustPing()
+		c.mustAnswer()
 	}
 	// A binary frame is refused too, and the connection lives on.
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, []byte(`{"id":1,"op":"ping"}`)); err != nil {
@@ -99,7 +99,7 @@ func TestBadInputs(t *testing.T) {
 	if r := c.recv(); r.Error == nil || r.Error.Code != wire.CodeBadRequest {
 		t.Errorf("binary frame: %+v", r)
 	}
-	c.mustPing()
+	c.mustAnswer()
 }
 
 func TestOversizedFrameCloses1009(t *testing.T) {
@@ -113,7 +113,7 @@ func TestOversizedFrameCloses1009(t *testing.T) {
 		t.Fatalf("read after oversized frame: %v, want close 1009", err)
 	}
 	// The member is still up for others.
-	helloed(t, ts.addr).mustPing()
+	helloed(t, ts.addr).mustAnswer()
 }
 
 func TestPipelining(t *testing.T) {
@@ -202,7 +202,7 @@ func TestMultiAtomicWithIndex(t *testing.T) {
 	if r.Error == nil || r.Error.Code != wire.CodeBadRequest || r.Index == nil || *r.Index != 1 {
 		t.Fatalf("multi with a get: %+v", r)
 	}
-	c.mustPing()
+	c.mustAnswer()
 }
 
 func TestExistsNullStat(t *testing.T) {
@@ -228,11 +228,18 @@ func TestSessionResumeAndClose(t *testing.T) {
 	if r := c.call(`{"id":2,"op":"create","path":"/eph","ephemeral":true}`); !r.OK || r.Stat.Stat.EphemeralOwner != h.Session {
 		t.Fatalf("ephemeral create: %+v %+v", r, r.Error)
 	}
-	// Resume on a second connection: same session, same timeout.
+	// Resume on a second connection: same session, same timeout; the
+	// first connection is closed, naming why.
 	c2 := dial(t, ts.addr)
 	r := c2.call(fmt.Sprintf(`{"id":1,"op":"hello","session":%q,"secret":%q,"last_zxid":%d}`, h.Session, h.Secret, h.Zxid))
 	if !r.OK || r.Session != h.Session || r.TimeoutMs != 5000 {
 		t.Fatalf("resume: %+v %+v", r, r.Error)
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := c.ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure || !strings.Contains(ce.Text, "resumed") {
+		t.Fatalf("old connection after resume elsewhere: %v, want a normal close saying the session was resumed", err)
 	}
 	if r := dial(t, ts.addr).call(fmt.Sprintf(`{"id":1,"op":"hello","session":%q,"secret":"wrong"}`, h.Session)); r.Error == nil || r.Error.Code != wire.CodeAuthFailed {
 		t.Fatalf("wrong secret: %+v", r)
@@ -240,60 +247,24 @@ func TestSessionResumeAndClose(t *testing.T) {
 	if r := dial(t, ts.addr).call(`{"id":1,"op":"hello","session":"00000000000000ff","secret":"x"}`); r.Error == nil || r.Error.Code != wire.CodeSessionExpired {
 		t.Fatalf("unknown session: %+v", r)
 	}
+	if r := c2.call(`{"id":2,"op":"exists","path":"/eph"}`); !r.OK || r.Stat.Stat == nil {
+		t.Fatalf("ephemeral lost by the resume: %+v", r)
+	}
 	// close: answered, then a normal close, and the ephemeral is gone.
-	if r := c.call(`{"id":3,"op":"close"}`); !r.OK {
+	if r := c2.call(`{"id":3,"op":"close"}`); !r.OK {
 		t.Fatalf("close: %+v", r.Error)
 	}
-	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, _, err := c.ws.ReadMessage()
-	var ce *websocket.CloseError
+	_ = c2.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err = c2.ws.ReadMessage()
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
 		t.Fatalf("after close: %v, want a normal close", err)
 	}
-	if r := c2.call(`{"id":2,"op":"exists","path":"/eph"}`); !r.OK || r.Stat.Stat != nil {
+	c3 := helloed(t, ts.addr)
+	if r := c3.call(`{"id":2,"op":"exists","path":"/eph"}`); !r.OK || r.Stat.Stat != nil {
 		t.Fatalf("ephemeral survived close: %+v", r)
 	}
-	if r := c2.call(`{"id":3,"op":"create","path":"/x"}`); r.Error == nil || r.Error.Code != wire.CodeSessionExpired {
-		t.Fatalf("write on a closed session: %+v", r)
-	}
-}
-
-func TestMembersAndHTTP(t *testing.T) {
-	ts := startFake(t, nil)
-	c := helloed(t, ts.addr)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := c.call(`{"id":2,"op":"members"}`)
-		if !r.OK || len(r.Members) != 1 {
-			t.Fatalf("members: %+v", r)
-		}
-		m := r.Members[0]
-		if m.ClientURL == ts.addr {
-			if m.Name != "m1" || m.Role != wire.RoleLeader || !m.Alive || m.PeerURL != "127.0.0.1:1" {
-				t.Fatalf("member: %+v", m)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("client_url never published: %+v", m)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if r := c.call(`{"id":3,"op":"sync","path":"/"}`); !r.OK || r.Zxid == 0 {
-		t.Fatalf("sync: %+v", r)
-	}
-	if code, body := httpGet(t, "http://"+ts.addr+"/healthz"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
-		t.Errorf("healthz: %d %q", code, body)
-	}
-	if code, _ := httpGet(t, "http://"+ts.addr+"/readyz"); code != http.StatusOK {
-		t.Errorf("readyz: %d", code)
-	}
-	mfs := scrape(t, ts.addr)
-	if v, _ := sample(mfs, "arbor_requests_total", "op=members", "code=OK"); v < 1 {
-		t.Errorf("members requests counted: %v", v)
-	}
-	if v, _ := sample(mfs, "arbor_request_duration_seconds", "op=sync"); v != 1 {
-		t.Errorf("sync latency observations: %v, want 1", v)
+	if r := dial(t, ts.addr).call(fmt.Sprintf(`{"id":1,"op":"hello","session":%q,"secret":%q}`, h.Session, h.Secret)); r.Error == nil || r.Error.Code != wire.CodeSessionExpired {
+		t.Fatalf("resume of a closed session: %+v", r)
 	}
 }
 
@@ -313,13 +284,18 @@ func TestNoLeader(t *testing.T) {
 	if code, _ := httpGet(t, "http://"+ts.addr+"/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz: %d", code)
 	}
-	c.mustPing()
+	// A member without a leader cannot renew sessions: its pings say so,
+	// so that clients move to another member.
+	if r := c.call(`{"id":3,"op":"ping"}`); r.Error == nil || r.Error.Code != wire.CodeUnavailable || !strings.Contains(r.Error.Message, "no leader") {
+		t.Fatalf("ping without a leader: %+v %+v", r, r.Error)
+	}
+	c.mustAnswer()
 }
 
 func TestShutdownClosesConnections(t *testing.T) {
 	ts, stop := startFakeStoppable(t, nil)
 	c := helloed(t, ts.addr)
-	c.mustPing()
+	c.mustAnswer()
 	if err := stop(); err != nil {
 		t.Fatalf("serveAll: %v", err)
 	}

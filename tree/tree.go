@@ -99,6 +99,9 @@ func (t *Tree) Ephemerals(owner uint64) []string {
 	return sortedKeys(t.ephemerals[owner])
 }
 
+// NumEphemerals returns how many ephemeral nodes the session owner owns.
+func (t *Tree) NumEphemerals(owner uint64) int { return len(t.ephemerals[owner]) }
+
 // Owners returns the sorted ids of the sessions that own ephemeral nodes.
 func (t *Tree) Owners() []uint64 {
 	ids := make([]uint64, 0, len(t.ephemerals))

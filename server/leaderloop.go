@@ -1,0 +1,148 @@
+package server
+
+import (
+	"context"
+	"time"
+)
+
+const (
+	// expireBatch bounds the sessions one expiry command ends.
+	expireBatch = 1024
+	// reapBatch bounds the nodes one reap command deletes.
+	reapBatch = 256
+	// versionReportTTL is how recent a member's report of its version must
+	// be to count for raising the cluster version.
+	versionReportTTL = 10 * time.Second
+)
+
+// leaderLoop is the leader's own work, every trackerGranularity: on a new
+// term it gives every session a full timeout; then it expires sessions
+// past their deadline, raises the cluster version once every voter runs a
+// newer one, and reaps container and TTL nodes. Only the leader decides
+// any of it; each decision is a replicated command.
+func (s *server) leaderLoop(ctx context.Context) {
+	t := time.NewTicker(trackerGranularity)
+	defer t.Stop()
+	var term uint64 // the term this member last led in
+	var lastSlow time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := s.rep.Status()
+		if !st.IsLeader {
+			term = 0
+			continue
+		}
+		if st.Term != term {
+			// Renewals went to other leaders meanwhile: no session may
+			// expire because leadership moved.
+			s.live.tracker.Reset()
+			term = st.Term
+			s.log.Info("leading: every session gets a full timeout", "term", term, "sessions", s.live.tracker.Len())
+		}
+		if s.sm.clusterVersion.Load() >= cmdExpireSessions.minClusterVersion() {
+			s.expireDue(ctx)
+		}
+		if time.Since(lastSlow) >= s.cfg.ReapInterval {
+			lastSlow = time.Now()
+			s.maybeRaiseVersion(ctx)
+			if s.sm.clusterVersion.Load() >= cmdReap.minClusterVersion() {
+				s.reap(ctx)
+			}
+		}
+	}
+}
+
+// expireDue proposes the expiry of every session past its deadline.
+func (s *server) expireDue(ctx context.Context) {
+	ids := s.live.tracker.Expired()
+	for len(ids) > 0 {
+		n := min(len(ids), expireBatch)
+		chunk := ids[:n]
+		ids = ids[n:]
+		r, err := s.proposeWait(ctx, &command{Type: cmdExpireSessions, Sessions: chunk})
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil {
+			// Not applied: they stay due and are tried again next tick,
+			// unless a new term renews them first.
+			s.live.tracker.GiveBack(chunk)
+			s.live.tracker.GiveBack(ids)
+			s.log.Warn("proposing session expiry failed; will retry", "sessions", len(chunk)+len(ids), "err", err)
+			return
+		}
+		s.log.Info("expired sessions", "sessions", len(chunk), "zxid", r.Zxid)
+	}
+}
+
+// maybeRaiseVersion raises the cluster version to the lowest version every
+// voting member runs, once that is above the current one.
+func (s *server) maybeRaiseVersion(ctx context.Context) {
+	cur := s.sm.clusterVersion.Load()
+	lowest := s.sm.supported
+	s.live.versionsMu.Lock()
+	for _, m := range s.rep.Members() {
+		if m.Learner {
+			continue
+		}
+		mv, ok := s.live.versions[m.Name]
+		if m.ID == s.id {
+			mv, ok = memberVersion{version: s.sm.supported, at: time.Now()}, true
+		}
+		if !ok || time.Since(mv.at) > versionReportTTL {
+			lowest = 0 // not heard from: wait for it
+			break
+		}
+		lowest = min(lowest, mv.version)
+	}
+	s.live.versionsMu.Unlock()
+	if lowest <= cur {
+		return
+	}
+	r, err := s.proposeWait(ctx, &command{Type: cmdSetClusterVersion, Version: lowest})
+	if err == nil {
+		err = r.Err
+	}
+	if err != nil {
+		s.log.Warn("raising the cluster version failed; will retry", "version", lowest, "err", err)
+	}
+}
+
+// reap deletes containers whose last child went and childless TTL nodes
+// not modified for their TTL. TTLs are measured from the node's mtime,
+// which is replicated, so a new leader goes on where the old one stopped.
+func (s *server) reap(ctx context.Context) {
+	nowMs := time.Now().UnixMilli()
+	var due []reapNode
+	s.sm.mu.RLock()
+	for _, p := range s.sm.tree.Containers() {
+		if st, ok := s.sm.tree.Exists(p); ok && st.Cversion > 0 && st.NumChildren == 0 {
+			due = append(due, reapNode{Kind: reapContainer, Path: p, Czxid: st.Czxid, Mzxid: st.Mzxid})
+		}
+	}
+	for _, p := range s.sm.tree.TTLNodes() {
+		st, ok := s.sm.tree.Exists(p)
+		_, ttl, _ := s.sm.tree.Flags(p)
+		if ok && st.NumChildren == 0 && nowMs-st.Mtime >= ttl {
+			due = append(due, reapNode{Kind: reapTTL, Path: p, Czxid: st.Czxid, Mzxid: st.Mzxid})
+		}
+	}
+	s.sm.mu.RUnlock()
+	for len(due) > 0 {
+		n := min(len(due), reapBatch)
+		r, err := s.proposeWait(ctx, &command{Type: cmdReap, Reap: due[:n]})
+		if err != nil {
+			s.log.Warn("proposing a reap failed; will retry", "nodes", n, "err", err)
+			return
+		}
+		if r.Reaped > 0 {
+			s.metrics.reaped.Add(float64(r.Reaped))
+			s.log.Debug("reaped nodes", "nodes", r.Reaped, "zxid", r.Zxid)
+		}
+		due = due[n:]
+	}
+}

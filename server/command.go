@@ -47,14 +47,24 @@ const (
 	cmdReap
 )
 
-// minClusterVersion is the cluster version from which a command kind may be
-// proposed. A member never proposes a kind above the cluster version, so a
-// member that cannot decode it is never asked to apply it.
-func (t cmdType) minClusterVersion() uint64 {
+// introduced is the first cluster version whose code knows a command kind.
+func (t cmdType) introduced() uint64 {
 	if t >= cmdSetClusterVersion {
 		return 2
 	}
 	return 1
+}
+
+// minClusterVersion is the cluster version from which a command kind may be
+// proposed. A member never proposes a kind above the cluster version, so a
+// member that cannot decode it is never asked to apply it. The one
+// exception is what raises the version: it is proposed only once every
+// voter runs the version it raises to.
+func (t cmdType) minClusterVersion() uint64 {
+	if t == cmdSetClusterVersion {
+		return 1
+	}
+	return t.introduced()
 }
 
 // reapKind says why the leader deletes a node on its own.

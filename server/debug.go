@@ -15,6 +15,8 @@ type debugState struct {
 	StateSHA256 string `json:"state_sha256"`
 	Nodes       int    `json:"nodes"`
 	Sessions    int    `json:"sessions"`
+	// ClusterVersion is the replicated cluster version (see command.go).
+	ClusterVersion uint64 `json:"cluster_version"`
 }
 
 // stateDigest returns the applied index and the SHA-256 of the state
@@ -35,7 +37,7 @@ func (sm *stateMachine) stateDigest() (applied uint64, sum [sha256.Size]byte, no
 
 // serveDebugState answers GET /debug/state on the client port with
 //
-//	{"member": NAME, "applied": N, "state_sha256": "<hex>", "nodes": K, "sessions": S}
+//	{"member": NAME, "applied": N, "state_sha256": "<hex>", "nodes": K, "sessions": S, "cluster_version": V}
 //
 // where state_sha256 is the SHA-256 of the state machine snapshot (tree,
 // session table and apply clock; the format in snapshot.go) at exactly the
@@ -53,6 +55,6 @@ func (s *server) serveDebugState(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(debugState{
 		Member: s.cfg.Name, Applied: applied, StateSHA256: hex.EncodeToString(sum[:]),
-		Nodes: nodes, Sessions: sessions,
+		Nodes: nodes, Sessions: sessions, ClusterVersion: s.sm.clusterVersion.Load(),
 	})
 }

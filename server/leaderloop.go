@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"time"
+
+	"github.com/arbor-db/arbor/tree"
 )
 
 const (
@@ -116,21 +118,8 @@ func (s *server) maybeRaiseVersion(ctx context.Context) {
 // not modified for their TTL. TTLs are measured from the node's mtime,
 // which is replicated, so a new leader goes on where the old one stopped.
 func (s *server) reap(ctx context.Context) {
-	nowMs := time.Now().UnixMilli()
-	var due []reapNode
 	s.sm.mu.RLock()
-	for _, p := range s.sm.tree.Containers() {
-		if st, ok := s.sm.tree.Exists(p); ok && st.Cversion > 0 && st.NumChildren == 0 {
-			due = append(due, reapNode{Kind: reapContainer, Path: p, Czxid: st.Czxid, Mzxid: st.Mzxid})
-		}
-	}
-	for _, p := range s.sm.tree.TTLNodes() {
-		st, ok := s.sm.tree.Exists(p)
-		_, ttl, _ := s.sm.tree.Flags(p)
-		if ok && st.NumChildren == 0 && nowMs-st.Mtime >= ttl {
-			due = append(due, reapNode{Kind: reapTTL, Path: p, Czxid: st.Czxid, Mzxid: st.Mzxid})
-		}
-	}
+	due := dueForReap(s.sm.tree, time.Now().UnixMilli())
 	s.sm.mu.RUnlock()
 	for len(due) > 0 {
 		n := min(len(due), reapBatch)
@@ -145,4 +134,24 @@ func (s *server) reap(ctx context.Context) {
 		}
 		due = due[n:]
 	}
+}
+
+// dueForReap returns the nodes of t to reap at wall time nowMs: containers
+// that have had children and have none left (ZooKeeper's rule), and
+// childless TTL nodes whose mtime is at least their TTL ago.
+func dueForReap(t *tree.Tree, nowMs int64) []reapNode {
+	var due []reapNode
+	for _, p := range t.Containers() {
+		if st, ok := t.Exists(p); ok && st.Cversion > 0 && st.NumChildren == 0 {
+			due = append(due, reapNode{Kind: reapContainer, Path: p, Czxid: st.Czxid, Mzxid: st.Mzxid})
+		}
+	}
+	for _, p := range t.TTLNodes() {
+		st, ok := t.Exists(p)
+		_, ttl, _ := t.Flags(p)
+		if ok && st.NumChildren == 0 && nowMs-st.Mtime >= ttl {
+			due = append(due, reapNode{Kind: reapTTL, Path: p, Czxid: st.Czxid, Mzxid: st.Mzxid})
+		}
+	}
+	return due
 }

@@ -142,7 +142,7 @@ func (sm *stateMachine) Apply(entries []raftnode.Entry) error {
 			sm.deliver(out, sevs)
 			return fmt.Errorf("%w: committed entry %d (term %d): %w", errUndecodable, e.Index, e.Term, err)
 		}
-		if v := c.Type.minClusterVersion(); v > sm.supported {
+		if v := c.Type.introduced(); v > sm.supported {
 			sm.applied.Store(e.Index - 1)
 			sm.mu.Unlock()
 			sm.deliver(out, sevs)

@@ -133,11 +133,12 @@ func TestReadyMemberKnowsItsOwnClientURL(t *testing.T) {
 }
 
 type debugState struct {
-	Member      string `json:"member"`
-	Applied     uint64 `json:"applied"`
-	StateSHA256 string `json:"state_sha256"`
-	Nodes       int    `json:"nodes"`
-	Sessions    int    `json:"sessions"`
+	Member         string `json:"member"`
+	Applied        uint64 `json:"applied"`
+	StateSHA256    string `json:"state_sha256"`
+	Nodes          int    `json:"nodes"`
+	Sessions       int    `json:"sessions"`
+	ClusterVersion uint64 `json:"cluster_version"`
 }
 
 func debugStateOf(t *testing.T, addr string) debugState {

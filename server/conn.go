@@ -58,12 +58,12 @@ type conn struct {
 
 	// end closes kill once, with why; the writer then tells the client and
 	// closes the socket. waitCtx (what responses wait under) ends with it.
-	kill      chan struct{}
-	killOnce  sync.Once
-	endKind   endKind
-	endText   string
-	waitCtx   context.Context
-	endWaits  context.CancelFunc
+	kill     chan struct{}
+	killOnce sync.Once
+	endKind  endKind
+	endText  string
+	waitCtx  context.Context
+	endWaits context.CancelFunc
 
 	// readsAhead counts queued reads the writer has not evaluated yet. The
 	// reader proposes no write while it is > 0, so a read never sees a write

@@ -69,11 +69,11 @@ var _ raftnode.StateMachine = (*stateMachine)(nil)
 
 func newStateMachine(log *slog.Logger, waits *waitRegistry) *stateMachine {
 	sm := &stateMachine{
-		log:       log,
-		waits:     waits,
-		tree:      tree.New(),
-		sessions:  session.NewTable(),
-		origins:   make(map[uint64]uint64),
+		log:        log,
+		waits:      waits,
+		tree:       tree.New(),
+		sessions:   session.NewTable(),
+		origins:    make(map[uint64]uint64),
 		onStale:    func(uint64, uint64) {},
 		onSessions: func([]sessionEvent) {},
 		onRestore:  func() {},

@@ -123,21 +123,37 @@ func (s *server) handler() http.Handler {
 // its commit index and has applied its own /arbor/members record, so that
 // members answers this member's client_url as soon as it is ready.
 func (s *server) serveReady(w http.ResponseWriter, _ *http.Request) {
-	if s.rep.Ready() && s.attrsPublished.Load() {
-		fmt.Fprintln(w, "ok")
+	if why := s.notReady(); why != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready:", why)
 		return
 	}
-	w.WriteHeader(http.StatusServiceUnavailable)
-	if s.rep.Ready() {
-		fmt.Fprintln(w, "not ready: publishing member attributes")
-		return
+	fmt.Fprintln(w, "ok")
+}
+
+// versionGrace is how long after start /readyz waits for the cluster
+// version to reach this member's: a new cluster raises it within a few
+// renewal rounds, and a newcomer should not meet the features of the older
+// version; a cluster that stays lower (a member not upgraded yet) is ready
+// after it.
+const versionGrace = 10 * time.Second
+
+// notReady says why this member is not ready, or "".
+func (s *server) notReady() string {
+	if !s.rep.Ready() {
+		st := s.rep.Status()
+		if st.Leader == 0 {
+			return "no leader"
+		}
+		return fmt.Sprintf("applied index %d is behind commit index %d", st.Applied, st.Commit)
 	}
-	st := s.rep.Status()
-	if st.Leader == 0 {
-		fmt.Fprintln(w, "not ready: no leader")
-		return
+	if !s.attrsPublished.Load() {
+		return "publishing member attributes"
 	}
-	fmt.Fprintf(w, "not ready: applied index %d is behind commit index %d\n", st.Applied, st.Commit)
+	if cv := s.sm.clusterVersion.Load(); cv < s.sm.supported && time.Duration(s.live.since()-s.started) < versionGrace {
+		return fmt.Sprintf("cluster version %d, waiting for it to reach %d", cv, s.sm.supported)
+	}
+	return ""
 }
 
 func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {

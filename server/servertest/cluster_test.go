@@ -199,7 +199,7 @@ func TestMembersAgreeOnStateHash(t *testing.T) {
 		if same {
 			for _, st := range sts[1:] {
 				if st != (debugState{Member: st.Member, Applied: sts[0].Applied, StateSHA256: sts[0].StateSHA256,
-					Nodes: sts[0].Nodes, Sessions: sts[0].Sessions}) {
+					Nodes: sts[0].Nodes, Sessions: sts[0].Sessions, ClusterVersion: sts[0].ClusterVersion}) {
 					t.Fatalf("diverged at applied %d: %+v vs %+v", st.Applied, sts[0], st)
 				}
 			}

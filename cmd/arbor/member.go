@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -25,6 +26,11 @@ type memberFlags struct {
 	maxDataBytes        int
 	snapshotEntries     uint64
 	minFreeBytes        int64
+	minSession          time.Duration
+	maxSession          time.Duration
+	maxSessions         int
+	maxEphemerals       int
+	maxPending          int
 
 	peers []peer // parsed --initial-cluster
 }
@@ -96,6 +102,11 @@ SIGINT stops it cleanly (a leader hands leadership over first).`,
 	fs.IntVar(&f.maxDataBytes, "max-data-bytes", 0, "largest node data accepted (default 1 MiB)")
 	fs.Uint64Var(&f.snapshotEntries, "snapshot-entries", 0, "log entries between snapshots (default 100000)")
 	fs.Int64Var(&f.minFreeBytes, "min-free-bytes", 0, "free disk space kept in reserve: below it writes fail (default 64 MiB; -1: off)")
+	fs.DurationVar(&f.minSession, "min-session-timeout", 2*time.Second, "shortest session timeout granted; shorter requests are raised to it")
+	fs.DurationVar(&f.maxSession, "max-session-timeout", 60*time.Second, "longest session timeout granted; longer requests are lowered to it")
+	fs.IntVar(&f.maxSessions, "max-sessions", 100000, "sessions this member serves connections for; more are refused (UNAVAILABLE)")
+	fs.IntVar(&f.maxEphemerals, "max-ephemerals-per-session", 100000, "ephemeral nodes one session may own; more are refused (TOO_LARGE)")
+	fs.IntVar(&f.maxPending, "max-pending-per-conn", 256, "requests one connection may have in flight; past it the member stops reading it until answers go out")
 	return cmd
 }
 
@@ -121,6 +132,17 @@ func (f *memberFlags) validate() error {
 	}
 	if f.maxFrameBytes < 0 || f.maxDataBytes < 0 {
 		return usageErrorf("--max-frame-bytes and --max-data-bytes must not be negative")
+	}
+	if f.minSession != 0 || f.maxSession != 0 {
+		if f.minSession < time.Second || f.maxSession < f.minSession {
+			return usageErrorf("--min-session-timeout must be at least 1s and at most --max-session-timeout (got %v and %v)", f.minSession, f.maxSession)
+		}
+		if f.minSession%time.Millisecond != 0 || f.maxSession%time.Millisecond != 0 {
+			return usageErrorf("session timeouts are whole milliseconds (got %v and %v)", f.minSession, f.maxSession)
+		}
+	}
+	if f.maxSessions < 0 || f.maxEphemerals < 0 || f.maxPending < 0 {
+		return usageErrorf("--max-sessions, --max-ephemerals-per-session and --max-pending-per-conn must not be negative")
 	}
 	if f.join != "" {
 		return usageErrorf("--join needs gossip, which this build does not have yet")

@@ -11,19 +11,24 @@ import (
 // serve runs a member until ctx is done.
 func serve(ctx context.Context, g *globals, e env, f *memberFlags, dev bool) error {
 	cfg := server.Config{
-		Name:                f.name,
-		DataDir:             f.dataDir,
-		ClientAddr:          f.clientAddr,
-		PeerAddr:            f.peerAddr,
-		GossipAddr:          f.gossipAddr,
-		AdvertiseClientAddr: f.advertiseClientAddr,
-		AdvertisePeerAddr:   f.advertisePeerAddr,
-		Learner:             f.learner,
-		MaxFrameBytes:       f.maxFrameBytes,
-		MaxDataBytes:        f.maxDataBytes,
-		SnapshotEntries:     f.snapshotEntries,
-		MinFreeBytes:        f.minFreeBytes,
-		Logger:              g.logger(e.stderr),
+		Name:                    f.name,
+		DataDir:                 f.dataDir,
+		ClientAddr:              f.clientAddr,
+		PeerAddr:                f.peerAddr,
+		GossipAddr:              f.gossipAddr,
+		AdvertiseClientAddr:     f.advertiseClientAddr,
+		AdvertisePeerAddr:       f.advertisePeerAddr,
+		Learner:                 f.learner,
+		MaxFrameBytes:           f.maxFrameBytes,
+		MaxDataBytes:            f.maxDataBytes,
+		SnapshotEntries:         f.snapshotEntries,
+		MinFreeBytes:            f.minFreeBytes,
+		MinSessionMs:            f.minSession.Milliseconds(),
+		MaxSessionMs:            f.maxSession.Milliseconds(),
+		MaxSessions:             f.maxSessions,
+		MaxEphemeralsPerSession: f.maxEphemerals,
+		MaxPendingPerConn:       f.maxPending,
+		Logger:                  g.logger(e.stderr),
 	}
 	if f.join != "" {
 		cfg.Join = strings.Split(f.join, ",")

@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/arbor-db/arbor/client/wire"
+)
+
+// existsVia reports whether path exists, read linearizably on member i.
+func (c *cluster) existsVia(i int, path string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	conn, err := dial(ctx, c.members[i].clientAddr)
+	if err != nil {
+		return false, err
+	}
+	defer conn.close()
+	r := req("exists")
+	r.Path = path
+	resp, err := conn.call(ctx, r)
+	if err != nil {
+		return false, err
+	}
+	return resp.Stat.Stat != nil, nil
+}
+
+// A session that keeps pinging through a follower keeps its session and its
+// ephemeral node through kill -9 of the leader: the new leader gives every
+// session a full timeout.
+func TestPingingSessionSurvivesLeaderKill(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.findLeader(10 * time.Second)
+	via := (lead + 1) % 3
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := dial(ctx, c.members[via].clientAddr) // a 10 s session
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.close()
+	cr := req("create")
+	cr.Path, cr.Ephemeral = "/pinger", true
+	if _, err := conn.call(ctx, cr); err != nil {
+		t.Fatal(err)
+	}
+	c.kill(lead)
+	// Past the session timeout, pinging every 2 s: UNAVAILABLE is allowed
+	// while there is no leader, an expiry never.
+	for until := time.Now().Add(12 * time.Second); time.Now().Before(until); time.Sleep(2 * time.Second) {
+		_, err := conn.call(ctx, req("ping"))
+		var we *wire.Error
+		if err != nil && !(errors.As(err, &we) && we.Code == wire.CodeUnavailable) {
+			t.Fatalf("ping after the leader was killed: %v", err)
+		}
+	}
+	ok, err := c.existsVia(via, "/pinger")
+	if err != nil || !ok {
+		t.Fatalf("the pinging session's ephemeral after the leader's kill: exists=%v err=%v", ok, err)
+	}
+}

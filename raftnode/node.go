@@ -329,12 +329,22 @@ func (n *Node) Close() error {
 // Run drives the node until ctx ends (returns nil) or a fatal error: a
 // storage failure, a raft invariant violation, or this member's removal
 // (ErrRemoved). It owns every goroutine of the node and closes storage
-// before returning. Run may be called once.
+// before returning; a failed close is Run's error when it had no other.
+// Run may be called once.
 func (n *Node) Run(ctx context.Context) (err error) {
 	if !n.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	defer n.Close()
+	defer func() {
+		// Closing writes a held-back HardState: a failure there is as
+		// much a storage failure as one in the loop.
+		if cerr := n.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("raftnode: close storage: %w", cerr)
+		}
+		if err != nil {
+			n.log.Error("raft node stopped", "err", err)
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	trErr := make(chan error, 1)
@@ -348,9 +358,6 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	close(n.done)
 	if err == nil && terr != nil && !errors.Is(terr, context.Canceled) {
 		err = fmt.Errorf("raftnode: transport: %w", terr)
-	}
-	if err != nil {
-		n.log.Error("raft node stopped", "err", err)
 	}
 	return err
 }

@@ -98,7 +98,10 @@ func (s *diskStorage) close() error {
 	if s.hsDirty && !s.failed {
 		err = s.update(func(*bolt.Tx) error { return nil })
 	}
-	return errors.Join(err, s.db.Close())
+	if cerr := s.db.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("%w: close raft.db: %w", ErrStorage, cerr))
+	}
+	return err
 }
 
 func u64key(v uint64) []byte {

@@ -119,6 +119,11 @@ func New(cfg Config, sm StateMachine) (*Node, error) {
 		return nil, err
 	}
 	n.disk = disk
+	// Only now that raft.db's lock says no other process uses this dir.
+	if err := removeTempSnapshots(n.snapDir); err != nil {
+		disk.close()
+		return nil, fmt.Errorf("%w: remove temp snapshot files: %w", ErrStorage, err)
+	}
 	if err := n.open(); err != nil {
 		disk.close()
 		return nil, err

@@ -31,11 +31,14 @@ import (
 )
 
 const (
-	snapMagic      = "ARBSNAP1"
-	snapVersion    = 1
-	snapSuffix     = ".snap"
-	maxConfState   = 1 << 20
-	maxMembersJSON = 16 << 20
+	snapMagic   = "ARBSNAP1"
+	snapVersion = 1
+	snapSuffix  = ".snap"
+	// snapTempPattern names a snapshot file still being written
+	// (os.CreateTemp); one there at start was left by a crash.
+	snapTempPattern = "tmp-*.part"
+	maxConfState    = 1 << 20
+	maxMembersJSON  = 16 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -74,7 +77,7 @@ func writeSnapshotFile(dir string, term, index uint64, cs raftpb.ConfState, memb
 	if err != nil {
 		return "", err
 	}
-	f, err := os.CreateTemp(dir, "tmp-*.part")
+	f, err := os.CreateTemp(dir, snapTempPattern)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrStorage, err)
 	}
@@ -296,8 +299,9 @@ func parseSnapName(n string) (term, index uint64) {
 	return term, index
 }
 
-// purgeSnapshots keeps the newest keep snapshot files and removes stray
-// temp files.
+// purgeSnapshots keeps the newest keep snapshot files. Temp files are left
+// alone: one may be a snapshot being received (removeTempSnapshots clears
+// those a crash left, at start).
 func purgeSnapshots(dir string, keep int) error {
 	names, err := listSnapshots(dir)
 	if err != nil {
@@ -311,10 +315,25 @@ func purgeSnapshots(dir string, keep int) error {
 	return nil
 }
 
+// removeTempSnapshots removes the temp files of snapshot writes a crash
+// interrupted. It runs in New, before anything can be writing one.
+func removeTempSnapshots(dir string) error {
+	tmps, err := filepath.Glob(filepath.Join(dir, snapTempPattern))
+	if err != nil {
+		return err
+	}
+	for _, p := range tmps {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	return nil
+}
+
 // receiveSnapshotFile stores a streamed snapshot file for term/index,
 // verifying it before it becomes visible under its final name.
 func receiveSnapshotFile(dir string, term, index uint64, r io.Reader) error {
-	f, err := os.CreateTemp(dir, "tmp-*.part")
+	f, err := os.CreateTemp(dir, snapTempPattern)
 	if err != nil {
 		return err
 	}

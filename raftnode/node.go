@@ -67,6 +67,13 @@ type Node struct {
 	running   atomic.Bool
 	closer    sync.Once
 
+	// storageFail carries a storage error of a transport goroutine (a
+	// received snapshot) to the loop, which ends Run with it.
+	storageFail *failure
+	// beforeRecvSync, when set (tests, before Run), runs before a received
+	// snapshot file is fsync'd; an error fails it like a failed fsync.
+	beforeRecvSync func() error
+
 	// Owned by the Run goroutine.
 	confState raftpb.ConfState
 	applied   uint64
@@ -108,6 +115,7 @@ func New(cfg Config, sm StateMachine) (*Node, error) {
 		actc:        make(chan func()),
 		reportc:     make(chan struct{}, 1),
 		done:        make(chan struct{}),
+		storageFail: newFailure(),
 		members:     map[uint64]memberMeta{},
 		confWaiters: map[uint64]chan error{},
 	}
@@ -358,6 +366,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		cancel()
 	}()
 	err = n.safeLoop(ctx)
+	if errors.Is(err, ErrStorage) {
+		// Close must not write the held-back HardState after a failure
+		// (on any path): nothing is written again.
+		n.disk.failed = true
+	}
 	cancel()
 	terr := <-trErr
 	close(n.done)
@@ -400,10 +413,15 @@ func (n *Node) loop(ctx context.Context) error {
 			f()
 		case <-n.reportc:
 			n.drainReports()
+		case <-n.storageFail.done():
+			return n.storageFail.get()
 		}
 		n.drainInputs()
 		n.flushProposals()
 		n.maybeIssueRead()
+		if err := n.storageFail.get(); err != nil {
+			return err // before another Ready writes anything
+		}
 		if n.raw.HasReady() {
 			if err := n.handleReady(); err != nil {
 				return err

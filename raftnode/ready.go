@@ -109,7 +109,10 @@ func (n *Node) restoreSnapshot(meta raftpb.SnapshotMetadata) error {
 	}
 	n.setConfView()
 	n.log.Info("installed snapshot from leader", "index", meta.Index, "term", meta.Term)
-	return purgeSnapshots(n.snapDir, snapshotsKept)
+	if err := purgeSnapshots(n.snapDir, snapshotsKept); err != nil {
+		return fmt.Errorf("%w: purge snapshots: %w", ErrStorage, err)
+	}
+	return nil
 }
 
 // apply hands committed entries to the state machine in one call, applying

@@ -19,6 +19,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -89,7 +90,7 @@ func writeSnapshotFile(dir string, term, index uint64, cs raftpb.ConfState, memb
 			os.Remove(tmp)
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := bufio.NewWriterSize(storageWriter{f}, 256<<10)
 	var hdr []byte
 	hdr = append(hdr, snapMagic...)
 	hdr = binary.BigEndian.AppendUint32(hdr, snapVersion)
@@ -102,14 +103,17 @@ func writeSnapshotFile(dir string, term, index uint64, cs raftpb.ConfState, memb
 	lenOff := int64(len(hdr))
 	hdr = binary.BigEndian.AppendUint64(hdr, 0) // patched below
 	if _, err := bw.Write(hdr); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrStorage, err)
+		return "", err
 	}
 	cw := &countingWriter{w: bw}
 	if err := payload(cw); err != nil {
+		if errors.Is(err, ErrStorage) {
+			return "", err // the file failed, not the state machine
+		}
 		return "", fmt.Errorf("snapshot payload: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrStorage, err)
+		return "", err
 	}
 	var lb [8]byte
 	binary.BigEndian.PutUint64(lb[:], cw.n)
@@ -331,11 +335,17 @@ func removeTempSnapshots(dir string) error {
 }
 
 // receiveSnapshotFile stores a streamed snapshot file for term/index,
-// verifying it before it becomes visible under its final name.
-func receiveSnapshotFile(dir string, term, index uint64, r io.Reader) error {
+// verifying it before it becomes visible under its final name. A broken
+// stream, or a file that does not verify (ErrCorrupt), rejects only this
+// snapshot: the leader sends it again. An error of this member's own file
+// system wraps ErrStorage and is fatal, as every storage error is: the
+// caller stops the member and the file is never written again (a failed
+// fsync is not retried). beforeSync, when set (tests), runs before the
+// fsync; its error fails the write as a failed fsync would.
+func receiveSnapshotFile(dir string, term, index uint64, r io.Reader, beforeSync func() error) error {
 	f, err := os.CreateTemp(dir, snapTempPattern)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: create received snapshot: %w", ErrStorage, err)
 	}
 	tmp := f.Name()
 	ok := false
@@ -345,25 +355,49 @@ func receiveSnapshotFile(dir string, term, index uint64, r io.Reader) error {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := io.Copy(f, r); err != nil {
-		return err
+	if _, err := io.Copy(storageWriter{f}, r); err != nil {
+		if errors.Is(err, ErrStorage) {
+			return err
+		}
+		return fmt.Errorf("raftnode: receive snapshot stream: %w", err)
+	}
+	if beforeSync != nil {
+		if err := beforeSync(); err != nil {
+			return fmt.Errorf("%w: fsync received snapshot: %w", ErrStorage, err)
+		}
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%w: %w", ErrStorage, err)
+		return fmt.Errorf("%w: fsync received snapshot: %w", ErrStorage, err)
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return fmt.Errorf("%w: close received snapshot: %w", ErrStorage, err)
 	}
 	hdr, err := verifySnapshotFile(tmp)
-	if err != nil {
+	if errors.Is(err, ErrCorrupt) {
 		return err
+	}
+	if err != nil {
+		return fmt.Errorf("%w: read back received snapshot: %w", ErrStorage, err)
 	}
 	if hdr.term != term || hdr.index != index {
 		return fmt.Errorf("%w: received snapshot is %d/%d, message says %d/%d", ErrCorrupt, hdr.term, hdr.index, term, index)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, snapFileName(term, index))); err != nil {
-		return err
+		return fmt.Errorf("%w: rename received snapshot: %w", ErrStorage, err)
 	}
 	ok = true
 	return syncDir(dir)
+}
+
+// storageWriter marks errors of writing a local file as storage errors, so
+// they stay apart from errors of the reader copied into it (a broken
+// stream) and from a state machine's own errors.
+type storageWriter struct{ w io.Writer }
+
+func (s storageWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if err != nil {
+		err = fmt.Errorf("%w: write snapshot file: %w", ErrStorage, err)
+	}
+	return n, err
 }

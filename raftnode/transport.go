@@ -2,9 +2,11 @@ package raftnode
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -85,9 +87,18 @@ func (h handler) OpenSnapshot(m raftpb.Message) (io.ReadCloser, int64, error) {
 	return f, st.Size(), nil
 }
 
+// ReceiveSnapshot runs on a transport goroutine. A storage error here ends
+// Run like one on the raft goroutine: the member stops instead of letting
+// the leader's resend write (and fsync) the snapshot again.
 func (h handler) ReceiveSnapshot(ctx context.Context, m raftpb.Message, r io.Reader) error {
+	if h.n.storageFail.get() != nil {
+		return ErrStopped // stopping on a storage error: write nothing more
+	}
 	term, index := snapshotRef(m)
-	if err := receiveSnapshotFile(h.n.snapDir, term, index, r); err != nil {
+	if err := receiveSnapshotFile(h.n.snapDir, term, index, r, h.n.beforeRecvSync); err != nil {
+		if errors.Is(err, ErrStorage) {
+			h.n.storageFail.set(err)
+		}
 		return err
 	}
 	return h.Step(ctx, withSnapshotData(m, []byte(snapFileName(term, index))))
@@ -100,5 +111,35 @@ func (n *Node) addReport(r report) {
 	select {
 	case n.reportc <- struct{}{}:
 	default:
+	}
+}
+
+// failure is the first storage error met off the raft goroutine; the loop
+// ends Run with it.
+type failure struct {
+	once sync.Once
+	err  error
+	c    chan struct{} // closed once err is set
+}
+
+func newFailure() *failure { return &failure{c: make(chan struct{})} }
+
+func (f *failure) set(err error) {
+	f.once.Do(func() {
+		f.err = err
+		close(f.c)
+	})
+}
+
+// done is closed once an error is set.
+func (f *failure) done() <-chan struct{} { return f.c }
+
+// get returns the error, or nil while there is none.
+func (f *failure) get() error {
+	select {
+	case <-f.c:
+		return f.err
+	default:
+		return nil
 	}
 }

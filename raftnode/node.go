@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 const (
@@ -57,7 +56,7 @@ type Node struct {
 	propc     chan proposal
 	propBatch []proposal     // stepped together by flushProposals; Run goroutine only
 	raftState raft.StateType // from the latest Ready's SoftState; Run goroutine only
-	recvc     chan raftpb.Message
+	recvc     chan Message
 	readc     chan *readWaiter
 	actc      chan func()
 	reportc   chan struct{}
@@ -75,7 +74,7 @@ type Node struct {
 	beforeRecvSync func() error
 
 	// Owned by the Run goroutine.
-	confState raftpb.ConfState
+	confState confState
 	applied   uint64
 	snapIndex uint64
 	reads     readQueue
@@ -110,7 +109,7 @@ func New(cfg Config, sm StateMachine) (*Node, error) {
 		sm:          sm,
 		snapDir:     filepath.Join(cfg.DataDir, "snap"),
 		propc:       make(chan proposal, proposalQueue),
-		recvc:       make(chan raftpb.Message, recvQueue),
+		recvc:       make(chan Message, recvQueue),
 		readc:       make(chan *readWaiter, 1024),
 		actc:        make(chan func()),
 		reportc:     make(chan struct{}, 1),
@@ -302,9 +301,7 @@ func (n *Node) restoreFromDisk(p *persisted) error {
 		if err != nil {
 			return fmt.Errorf("restore snapshot %d: %w", h.index, err)
 		}
-		snap := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: h.index, Term: h.term, ConfState: h.confState}}
-		snap.Data = []byte(snapFileName(h.term, h.index))
-		if err := n.mem.ApplySnapshot(snap); err != nil {
+		if err := n.mem.ApplySnapshot(fileSnapshot(h.term, h.index, h.confState)); err != nil {
 			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}
 		n.confState = h.confState
@@ -463,11 +460,11 @@ func (n *Node) flushProposals() {
 	if len(n.propBatch) == 0 {
 		return
 	}
-	ents := make([]raftpb.Entry, len(n.propBatch))
+	cmds := make([][]byte, len(n.propBatch))
 	for i, p := range n.propBatch {
-		ents[i] = raftpb.Entry{Data: p.data}
+		cmds[i] = p.data
 	}
-	err := n.raw.Step(raftpb.Message{Type: raftpb.MsgProp, From: n.id, Entries: ents})
+	err := n.raw.Step(proposalMessage(n.id, cmds))
 	if errors.Is(err, raft.ErrProposalDropped) {
 		err = ErrProposalDropped
 	}
@@ -482,7 +479,7 @@ func (n *Node) flushProposals() {
 	n.propBatch = n.propBatch[:0]
 }
 
-func (n *Node) stepMessage(m raftpb.Message) {
+func (n *Node) stepMessage(m Message) {
 	if m.To != n.id {
 		return
 	}

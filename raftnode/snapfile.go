@@ -27,8 +27,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 const (
@@ -47,7 +45,7 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // snapHeader is the decoded header of a snapshot file.
 type snapHeader struct {
 	term, index uint64
-	confState   raftpb.ConfState
+	confState   confState
 	members     []memberMeta
 	payloadOff  int64
 	payloadLen  uint64
@@ -69,7 +67,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // writeSnapshotFile writes a snapshot file durably and returns its path.
-func writeSnapshotFile(dir string, term, index uint64, cs raftpb.ConfState, members []memberMeta, payload func(io.Writer) error) (string, error) {
+func writeSnapshotFile(dir string, term, index uint64, cs confState, members []memberMeta, payload func(io.Writer) error) (string, error) {
 	csb, err := marshalConfState(&cs)
 	if err != nil {
 		return "", err

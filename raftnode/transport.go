@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 // Transport moves raft messages between members. The TCP transport is the
@@ -21,7 +19,7 @@ type Transport interface {
 	// whose failure must be reported through h.ReportSnapshot. The slice and
 	// messages are not retained by the caller: a transport that holds them
 	// past the call must not modify them.
-	Send(msgs []raftpb.Message)
+	Send(msgs []Message)
 	AddPeer(id uint64, peerURL string)
 	RemovePeer(id uint64)
 	// Alive reports whether a frame from id arrived recently.
@@ -33,16 +31,16 @@ type Transport interface {
 type TransportHandler interface {
 	// Step hands an inbound message to the raft goroutine; it blocks until
 	// accepted or ctx ends.
-	Step(ctx context.Context, m raftpb.Message) error
+	Step(ctx context.Context, m Message) error
 	// ReportUnreachable tells raft a peer could not be reached. Never blocks.
 	ReportUnreachable(id uint64)
 	// ReportSnapshot tells raft how sending a MsgSnap ended. Never blocks.
 	ReportSnapshot(id uint64, failed bool)
 	// OpenSnapshot opens the snapshot file a MsgSnap refers to (sender side).
-	OpenSnapshot(m raftpb.Message) (io.ReadCloser, int64, error)
+	OpenSnapshot(m Message) (io.ReadCloser, int64, error)
 	// ReceiveSnapshot stores the streamed snapshot file of a MsgSnap,
 	// verifies it, then steps the message (receiver side).
-	ReceiveSnapshot(ctx context.Context, m raftpb.Message, r io.Reader) error
+	ReceiveSnapshot(ctx context.Context, m Message, r io.Reader) error
 }
 
 type report struct {
@@ -56,7 +54,7 @@ type handler struct{ n *Node }
 
 var _ TransportHandler = handler{}
 
-func (h handler) Step(ctx context.Context, m raftpb.Message) error {
+func (h handler) Step(ctx context.Context, m Message) error {
 	select {
 	case h.n.recvc <- m:
 		return nil
@@ -73,7 +71,7 @@ func (h handler) ReportSnapshot(id uint64, failed bool) {
 	h.n.addReport(report{id: id, snapshot: true, failed: failed})
 }
 
-func (h handler) OpenSnapshot(m raftpb.Message) (io.ReadCloser, int64, error) {
+func (h handler) OpenSnapshot(m Message) (io.ReadCloser, int64, error) {
 	term, index := snapshotRef(m)
 	f, err := os.Open(filepath.Join(h.n.snapDir, snapFileName(term, index)))
 	if err != nil {
@@ -90,7 +88,7 @@ func (h handler) OpenSnapshot(m raftpb.Message) (io.ReadCloser, int64, error) {
 // ReceiveSnapshot runs on a transport goroutine. A storage error here ends
 // Run like one on the raft goroutine: the member stops instead of letting
 // the leader's resend write (and fsync) the snapshot again.
-func (h handler) ReceiveSnapshot(ctx context.Context, m raftpb.Message, r io.Reader) error {
+func (h handler) ReceiveSnapshot(ctx context.Context, m Message, r io.Reader) error {
 	if h.n.storageFail.get() != nil {
 		return ErrStopped // stopping on a storage error: write nothing more
 	}

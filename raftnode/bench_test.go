@@ -21,7 +21,9 @@ func BenchmarkPropose3(b *testing.B) {
 	node, kv := c.Node(l), c.KV(l)
 	start := kv.Len()
 	var seq, dropped atomic.Int64
-	ctx := context.Background()
+	// Every retry and wait below ends by this deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	b.SetParallelism(16)
 	b.ResetTimer()
 	began := time.Now()
@@ -33,7 +35,7 @@ func BenchmarkPropose3(b *testing.B) {
 				if err == nil {
 					break
 				}
-				if !errors.Is(err, raftnode.ErrProposalDropped) {
+				if !errors.Is(err, raftnode.ErrProposalDropped) || ctx.Err() != nil {
 					b.Error(err)
 					return
 				}

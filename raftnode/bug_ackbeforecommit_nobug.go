@@ -4,9 +4,8 @@ package raftnode
 
 import (
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 // toApply returns the entries of rd to apply: the committed ones only. See
 // bug_ackbeforecommit_bug.go.
-func (n *Node) toApply(rd raft.Ready) []raftpb.Entry { return rd.CommittedEntries }
+func (n *Node) toApply(rd raft.Ready) []logEntry { return rd.CommittedEntries }

@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 func TestCheckDataDir(t *testing.T) {
@@ -16,21 +14,21 @@ func TestCheckDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.save(raftpb.HardState{Term: 1, Vote: 1, Commit: 10}, ents(1, 1, 10), nil); err != nil {
+	if err := s.save(hardState{Term: 1, Vote: 1, Commit: 10}, ents(1, 1, 10), nil); err != nil {
 		t.Fatal(err)
 	}
 	snapDir := filepath.Join(dir, "snap")
 	if err := os.MkdirAll(snapDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	path, err := writeSnapshotFile(snapDir, 1, 8, raftpb.ConfState{Voters: []uint64{1}}, nil, func(w io.Writer) error {
+	path, err := writeSnapshotFile(snapDir, 1, 8, confState{Voters: []uint64{1}}, nil, func(w io.Writer) error {
 		_, err := w.Write([]byte("state"))
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.saveSnapshotMeta(raftpb.SnapshotMetadata{Term: 1, Index: 8}, 5); err != nil {
+	if err := s.saveSnapshotMeta(snapshotMeta{Term: 1, Index: 8}, 5); err != nil {
 		t.Fatal(err)
 	}
 	s.close()
@@ -60,7 +58,7 @@ func TestCheckDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.save(raftpb.HardState{Term: 1, Vote: 1, Commit: 50}, nil, nil); err != nil {
+	if err := s.save(hardState{Term: 1, Vote: 1, Commit: 50}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.close()

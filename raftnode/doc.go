@@ -19,5 +19,6 @@
 // snapshot and compact. Any storage error ends Run with that error: the
 // member stops and is never retried.
 //
-// raftpb field access and (un)marshalling live in raftpb.go.
+// Only raftpb.go imports raftpb: the rest of the package names its types by
+// the aliases there and builds its values with the helpers there.
 package raftnode

@@ -85,3 +85,33 @@ func TestWritesResumeWithin3sAfterLeaderKill(t *testing.T) {
 		t.Logf("write resumed after %v", d)
 	}
 }
+
+// A crash mid-write leaves a snapshot temp file behind; the next start
+// removes it and keeps the real snapshots.
+func TestTempSnapshotFilesRemovedAtStart(t *testing.T) {
+	c := rafttest.NewCluster(t, 1, rafttest.Options{SnapshotEntries: 10, CompactKeepEntries: 10})
+	c.WaitLeader(5*time.Second, -1)
+	proposeN(t, c, "a", 25)
+	if err := c.Crash(0); err != nil {
+		t.Fatal(err)
+	}
+	dir := c.Member(0).Dir
+	kept := snapFiles(t, dir)
+	if len(kept) == 0 {
+		t.Fatal("no snapshot taken")
+	}
+	// Named as the writer names its temp files (os.CreateTemp "tmp-*.part").
+	tmp := filepath.Join(dir, "snap", "tmp-1234567890.part")
+	if err := os.WriteFile(tmp, []byte("half a snapshot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(0)
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temp file after start: %v", err)
+	}
+	for _, f := range kept {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("snapshot %s after start: %v", filepath.Base(f), err)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 type countSM struct {
 	applied atomic.Uint64
+	cmds    atomic.Uint64 // entries with data applied
 	failAt  atomic.Uint64 // Apply fails once it meets this index (0: never)
 }
 
@@ -22,6 +23,9 @@ func (s *countSM) Apply(ents []Entry) error {
 			return errApplyInjected
 		}
 		s.applied.Store(e.Index)
+		if e.Data != nil {
+			s.cmds.Add(1)
+		}
 	}
 	return nil
 }
@@ -107,5 +111,60 @@ func TestApplyErrorStopsRun(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("Run did not stop after an apply error")
+	}
+}
+
+// A clean stop writes the HardState held back since the last durable write
+// (a commit-only change); if that write fails, Run returns the error rather
+// than nil.
+func TestCloseErrorIsRunsError(t *testing.T) {
+	sm := &countSM{}
+	n, err := New(Config{Name: "solo", DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond}, sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fail atomic.Bool
+	injected := errors.New("injected fsync failure")
+	n.disk.beforeCommit = func() error {
+		if fail.Load() {
+			return injected
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- n.Run(runCtx) }()
+	for !n.Status().IsLeader {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no leader within 10s")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if err := n.Propose(ctx, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	// The entry is applied once its commit index is known, which a single
+	// member learns after the entry's own write: that commit index is
+	// held back for the next write, here the one Close makes.
+	for sm.cmds.Load() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("proposal not applied within 10s")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	fail.Store(true)
+	stop()
+	select {
+	case err := <-runErr:
+		if !errors.Is(err, ErrStorage) || !errors.Is(err, injected) {
+			t.Fatalf("Run = %v, want the failed close's error", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run did not return")
 	}
 }

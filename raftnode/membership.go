@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 // Members lists voters and learners with their metadata.
@@ -37,11 +36,11 @@ func (n *Node) Members() []MemberInfo {
 // once the change is applied on this member.
 func (n *Node) AddMember(ctx context.Context, name, peerURL string, learner bool) error {
 	id := MemberID(name)
-	typ := raftpb.ConfChangeAddNode
+	typ := ccAddNode
 	if learner {
-		typ = raftpb.ConfChangeAddLearnerNode
+		typ = ccAddLearner
 	}
-	return n.changeMembership(ctx, raftpb.ConfChange{Type: typ, NodeID: id}, ccContext{Name: name, PeerURL: peerURL}, func() error {
+	return n.changeMembership(ctx, typ, id, ccContext{Name: name, PeerURL: peerURL}, func() error {
 		if slices.Contains(n.confState.Voters, id) || slices.Contains(n.confState.Learners, id) {
 			return ErrMemberExists
 		}
@@ -55,7 +54,7 @@ func (n *Node) AddMember(ctx context.Context, name, peerURL string, learner bool
 // PromoteMember turns a learner into a voter.
 func (n *Node) PromoteMember(ctx context.Context, name string) error {
 	id := MemberID(name)
-	return n.changeMembership(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: id}, ccContext{Name: name}, func() error {
+	return n.changeMembership(ctx, ccAddNode, id, ccContext{Name: name}, func() error {
 		if slices.Contains(n.confState.Learners, id) {
 			return nil
 		}
@@ -76,7 +75,7 @@ func (n *Node) RemoveMember(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	err := n.changeMembership(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: id}, ccContext{Name: name}, func() error {
+	err := n.changeMembership(ctx, ccRemoveNode, id, ccContext{Name: name}, func() error {
 		if slices.Contains(n.confState.Learners, id) {
 			return nil
 		}
@@ -94,11 +93,11 @@ func (n *Node) RemoveMember(ctx context.Context, name string) error {
 	return err
 }
 
-// changeMembership proposes cc (validated on the raft goroutine) and waits
-// until it is applied here.
-func (n *Node) changeMembership(ctx context.Context, cc raftpb.ConfChange, cctx ccContext, validate func() error) error {
+// changeMembership proposes change typ of member id (validated on the raft
+// goroutine) and waits until it is applied here.
+func (n *Node) changeMembership(ctx context.Context, typ confChangeType, id uint64, cctx ccContext, validate func() error) error {
 	cctx.Nonce = n.nonce.Add(1)
-	cc.Context = encodeCCContext(cctx)
+	cc := newConfChange(typ, id, cctx)
 	wait := make(chan error, 1)
 	n.mu.Lock()
 	n.confWaiters[cctx.Nonce] = wait

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 const (
@@ -57,7 +56,7 @@ type Node struct {
 	propc     chan proposal
 	propBatch []proposal     // stepped together by flushProposals; Run goroutine only
 	raftState raft.StateType // from the latest Ready's SoftState; Run goroutine only
-	recvc     chan raftpb.Message
+	recvc     chan Message
 	readc     chan *readWaiter
 	actc      chan func()
 	reportc   chan struct{}
@@ -67,8 +66,15 @@ type Node struct {
 	running   atomic.Bool
 	closer    sync.Once
 
+	// storageFail carries a storage error of a transport goroutine (a
+	// received snapshot) to the loop, which ends Run with it.
+	storageFail *failure
+	// beforeRecvSync, when set (tests, before Run), runs before a received
+	// snapshot file is fsync'd; an error fails it like a failed fsync.
+	beforeRecvSync func() error
+
 	// Owned by the Run goroutine.
-	confState raftpb.ConfState
+	confState confState
 	applied   uint64
 	snapIndex uint64
 	reads     readQueue
@@ -103,11 +109,12 @@ func New(cfg Config, sm StateMachine) (*Node, error) {
 		sm:          sm,
 		snapDir:     filepath.Join(cfg.DataDir, "snap"),
 		propc:       make(chan proposal, proposalQueue),
-		recvc:       make(chan raftpb.Message, recvQueue),
+		recvc:       make(chan Message, recvQueue),
 		readc:       make(chan *readWaiter, 1024),
 		actc:        make(chan func()),
 		reportc:     make(chan struct{}, 1),
 		done:        make(chan struct{}),
+		storageFail: newFailure(),
 		members:     map[uint64]memberMeta{},
 		confWaiters: map[uint64]chan error{},
 	}
@@ -119,6 +126,11 @@ func New(cfg Config, sm StateMachine) (*Node, error) {
 		return nil, err
 	}
 	n.disk = disk
+	// Only now that raft.db's lock says no other process uses this dir.
+	if err := removeTempSnapshots(n.snapDir); err != nil {
+		disk.close()
+		return nil, fmt.Errorf("%w: remove temp snapshot files: %w", ErrStorage, err)
+	}
 	if err := n.open(); err != nil {
 		disk.close()
 		return nil, err
@@ -289,9 +301,7 @@ func (n *Node) restoreFromDisk(p *persisted) error {
 		if err != nil {
 			return fmt.Errorf("restore snapshot %d: %w", h.index, err)
 		}
-		snap := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: h.index, Term: h.term, ConfState: h.confState}}
-		snap.Data = []byte(snapFileName(h.term, h.index))
-		if err := n.mem.ApplySnapshot(snap); err != nil {
+		if err := n.mem.ApplySnapshot(fileSnapshot(h.term, h.index, h.confState)); err != nil {
 			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}
 		n.confState = h.confState
@@ -329,12 +339,22 @@ func (n *Node) Close() error {
 // Run drives the node until ctx ends (returns nil) or a fatal error: a
 // storage failure, a raft invariant violation, or this member's removal
 // (ErrRemoved). It owns every goroutine of the node and closes storage
-// before returning. Run may be called once.
+// before returning; a failed close is Run's error when it had no other.
+// Run may be called once.
 func (n *Node) Run(ctx context.Context) (err error) {
 	if !n.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	defer n.Close()
+	defer func() {
+		// Closing writes a held-back HardState: a failure there is as
+		// much a storage failure as one in the loop.
+		if cerr := n.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("raftnode: close storage: %w", cerr)
+		}
+		if err != nil {
+			n.log.Error("raft node stopped", "err", err)
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	trErr := make(chan error, 1)
@@ -343,14 +363,16 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		cancel()
 	}()
 	err = n.safeLoop(ctx)
+	if errors.Is(err, ErrStorage) {
+		// Close must not write the held-back HardState after a failure
+		// (on any path): nothing is written again.
+		n.disk.failed = true
+	}
 	cancel()
 	terr := <-trErr
 	close(n.done)
 	if err == nil && terr != nil && !errors.Is(terr, context.Canceled) {
 		err = fmt.Errorf("raftnode: transport: %w", terr)
-	}
-	if err != nil {
-		n.log.Error("raft node stopped", "err", err)
 	}
 	return err
 }
@@ -388,10 +410,15 @@ func (n *Node) loop(ctx context.Context) error {
 			f()
 		case <-n.reportc:
 			n.drainReports()
+		case <-n.storageFail.done():
+			return n.storageFail.get()
 		}
 		n.drainInputs()
 		n.flushProposals()
 		n.maybeIssueRead()
+		if err := n.storageFail.get(); err != nil {
+			return err // before another Ready writes anything
+		}
 		if n.raw.HasReady() {
 			if err := n.handleReady(); err != nil {
 				return err
@@ -433,11 +460,11 @@ func (n *Node) flushProposals() {
 	if len(n.propBatch) == 0 {
 		return
 	}
-	ents := make([]raftpb.Entry, len(n.propBatch))
+	cmds := make([][]byte, len(n.propBatch))
 	for i, p := range n.propBatch {
-		ents[i] = raftpb.Entry{Data: p.data}
+		cmds[i] = p.data
 	}
-	err := n.raw.Step(raftpb.Message{Type: raftpb.MsgProp, From: n.id, Entries: ents})
+	err := n.raw.Step(proposalMessage(n.id, cmds))
 	if errors.Is(err, raft.ErrProposalDropped) {
 		err = ErrProposalDropped
 	}
@@ -452,7 +479,7 @@ func (n *Node) flushProposals() {
 	n.propBatch = n.propBatch[:0]
 }
 
-func (n *Node) stepMessage(m raftpb.Message) {
+func (n *Node) stepMessage(m Message) {
 	if m.To != n.id {
 		return
 	}

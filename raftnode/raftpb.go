@@ -1,14 +1,77 @@
 package raftnode
 
 // All raftpb (un)marshalling and conversion lives in this file, so a future
-// move to raft v3.7 (pointer-based protobuf types) touches one place.
+// move to raft v3.7 (pointer-based protobuf types) touches one place: no
+// other file of the package imports raftpb. They name its types by the
+// aliases below and build its values with the helpers here.
 
 import (
 	"encoding/json"
 	"fmt"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
+
+// Message is a raft message, as a Transport carries it.
+type Message = raftpb.Message
+
+// The raftpb types the rest of the package holds.
+type (
+	logEntry       = raftpb.Entry
+	hardState      = raftpb.HardState
+	confState      = raftpb.ConfState
+	snapshotMeta   = raftpb.SnapshotMetadata
+	confChangeType = raftpb.ConfChangeType
+)
+
+// The membership changes raftnode proposes and applies.
+const (
+	ccAddNode    = raftpb.ConfChangeAddNode
+	ccAddLearner = raftpb.ConfChangeAddLearnerNode
+	ccRemoveNode = raftpb.ConfChangeRemoveNode
+	ccUpdateNode = raftpb.ConfChangeUpdateNode
+)
+
+// newConfChange is the proposal of a change of one member.
+func newConfChange(typ confChangeType, id uint64, ctx ccContext) raftpb.ConfChangeI {
+	return raftpb.ConfChange{Type: typ, NodeID: id, Context: encodeCCContext(ctx)}
+}
+
+// proposalMessage is the MsgProp that steps cmds into raft as normal
+// entries, in order.
+func proposalMessage(from uint64, cmds [][]byte) Message {
+	ents := make([]raftpb.Entry, len(cmds))
+	for i, c := range cmds {
+		ents[i] = raftpb.Entry{Data: c}
+	}
+	return raftpb.Message{Type: raftpb.MsgProp, From: from, Entries: ents}
+}
+
+// fileSnapshot is the raft snapshot of the snapshot file term/index, as
+// MemoryStorage holds it: its Data names the file, never the state.
+func fileSnapshot(term, index uint64, cs confState) raftpb.Snapshot {
+	return raftpb.Snapshot{
+		Data:     []byte(snapFileName(term, index)),
+		Metadata: raftpb.SnapshotMetadata{Index: index, Term: term, ConfState: cs},
+	}
+}
+
+// readySnapshot returns the metadata of rd's snapshot, or nil if rd has
+// none.
+func readySnapshot(rd raft.Ready) *snapshotMeta {
+	if raft.IsEmptySnap(rd.Snapshot) {
+		return nil
+	}
+	m := rd.Snapshot.Metadata
+	return &m
+}
+
+func isNormalEntry(e logEntry) bool { return e.Type == raftpb.EntryNormal }
+
+func raftIsEmptyHardState(h hardState) bool {
+	return h.Term == 0 && h.Vote == 0 && h.Commit == 0
+}
 
 // ccContext is the Context of every conf change entry. It lets each member
 // learn names and peer URLs from the log itself.
@@ -81,7 +144,7 @@ func toEntries(ents []raftpb.Entry) []Entry {
 	out := make([]Entry, 0, len(ents))
 	for _, e := range ents {
 		var data []byte
-		if e.Type == raftpb.EntryNormal && len(e.Data) > 0 {
+		if isNormalEntry(e) && len(e.Data) > 0 {
 			data = e.Data
 		}
 		out = append(out, Entry{Index: e.Index, Term: e.Term, Data: data})
@@ -162,4 +225,6 @@ func withSnapshotData(m raftpb.Message, data []byte) raftpb.Message {
 	return m
 }
 
-func isMsgSnap(m raftpb.Message) bool { return m.Type == raftpb.MsgSnap }
+// IsSnapshotMessage reports whether m is a MsgSnap, whose file a Transport
+// streams (OpenSnapshot, ReceiveSnapshot) and whose failure it reports.
+func IsSnapshotMessage(m Message) bool { return m.Type == raftpb.MsgSnap }

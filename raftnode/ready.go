@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 // handleReady processes one Ready in the documented order.
@@ -25,14 +24,10 @@ func (n *Node) handleReady() error {
 	if sentEarly {
 		n.tr.Send(rd.Messages)
 	}
-	var snapMeta *raftpb.SnapshotMetadata
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		// The snapshot file is already durable (ReceiveSnapshot fsyncs it
-		// before stepping the MsgSnap); its metadata goes in the same
-		// transaction as the entries that follow it.
-		m := rd.Snapshot.Metadata
-		snapMeta = &m
-	}
+	// The snapshot file is already durable (ReceiveSnapshot fsyncs it
+	// before stepping the MsgSnap); its metadata goes in the same
+	// transaction as the entries that follow it.
+	snapMeta := readySnapshot(rd)
 	if err := n.disk.save(rd.HardState, rd.Entries, snapMeta); err != nil {
 		return err
 	}
@@ -70,7 +65,7 @@ func (n *Node) handleReady() error {
 
 // restoreSnapshot replaces the state machine with a snapshot received from
 // the leader.
-func (n *Node) restoreSnapshot(meta raftpb.SnapshotMetadata) error {
+func (n *Node) restoreSnapshot(meta snapshotMeta) error {
 	path := filepath.Join(n.snapDir, snapFileName(meta.Term, meta.Index))
 	hdr, rc, err := openSnapshotPayload(path)
 	if err != nil {
@@ -109,12 +104,15 @@ func (n *Node) restoreSnapshot(meta raftpb.SnapshotMetadata) error {
 	}
 	n.setConfView()
 	n.log.Info("installed snapshot from leader", "index", meta.Index, "term", meta.Term)
-	return purgeSnapshots(n.snapDir, snapshotsKept)
+	if err := purgeSnapshots(n.snapDir, snapshotsKept); err != nil {
+		return fmt.Errorf("%w: purge snapshots: %w", ErrStorage, err)
+	}
+	return nil
 }
 
 // apply hands committed entries to the state machine in one call, applying
 // conf changes to raft on the way.
-func (n *Node) apply(ents []raftpb.Entry) error {
+func (n *Node) apply(ents []logEntry) error {
 	for len(ents) > 0 && ents[0].Index <= n.applied {
 		ents = ents[1:]
 	}
@@ -152,7 +150,7 @@ func (n *Node) apply(ents []raftpb.Entry) error {
 	return nil
 }
 
-func (n *Node) applyConfChange(e raftpb.Entry) (uint64, error) {
+func (n *Node) applyConfChange(e logEntry) (uint64, error) {
 	cc, ops, err := decodeConfChange(e)
 	if err != nil {
 		return 0, err
@@ -168,7 +166,7 @@ func (n *Node) applyConfChange(e raftpb.Entry) (uint64, error) {
 			m = memberMeta{ID: op.nodeID}
 		}
 		switch op.typ {
-		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeUpdateNode:
+		case ccAddNode, ccAddLearner, ccUpdateNode:
 			// A new member refuses a snapshot whose ConfState lacks it, so
 			// the next snapshot must postdate this change.
 			n.forceSnapshot = true
@@ -182,7 +180,7 @@ func (n *Node) applyConfChange(e raftpb.Entry) (uint64, error) {
 			if op.nodeID != n.id {
 				n.tr.AddPeer(op.nodeID, m.PeerURL)
 			}
-		case raftpb.ConfChangeRemoveNode:
+		case ccRemoveNode:
 			m.Removed = true
 			if op.nodeID == n.id {
 				n.removed = true

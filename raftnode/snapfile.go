@@ -19,6 +19,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -26,16 +27,17 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 const (
-	snapMagic      = "ARBSNAP1"
-	snapVersion    = 1
-	snapSuffix     = ".snap"
-	maxConfState   = 1 << 20
-	maxMembersJSON = 16 << 20
+	snapMagic   = "ARBSNAP1"
+	snapVersion = 1
+	snapSuffix  = ".snap"
+	// snapTempPattern names a snapshot file still being written
+	// (os.CreateTemp); one there at start was left by a crash.
+	snapTempPattern = "tmp-*.part"
+	maxConfState    = 1 << 20
+	maxMembersJSON  = 16 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -43,7 +45,7 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // snapHeader is the decoded header of a snapshot file.
 type snapHeader struct {
 	term, index uint64
-	confState   raftpb.ConfState
+	confState   confState
 	members     []memberMeta
 	payloadOff  int64
 	payloadLen  uint64
@@ -65,7 +67,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // writeSnapshotFile writes a snapshot file durably and returns its path.
-func writeSnapshotFile(dir string, term, index uint64, cs raftpb.ConfState, members []memberMeta, payload func(io.Writer) error) (string, error) {
+func writeSnapshotFile(dir string, term, index uint64, cs confState, members []memberMeta, payload func(io.Writer) error) (string, error) {
 	csb, err := marshalConfState(&cs)
 	if err != nil {
 		return "", err
@@ -74,7 +76,7 @@ func writeSnapshotFile(dir string, term, index uint64, cs raftpb.ConfState, memb
 	if err != nil {
 		return "", err
 	}
-	f, err := os.CreateTemp(dir, "tmp-*.part")
+	f, err := os.CreateTemp(dir, snapTempPattern)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrStorage, err)
 	}
@@ -86,7 +88,7 @@ func writeSnapshotFile(dir string, term, index uint64, cs raftpb.ConfState, memb
 			os.Remove(tmp)
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := bufio.NewWriterSize(storageWriter{f}, 256<<10)
 	var hdr []byte
 	hdr = append(hdr, snapMagic...)
 	hdr = binary.BigEndian.AppendUint32(hdr, snapVersion)
@@ -99,14 +101,17 @@ func writeSnapshotFile(dir string, term, index uint64, cs raftpb.ConfState, memb
 	lenOff := int64(len(hdr))
 	hdr = binary.BigEndian.AppendUint64(hdr, 0) // patched below
 	if _, err := bw.Write(hdr); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrStorage, err)
+		return "", err
 	}
 	cw := &countingWriter{w: bw}
 	if err := payload(cw); err != nil {
+		if errors.Is(err, ErrStorage) {
+			return "", err // the file failed, not the state machine
+		}
 		return "", fmt.Errorf("snapshot payload: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrStorage, err)
+		return "", err
 	}
 	var lb [8]byte
 	binary.BigEndian.PutUint64(lb[:], cw.n)
@@ -296,8 +301,9 @@ func parseSnapName(n string) (term, index uint64) {
 	return term, index
 }
 
-// purgeSnapshots keeps the newest keep snapshot files and removes stray
-// temp files.
+// purgeSnapshots keeps the newest keep snapshot files. Temp files are left
+// alone: one may be a snapshot being received (removeTempSnapshots clears
+// those a crash left, at start).
 func purgeSnapshots(dir string, keep int) error {
 	names, err := listSnapshots(dir)
 	if err != nil {
@@ -311,12 +317,33 @@ func purgeSnapshots(dir string, keep int) error {
 	return nil
 }
 
-// receiveSnapshotFile stores a streamed snapshot file for term/index,
-// verifying it before it becomes visible under its final name.
-func receiveSnapshotFile(dir string, term, index uint64, r io.Reader) error {
-	f, err := os.CreateTemp(dir, "tmp-*.part")
+// removeTempSnapshots removes the temp files of snapshot writes a crash
+// interrupted. It runs in New, before anything can be writing one.
+func removeTempSnapshots(dir string) error {
+	tmps, err := filepath.Glob(filepath.Join(dir, snapTempPattern))
 	if err != nil {
 		return err
+	}
+	for _, p := range tmps {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// receiveSnapshotFile stores a streamed snapshot file for term/index,
+// verifying it before it becomes visible under its final name. A broken
+// stream, or a file that does not verify (ErrCorrupt), rejects only this
+// snapshot: the leader sends it again. An error of this member's own file
+// system wraps ErrStorage and is fatal, as every storage error is: the
+// caller stops the member and the file is never written again (a failed
+// fsync is not retried). beforeSync, when set (tests), runs before the
+// fsync; its error fails the write as a failed fsync would.
+func receiveSnapshotFile(dir string, term, index uint64, r io.Reader, beforeSync func() error) error {
+	f, err := os.CreateTemp(dir, snapTempPattern)
+	if err != nil {
+		return fmt.Errorf("%w: create received snapshot: %w", ErrStorage, err)
 	}
 	tmp := f.Name()
 	ok := false
@@ -326,25 +353,49 @@ func receiveSnapshotFile(dir string, term, index uint64, r io.Reader) error {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := io.Copy(f, r); err != nil {
-		return err
+	if _, err := io.Copy(storageWriter{f}, r); err != nil {
+		if errors.Is(err, ErrStorage) {
+			return err
+		}
+		return fmt.Errorf("raftnode: receive snapshot stream: %w", err)
+	}
+	if beforeSync != nil {
+		if err := beforeSync(); err != nil {
+			return fmt.Errorf("%w: fsync received snapshot: %w", ErrStorage, err)
+		}
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%w: %w", ErrStorage, err)
+		return fmt.Errorf("%w: fsync received snapshot: %w", ErrStorage, err)
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return fmt.Errorf("%w: close received snapshot: %w", ErrStorage, err)
 	}
 	hdr, err := verifySnapshotFile(tmp)
-	if err != nil {
+	if errors.Is(err, ErrCorrupt) {
 		return err
+	}
+	if err != nil {
+		return fmt.Errorf("%w: read back received snapshot: %w", ErrStorage, err)
 	}
 	if hdr.term != term || hdr.index != index {
 		return fmt.Errorf("%w: received snapshot is %d/%d, message says %d/%d", ErrCorrupt, hdr.term, hdr.index, term, index)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, snapFileName(term, index))); err != nil {
-		return err
+		return fmt.Errorf("%w: rename received snapshot: %w", ErrStorage, err)
 	}
 	ok = true
 	return syncDir(dir)
+}
+
+// storageWriter marks errors of writing a local file as storage errors, so
+// they stay apart from errors of the reader copied into it (a broken
+// stream) and from a state machine's own errors.
+type storageWriter struct{ w io.Writer }
+
+func (s storageWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if err != nil {
+		err = fmt.Errorf("%w: write snapshot file: %w", ErrStorage, err)
+	}
+	return n, err
 }

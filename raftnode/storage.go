@@ -19,7 +19,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 var (
@@ -45,16 +44,16 @@ type diskStorage struct {
 	// durable anyway, as raft's MustSync allows. A persisted commit index
 	// that lags only makes a restart replay less before the leader tells it
 	// more. Raft loop goroutine only.
-	hs      raftpb.HardState
+	hs      hardState
 	hsDirty bool
 	failed  bool // a write failed: nothing is written again (no fsync retry)
 }
 
 // persisted is everything loaded from raft.db at start.
 type persisted struct {
-	hardState raftpb.HardState
-	snapMeta  raftpb.SnapshotMetadata
-	entries   []raftpb.Entry // ascending, contiguous
+	hardState hardState
+	snapMeta  snapshotMeta
+	entries   []logEntry // ascending, contiguous
 	members   map[uint64]memberMeta
 }
 
@@ -98,7 +97,10 @@ func (s *diskStorage) close() error {
 	if s.hsDirty && !s.failed {
 		err = s.update(func(*bolt.Tx) error { return nil })
 	}
-	return errors.Join(err, s.db.Close())
+	if cerr := s.db.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("%w: close raft.db: %w", ErrStorage, cerr))
+	}
+	return err
 }
 
 func u64key(v uint64) []byte {
@@ -164,7 +166,7 @@ func (s *diskStorage) load() (*persisted, error) {
 // snapshot metadata first (dropping every entry, as the snapshot replaces
 // the log), then entries (an entry at index i replaces every persisted entry
 // at index >= i), then HardState.
-func (s *diskStorage) save(hs raftpb.HardState, ents []raftpb.Entry, snap *raftpb.SnapshotMetadata) error {
+func (s *diskStorage) save(hs hardState, ents []logEntry, snap *snapshotMeta) error {
 	mustSync := len(ents) > 0 || snap != nil
 	if !raftIsEmptyHardState(hs) {
 		mustSync = mustSync || hs.Term != s.hs.Term || hs.Vote != s.hs.Vote
@@ -221,7 +223,7 @@ func (s *diskStorage) putHardState(tx *bolt.Tx) error {
 
 // saveSnapshotMeta records a locally taken snapshot and deletes the entries
 // up to compactIndex in the same transaction.
-func (s *diskStorage) saveSnapshotMeta(meta raftpb.SnapshotMetadata, compactIndex uint64) error {
+func (s *diskStorage) saveSnapshotMeta(meta snapshotMeta, compactIndex uint64) error {
 	return s.update(func(tx *bolt.Tx) error {
 		v, err := marshalSnapMeta(&meta)
 		if err != nil {
@@ -288,8 +290,4 @@ func deleteRange(b *bolt.Bucket, from, to uint64) error {
 		}
 	}
 	return nil
-}
-
-func raftIsEmptyHardState(h raftpb.HardState) bool {
-	return h.Term == 0 && h.Vote == 0 && h.Commit == 0
 }

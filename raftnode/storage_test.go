@@ -8,14 +8,12 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"go.etcd.io/raft/v3/raftpb"
 )
 
-func ents(term uint64, from, to uint64) []raftpb.Entry {
-	var out []raftpb.Entry
+func ents(term uint64, from, to uint64) []logEntry {
+	var out []logEntry
 	for i := from; i <= to; i++ {
-		out = append(out, raftpb.Entry{Index: i, Term: term, Data: []byte{byte(i)}})
+		out = append(out, logEntry{Index: i, Term: term, Data: []byte{byte(i)}})
 	}
 	return out
 }
@@ -26,11 +24,11 @@ func TestDiskStorageTruncatesAndCompacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.save(raftpb.HardState{Term: 1, Vote: 1, Commit: 2}, ents(1, 1, 5), nil); err != nil {
+	if err := s.save(hardState{Term: 1, Vote: 1, Commit: 2}, ents(1, 1, 5), nil); err != nil {
 		t.Fatal(err)
 	}
 	// A new leader overwrites 3..: entries 4 and 5 of term 1 must vanish.
-	if err := s.save(raftpb.HardState{Term: 2, Vote: 2, Commit: 3}, ents(2, 3, 3), nil); err != nil {
+	if err := s.save(hardState{Term: 2, Vote: 2, Commit: 3}, ents(2, 3, 3), nil); err != nil {
 		t.Fatal(err)
 	}
 	s.close()
@@ -49,7 +47,7 @@ func TestDiskStorageTruncatesAndCompacts(t *testing.T) {
 	if p.hardState.Term != 2 || p.hardState.Commit != 3 {
 		t.Fatalf("hardstate %+v", p.hardState)
 	}
-	meta := raftpb.SnapshotMetadata{Index: 2, Term: 1, ConfState: raftpb.ConfState{Voters: []uint64{1}}}
+	meta := snapshotMeta{Index: 2, Term: 1, ConfState: confState{Voters: []uint64{1}}}
 	if err := s.saveSnapshotMeta(meta, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +57,7 @@ func TestDiskStorageTruncatesAndCompacts(t *testing.T) {
 	}
 	// A snapshot received from a leader replaces the whole log.
 	meta.Index, meta.Term = 10, 3
-	if err := s.save(raftpb.HardState{Term: 3, Commit: 10}, ents(3, 11, 12), &meta); err != nil {
+	if err := s.save(hardState{Term: 3, Commit: 10}, ents(3, 11, 12), &meta); err != nil {
 		t.Fatal(err)
 	}
 	p, _ = s.load()
@@ -86,7 +84,7 @@ func TestDiskStorageSecondOpenFailsFast(t *testing.T) {
 
 func TestSnapshotFileRoundTripAndCorruption(t *testing.T) {
 	dir := t.TempDir()
-	cs := raftpb.ConfState{Voters: []uint64{1, 2, 3}}
+	cs := confState{Voters: []uint64{1, 2, 3}}
 	members := []memberMeta{{ID: 1, Name: "a", PeerURL: "h:1"}}
 	payload := bytes.Repeat([]byte("state"), 10000)
 	path, err := writeSnapshotFile(dir, 4, 99, cs, members, func(w io.Writer) error {
@@ -134,7 +132,7 @@ func TestCommitOnlyHardStateRidesTheNextWrite(t *testing.T) {
 	}
 	commits := 0
 	s.beforeCommit = func() error { commits++; return nil }
-	persistedHS := func() raftpb.HardState {
+	persistedHS := func() hardState {
 		t.Helper()
 		p, err := s.load()
 		if err != nil {
@@ -142,10 +140,10 @@ func TestCommitOnlyHardStateRidesTheNextWrite(t *testing.T) {
 		}
 		return p.hardState
 	}
-	if err := s.save(raftpb.HardState{Term: 1, Vote: 1, Commit: 0}, ents(1, 1, 3), nil); err != nil {
+	if err := s.save(hardState{Term: 1, Vote: 1, Commit: 0}, ents(1, 1, 3), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.save(raftpb.HardState{Term: 1, Vote: 1, Commit: 3}, nil, nil); err != nil {
+	if err := s.save(hardState{Term: 1, Vote: 1, Commit: 3}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if commits != 1 {
@@ -155,20 +153,20 @@ func TestCommitOnlyHardStateRidesTheNextWrite(t *testing.T) {
 		t.Fatalf("commit %d on disk before the next write, want 0", hs.Commit)
 	}
 	// A vote change must be durable at once.
-	if err := s.save(raftpb.HardState{Term: 2, Vote: 2, Commit: 3}, nil, nil); err != nil {
+	if err := s.save(hardState{Term: 2, Vote: 2, Commit: 3}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if hs := persistedHS(); commits != 2 || hs.Term != 2 || hs.Vote != 2 || hs.Commit != 3 {
 		t.Fatalf("after a vote: %d transactions, hardstate %+v", commits, hs)
 	}
 	// A commit-only change goes out with a snapshot's metadata.
-	if err := s.save(raftpb.HardState{Term: 2, Vote: 2, Commit: 5}, ents(2, 4, 5), nil); err != nil {
+	if err := s.save(hardState{Term: 2, Vote: 2, Commit: 5}, ents(2, 4, 5), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.save(raftpb.HardState{Term: 2, Vote: 2, Commit: 6}, nil, nil); err != nil {
+	if err := s.save(hardState{Term: 2, Vote: 2, Commit: 6}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	meta := raftpb.SnapshotMetadata{Index: 6, Term: 2, ConfState: raftpb.ConfState{Voters: []uint64{1}}}
+	meta := snapshotMeta{Index: 6, Term: 2, ConfState: confState{Voters: []uint64{1}}}
 	if err := s.saveSnapshotMeta(meta, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +174,7 @@ func TestCommitOnlyHardStateRidesTheNextWrite(t *testing.T) {
 		t.Fatalf("commit %d on disk is below the snapshot's index %d", hs.Commit, meta.Index)
 	}
 	// And with a clean close.
-	if err := s.save(raftpb.HardState{Term: 2, Vote: 2, Commit: 7}, nil, nil); err != nil {
+	if err := s.save(hardState{Term: 2, Vote: 2, Commit: 7}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.close(); err != nil {

@@ -2,11 +2,11 @@ package raftnode
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
-
-	"go.etcd.io/raft/v3/raftpb"
+	"sync"
 )
 
 // Transport moves raft messages between members. The TCP transport is the
@@ -19,7 +19,7 @@ type Transport interface {
 	// whose failure must be reported through h.ReportSnapshot. The slice and
 	// messages are not retained by the caller: a transport that holds them
 	// past the call must not modify them.
-	Send(msgs []raftpb.Message)
+	Send(msgs []Message)
 	AddPeer(id uint64, peerURL string)
 	RemovePeer(id uint64)
 	// Alive reports whether a frame from id arrived recently.
@@ -31,16 +31,16 @@ type Transport interface {
 type TransportHandler interface {
 	// Step hands an inbound message to the raft goroutine; it blocks until
 	// accepted or ctx ends.
-	Step(ctx context.Context, m raftpb.Message) error
+	Step(ctx context.Context, m Message) error
 	// ReportUnreachable tells raft a peer could not be reached. Never blocks.
 	ReportUnreachable(id uint64)
 	// ReportSnapshot tells raft how sending a MsgSnap ended. Never blocks.
 	ReportSnapshot(id uint64, failed bool)
 	// OpenSnapshot opens the snapshot file a MsgSnap refers to (sender side).
-	OpenSnapshot(m raftpb.Message) (io.ReadCloser, int64, error)
+	OpenSnapshot(m Message) (io.ReadCloser, int64, error)
 	// ReceiveSnapshot stores the streamed snapshot file of a MsgSnap,
 	// verifies it, then steps the message (receiver side).
-	ReceiveSnapshot(ctx context.Context, m raftpb.Message, r io.Reader) error
+	ReceiveSnapshot(ctx context.Context, m Message, r io.Reader) error
 }
 
 type report struct {
@@ -54,7 +54,7 @@ type handler struct{ n *Node }
 
 var _ TransportHandler = handler{}
 
-func (h handler) Step(ctx context.Context, m raftpb.Message) error {
+func (h handler) Step(ctx context.Context, m Message) error {
 	select {
 	case h.n.recvc <- m:
 		return nil
@@ -71,7 +71,7 @@ func (h handler) ReportSnapshot(id uint64, failed bool) {
 	h.n.addReport(report{id: id, snapshot: true, failed: failed})
 }
 
-func (h handler) OpenSnapshot(m raftpb.Message) (io.ReadCloser, int64, error) {
+func (h handler) OpenSnapshot(m Message) (io.ReadCloser, int64, error) {
 	term, index := snapshotRef(m)
 	f, err := os.Open(filepath.Join(h.n.snapDir, snapFileName(term, index)))
 	if err != nil {
@@ -85,9 +85,18 @@ func (h handler) OpenSnapshot(m raftpb.Message) (io.ReadCloser, int64, error) {
 	return f, st.Size(), nil
 }
 
-func (h handler) ReceiveSnapshot(ctx context.Context, m raftpb.Message, r io.Reader) error {
+// ReceiveSnapshot runs on a transport goroutine. A storage error here ends
+// Run like one on the raft goroutine: the member stops instead of letting
+// the leader's resend write (and fsync) the snapshot again.
+func (h handler) ReceiveSnapshot(ctx context.Context, m Message, r io.Reader) error {
+	if h.n.storageFail.get() != nil {
+		return ErrStopped // stopping on a storage error: write nothing more
+	}
 	term, index := snapshotRef(m)
-	if err := receiveSnapshotFile(h.n.snapDir, term, index, r); err != nil {
+	if err := receiveSnapshotFile(h.n.snapDir, term, index, r, h.n.beforeRecvSync); err != nil {
+		if errors.Is(err, ErrStorage) {
+			h.n.storageFail.set(err)
+		}
 		return err
 	}
 	return h.Step(ctx, withSnapshotData(m, []byte(snapFileName(term, index))))
@@ -100,5 +109,35 @@ func (n *Node) addReport(r report) {
 	select {
 	case n.reportc <- struct{}{}:
 	default:
+	}
+}
+
+// failure is the first storage error met off the raft goroutine; the loop
+// ends Run with it.
+type failure struct {
+	once sync.Once
+	err  error
+	c    chan struct{} // closed once err is set
+}
+
+func newFailure() *failure { return &failure{c: make(chan struct{})} }
+
+func (f *failure) set(err error) {
+	f.once.Do(func() {
+		f.err = err
+		close(f.c)
+	})
+}
+
+// done is closed once an error is set.
+func (f *failure) done() <-chan struct{} { return f.c }
+
+// get returns the error, or nil while there is none.
+func (f *failure) get() error {
+	select {
+	case <-f.c:
+		return f.err
+	default:
+		return nil
 	}
 }

@@ -22,8 +22,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 const (
@@ -65,7 +63,7 @@ type tcpPeer struct {
 	id        uint64
 	addr      string // guarded by tcpTransport.mu
 	connected bool   // guarded by tcpTransport.mu: an outgoing stream is up
-	q         chan raftpb.Message
+	q         chan Message
 	stop      chan struct{}
 }
 
@@ -135,7 +133,7 @@ func (t *tcpTransport) AddPeer(id uint64, peerURL string) {
 		}
 		return
 	}
-	p := &tcpPeer{id: id, addr: peerURL, q: make(chan raftpb.Message, peerQueueLen), stop: make(chan struct{})}
+	p := &tcpPeer{id: id, addr: peerURL, q: make(chan Message, peerQueueLen), stop: make(chan struct{})}
 	t.peers[id] = p
 	if t.running {
 		t.startPeer(p)
@@ -170,7 +168,7 @@ func (t *tcpTransport) setConnected(p *tcpPeer, v bool) {
 	t.mu.Unlock()
 }
 
-func (t *tcpTransport) Send(msgs []raftpb.Message) {
+func (t *tcpTransport) Send(msgs []Message) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, m := range msgs {
@@ -184,7 +182,7 @@ func (t *tcpTransport) Send(msgs []raftpb.Message) {
 		}
 		// Dropped: raft retries everything except a snapshot, whose
 		// failure it must hear about.
-		if isMsgSnap(m) && t.h != nil {
+		if IsSnapshotMessage(m) && t.h != nil {
 			t.h.ReportSnapshot(m.To, true)
 		}
 	}
@@ -277,7 +275,7 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 func (t *tcpTransport) writeLoop(ctx context.Context, p *tcpPeer, conn net.Conn) error {
 	bw := bufio.NewWriterSize(deadlineWriter{conn}, 64<<10)
 	for {
-		var m raftpb.Message
+		var m Message
 		select {
 		case <-ctx.Done():
 			return nil
@@ -286,7 +284,7 @@ func (t *tcpTransport) writeLoop(ctx context.Context, p *tcpPeer, conn net.Conn)
 		case m = <-p.q:
 		}
 		for more := true; more; {
-			if isMsgSnap(m) {
+			if IsSnapshotMessage(m) {
 				err := t.writeSnapshot(bw, m)
 				t.h.ReportSnapshot(m.To, err != nil)
 				if err != nil {
@@ -307,7 +305,7 @@ func (t *tcpTransport) writeLoop(ctx context.Context, p *tcpPeer, conn net.Conn)
 	}
 }
 
-func writeFrame(w io.Writer, typ byte, m raftpb.Message) error {
+func writeFrame(w io.Writer, typ byte, m Message) error {
 	b, err := marshalMessage(&m)
 	if err != nil {
 		return err
@@ -325,7 +323,7 @@ func writeFrame(w io.Writer, typ byte, m raftpb.Message) error {
 	return err
 }
 
-func (t *tcpTransport) writeSnapshot(bw *bufio.Writer, m raftpb.Message) error {
+func (t *tcpTransport) writeSnapshot(bw *bufio.Writer, m Message) error {
 	rc, size, err := t.h.OpenSnapshot(m)
 	if err != nil {
 		return err

@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"time"
-
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 func (t *tcpTransport) acceptLoop(ctx context.Context, ln net.Listener) {
@@ -143,22 +141,22 @@ func (t *tcpTransport) seen(id uint64) {
 }
 
 // readFrame reads one frame, checking its length before allocating.
-func readFrame(r io.Reader) (byte, raftpb.Message, error) {
+func readFrame(r io.Reader) (byte, Message, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, raftpb.Message{}, err
+		return 0, Message{}, err
 	}
 	n := binary.BigEndian.Uint32(hdr[1:])
 	if n > maxFrameSize {
-		return 0, raftpb.Message{}, fmt.Errorf("%w: frame of %d bytes", ErrCorrupt, n)
+		return 0, Message{}, fmt.Errorf("%w: frame of %d bytes", ErrCorrupt, n)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
-		return 0, raftpb.Message{}, err
+		return 0, Message{}, err
 	}
 	m, err := unmarshalMessage(b)
 	if err != nil {
-		return 0, raftpb.Message{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return 0, Message{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return hdr[0], m, nil
 }

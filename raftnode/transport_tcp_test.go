@@ -9,19 +9,17 @@ import (
 	"net"
 	"sync"
 	"testing"
-
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 type nopHandler struct{}
 
-func (nopHandler) Step(context.Context, raftpb.Message) error { return nil }
-func (nopHandler) ReportUnreachable(uint64)                   {}
-func (nopHandler) ReportSnapshot(uint64, bool)                {}
-func (nopHandler) OpenSnapshot(raftpb.Message) (io.ReadCloser, int64, error) {
+func (nopHandler) Step(context.Context, Message) error { return nil }
+func (nopHandler) ReportUnreachable(uint64)            {}
+func (nopHandler) ReportSnapshot(uint64, bool)         {}
+func (nopHandler) OpenSnapshot(Message) (io.ReadCloser, int64, error) {
 	return nil, 0, errors.New("none")
 }
-func (nopHandler) ReceiveSnapshot(context.Context, raftpb.Message, io.Reader) error { return nil }
+func (nopHandler) ReceiveSnapshot(context.Context, Message, io.Reader) error { return nil }
 
 func TestTCPHandshakeRejectsWrongClusterAndTarget(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

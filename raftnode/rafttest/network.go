@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/arbor-db/arbor/raftnode"
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 // Network is an in-memory raft network with a fault injector. Every message
@@ -31,7 +30,7 @@ func NewNetwork(seed int64) *Network {
 
 // Endpoint returns a new transport for member id (one per incarnation).
 func (nw *Network) Endpoint(id uint64) *Endpoint {
-	return &Endpoint{nw: nw, id: id, inbox: make(chan raftpb.Message, 4096), lastSeen: map[uint64]time.Time{}}
+	return &Endpoint{nw: nw, id: id, inbox: make(chan raftnode.Message, 4096), lastSeen: map[uint64]time.Time{}}
 }
 
 // Block drops messages from -> to (one way).
@@ -59,17 +58,17 @@ func (nw *Network) SetFaults(drop, dup float64, maxDelay time.Duration) {
 // Wait blocks until in-flight snapshot transfers end.
 func (nw *Network) Wait() { nw.wg.Wait() }
 
-func (nw *Network) route(from *Endpoint, m raftpb.Message) {
+func (nw *Network) route(from *Endpoint, m raftnode.Message) {
 	nw.mu.Lock()
 	to := nw.eps[m.To]
 	if to == nil || nw.blocked[[2]uint64{m.From, m.To}] || nw.rng.Float64() < nw.dropRate {
 		nw.mu.Unlock()
-		if m.Type == raftpb.MsgSnap {
+		if raftnode.IsSnapshotMessage(m) {
 			from.handler().ReportSnapshot(m.To, true)
 		}
 		return
 	}
-	if m.Type == raftpb.MsgSnap {
+	if raftnode.IsSnapshotMessage(m) {
 		nw.wg.Add(1)
 		nw.mu.Unlock()
 		go nw.transferSnapshot(from, to, m)
@@ -100,7 +99,7 @@ func (nw *Network) route(from *Endpoint, m raftpb.Message) {
 
 // deliver re-checks partitions, so a delayed message does not cross one
 // installed after it was sent.
-func (nw *Network) deliver(to *Endpoint, m raftpb.Message) {
+func (nw *Network) deliver(to *Endpoint, m raftnode.Message) {
 	nw.mu.Lock()
 	blocked := nw.blocked[[2]uint64{m.From, m.To}]
 	nw.mu.Unlock()
@@ -116,7 +115,7 @@ func (nw *Network) deliver(to *Endpoint, m raftpb.Message) {
 	}
 }
 
-func (nw *Network) transferSnapshot(from, to *Endpoint, m raftpb.Message) {
+func (nw *Network) transferSnapshot(from, to *Endpoint, m raftnode.Message) {
 	defer nw.wg.Done()
 	h := from.handler()
 	rc, _, err := h.OpenSnapshot(m)
@@ -134,7 +133,7 @@ func (nw *Network) transferSnapshot(from, to *Endpoint, m raftpb.Message) {
 type Endpoint struct {
 	nw       *Network
 	id       uint64
-	inbox    chan raftpb.Message
+	inbox    chan raftnode.Message
 	mu       sync.Mutex
 	h        raftnode.TransportHandler
 	ctx      context.Context
@@ -183,7 +182,7 @@ func (e *Endpoint) Run(ctx context.Context, h raftnode.TransportHandler) error {
 }
 
 // Send implements raftnode.Transport.
-func (e *Endpoint) Send(msgs []raftpb.Message) {
+func (e *Endpoint) Send(msgs []raftnode.Message) {
 	for _, m := range msgs {
 		e.nw.route(e, raftnode.CloneMessage(m))
 	}

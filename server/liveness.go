@@ -119,7 +119,11 @@ func (s *server) onSessions(evs []sessionEvent) {
 	for _, ev := range evs {
 		switch ev.Kind {
 		case sessionCreated:
-			s.live.tracker.Add(ev.ID, time.Duration(ev.TimeoutMs)*time.Millisecond)
+			timeout := time.Duration(ev.TimeoutMs) * time.Millisecond
+			if bugEarlyExpiry {
+				timeout /= 3
+			}
+			s.live.tracker.Add(ev.ID, timeout)
 		case sessionClosed:
 			s.live.tracker.Remove(ev.ID)
 		case sessionExpired:
@@ -145,6 +149,9 @@ func (s *server) onRestore() {
 	for _, id := range s.sm.sessions.IDs() {
 		sess, _ := s.sm.sessions.Get(id)
 		all[id] = time.Duration(sess.TimeoutMs) * time.Millisecond
+		if bugEarlyExpiry {
+			all[id] /= 3
+		}
 	}
 	s.sm.mu.RUnlock()
 	s.live.tracker.Replace(all)

@@ -221,14 +221,14 @@ func (sm *stateMachine) applyCommand(index uint64, c *command, sevs *[]sessionEv
 		r.Session = id
 		*sevs = append(*sevs, sessionEvent{Kind: sessionCreated, ID: id, TimeoutMs: c.TimeoutMs})
 	case cmdCloseSession:
-		if !sm.endSession(index, now, c.Session) {
+		if !sm.endSession(index, now, c.Session, false) {
 			r.Err = errSessionExpired
 			return r, nil
 		}
 		*sevs = append(*sevs, sessionEvent{Kind: sessionClosed, ID: c.Session})
 	case cmdExpireSessions:
 		for _, id := range c.Sessions {
-			if sm.endSession(index, now, id) {
+			if sm.endSession(index, now, id, true) {
 				*sevs = append(*sevs, sessionEvent{Kind: sessionExpired, ID: id})
 			}
 		}
@@ -273,11 +273,13 @@ func (sm *stateMachine) applyCommand(index uint64, c *command, sevs *[]sessionEv
 // with (they are ephemerals too). This is the one place a session ends,
 // whether by close or expiry. It reports whether the session existed.
 // Called with mu held.
-func (sm *stateMachine) endSession(index uint64, now int64, id uint64) bool {
+func (sm *stateMachine) endSession(index uint64, now int64, id uint64, expiry bool) bool {
 	if _, ok := sm.sessions.Get(id); !ok {
 		return false
 	}
-	sm.closeEphemerals(index, now, id)
+	if !expiry || !bugExpireKeeps {
+		sm.closeEphemerals(index, now, id)
+	}
 	sm.sessions.Close(id)
 	return true
 }

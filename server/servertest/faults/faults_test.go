@@ -27,6 +27,9 @@ type figures struct {
 	unknown    int
 	checked    int // operations porcupine checked
 	redials    int
+	abandoned  int // sessions dropped without a close
+	probes     int // resumes of them
+	sightings  int // reads of their ephemerals
 	faults     map[string]int
 	violations []string
 }
@@ -52,13 +55,14 @@ func TestFaults(t *testing.T) {
 }
 
 func report(t *testing.T, all []figures, d time.Duration) {
-	var ops, unknown, checked, redials, violations int
+	var ops, unknown, checked, redials, violations, abandoned, probes, sightings int
 	faults := map[string]int{}
 	for _, f := range all {
 		ops += f.ops
 		unknown += f.unknown
 		checked += f.checked
 		redials += f.redials
+		abandoned, probes, sightings = abandoned+f.abandoned, probes+f.probes, sightings+f.sightings
 		violations += len(f.violations)
 		for k, v := range f.faults {
 			faults[k] += v
@@ -69,8 +73,8 @@ func report(t *testing.T, all []figures, d time.Duration) {
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, v))
 	}
 	sort.Strings(kinds)
-	t.Logf("FIGURES runs=%d duration/run=%v operations=%d (unknown outcome %d, linearizability-checked %d) redials=%d faults: %s violations=%d",
-		len(all), d, ops, unknown, checked, redials, strings.Join(kinds, " "), violations)
+	t.Logf("FIGURES runs=%d duration/run=%v operations=%d (unknown outcome %d, linearizability-checked %d) redials=%d abandoned-sessions=%d resume-probes=%d sightings=%d faults: %s violations=%d",
+		len(all), d, ops, unknown, checked, redials, abandoned, probes, sightings, strings.Join(kinds, " "), violations)
 }
 
 // runSeed runs one seed: cluster, nemesis and workers for d, then heals and
@@ -91,6 +95,7 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 	setup(t, c)
 
 	rec := lincheck.NewRecorder()
+	sessLog := lincheck.NewSessionLog()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	nem := newNemesis(c)
@@ -99,7 +104,7 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 	go func() { defer wg.Done(); nem.run(ctx, eps) }()
 	ws := make([]*worker, workers)
 	for i := range ws {
-		ws[i] = newWorker(i, workerSeeds[i], c.addrs(), rec)
+		ws[i] = newWorker(i, workerSeeds[i], c.addrs(), rec, sessLog)
 		wg.Add(1)
 		go func() { defer wg.Done(); ws[i].run(ctx) }()
 	}
@@ -115,7 +120,7 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 	h := rec.History()
 	st := lincheck.Count(h)
 	f.ops, f.unknown = st.Ops, st.Unknown
-	f.violations = check(t, c, h, &f)
+	f.violations = check(t, c, h, sessLog, &f)
 	if len(f.violations) > 0 {
 		_, log := nem.summary()
 		t.Logf("seed %d: %d members, %d workers; nemesis:\n%s", seed, n, workers, log)
@@ -138,7 +143,7 @@ func setup(t *testing.T, c *cluster) {
 }
 
 // check runs every checker on the healed cluster and returns the violations.
-func check(t *testing.T, c *cluster, h []lincheck.Op, f *figures) []string {
+func check(t *testing.T, c *cluster, h []lincheck.Op, sl *lincheck.SessionLog, f *figures) []string {
 	var out []string
 	add := func(errs ...error) {
 		for _, e := range errs {
@@ -176,6 +181,9 @@ func check(t *testing.T, c *cluster, h []lincheck.Op, f *figures) []string {
 		}
 		_ = cl.Close(ctx)
 	}
+	add(checkAbandonedGone(ctx, c.addrs(), sl)...)
+	add(lincheck.CheckExpiry(sl)...)
+	f.abandoned, f.probes, f.sightings = sl.Len()
 	if err := lincheck.CheckStateHashes(ctx, c.addrs()); err != nil {
 		add(err)
 	}

@@ -28,6 +28,7 @@ type worker struct {
 	rng   *rand.Rand
 	addrs []string
 	rec   *lincheck.Recorder
+	log   *lincheck.SessionLog // abandoned sessions (expiry checks)
 
 	conn     *lincheck.Conn
 	seq      int
@@ -35,8 +36,8 @@ type worker struct {
 	redials  int
 }
 
-func newWorker(id int, seed int64, addrs []string, rec *lincheck.Recorder) *worker {
-	return &worker{id: id, rng: rand.New(rand.NewSource(seed)), addrs: addrs, rec: rec, versions: map[string]int64{}}
+func newWorker(id int, seed int64, addrs []string, rec *lincheck.Recorder, log *lincheck.SessionLog) *worker {
+	return &worker{id: id, rng: rand.New(rand.NewSource(seed)), addrs: addrs, rec: rec, log: log, versions: map[string]int64{}}
 }
 
 func (w *worker) dial(ctx context.Context) (*lincheck.Conn, error) {
@@ -139,8 +140,14 @@ func (w *worker) step(ctx context.Context) error {
 		out, err = w.conn.Create(octx, k, w.data(), false)
 	case r < 94:
 		out, err = w.conn.Delete(octx, k, w.version(k))
-	default:
+	case r < 97:
 		return w.ephemeralCycle(ctx)
+	case r < 99:
+		w.vanishCycle(ctx)
+		return nil
+	default:
+		w.probe(ctx)
+		return nil
 	}
 	if err == nil {
 		w.versions[k] = out.Version

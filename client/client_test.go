@@ -290,6 +290,11 @@ func TestSessionExpiredEvent(t *testing.T) {
 	if !c.Expired() {
 		t.Fatal("Expired() false after the session expired event")
 	}
+	for deadline := time.Now().Add(5 * time.Second); c.State() != Expired; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %v after the session expired event, want Expired", c.State())
+		}
+	}
 	if err := c.Ping(ctx(t)); !errors.Is(err, ErrSessionExpired) {
 		t.Fatalf("Ping after expiry: %v, want SESSION_EXPIRED", err)
 	}

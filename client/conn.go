@@ -199,8 +199,9 @@ func (c *Client) readLoop(cn *conn) {
 
 func (c *Client) handleEvent(ev *wire.Response) {
 	if ev.Event == wire.EventSession && ev.State == wire.SessionExpired {
-		// After OnEvent, so that it sees the event before calls start
-		// failing.
+		// Expired holds when OnEvent sees the event; calls start failing
+		// after it returns.
+		c.expired.Store(true)
 		defer c.expire(&Error{Code: wire.CodeSessionExpired, Message: "session " + c.session + " expired", Index: -1})
 	}
 	if c.cfg.OnEvent != nil {

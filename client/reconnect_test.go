@@ -101,6 +101,15 @@ func TestResumeOnNextMember(t *testing.T) {
 			t.Fatalf("Get after resumes = %q, %v", data, err)
 		}
 		noMoreStates(t, c)
+		// The member hangs up once it has answered close: that is no
+		// Disconnected.
+		if err := c.Close(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		expectStates(t, c, Closed)
+		if _, ok := <-c.States(); ok {
+			t.Fatal("States still open after Closed")
+		}
 	})
 }
 

@@ -103,6 +103,10 @@ func (c *Client) setStateLocked() {
 		s = Expired
 	case c.jeopardy:
 		s = Jeopardy
+	case c.cur == nil && c.closing:
+		// The member hangs up once it has answered close, and Closed
+		// follows at once: no Disconnected in between.
+		return
 	case c.cur == nil:
 		s = Disconnected
 	case c.cur.resumed:

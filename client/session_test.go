@@ -239,3 +239,28 @@ func TestStateString(t *testing.T) {
 		}
 	}
 }
+
+// TestStatesBound: past StateBuffer unread changes the oldest is dropped,
+// the rest stay in order, and the latest is always there.
+func TestStatesBound(t *testing.T) {
+	c := newClient(withDefaults(Config{Endpoints: []string{"nowhere:1"}, Logger: quiet}))
+	defer c.stopRun()
+	var reported []State
+	for i := range StateBuffer + 10 {
+		c.mu.Lock()
+		c.jeopardy = i%2 == 0 // Jeopardy and Disconnected in turn
+		c.setStateLocked()
+		c.mu.Unlock()
+		reported = append(reported, c.State())
+	}
+	for i, want := range reported[len(reported)-StateBuffer:] {
+		if got := <-c.States(); got != want {
+			t.Fatalf("state %d: %v, want %v", i, got, want)
+		}
+	}
+	select {
+	case s := <-c.States():
+		t.Fatalf("more than StateBuffer states kept: %v", s)
+	default:
+	}
+}

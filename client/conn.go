@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -51,12 +52,29 @@ func (c *Client) open(ctx context.Context, i int, resume bool) (cn *conn, resp *
 	endpoint := c.cfg.Endpoints[i]
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
+	dialNet := c.cfg.NetDialContext
+	if dialNet == nil {
+		dialNet = (&net.Dialer{}).DialContext
+	}
+	// The websocket handshake heeds the context's deadline but not its
+	// cancellation (Close during a reconnect): closing the network
+	// connection ends it. The Dialer calls NetDialContext on this goroutine.
+	var stopClosing func() bool
 	d := websocket.Dialer{
 		Subprotocols:     []string{wire.Subprotocol},
 		HandshakeTimeout: c.cfg.DialTimeout,
-		NetDialContext:   c.cfg.NetDialContext,
+		NetDialContext: func(dctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := dialNet(dctx, network, addr)
+			if err == nil {
+				stopClosing = context.AfterFunc(ctx, func() { nc.Close() })
+			}
+			return nc, err
+		},
 	}
 	ws, _, err := d.DialContext(ctx, "ws://"+endpoint+wire.EndpointPath, nil)
+	if stopClosing != nil {
+		stopClosing()
+	}
 	if err != nil {
 		return nil, nil, time.Time{}, &Error{Code: wire.CodeUnavailable, Message: err.Error(), Index: -1, cause: err}
 	}

@@ -75,7 +75,7 @@ func noMoreStates(t *testing.T, c *Client) {
 func TestResumeOnNextMember(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fc := newFakeCluster(t, 3)
-		c := dialCluster(t, fc)
+		c := dialCluster(t, fc, func(cfg *Config) { cfg.AuthToken = "tok" })
 		if _, _, err := c.Create(ctx(t), "/a", []byte("x")); err != nil {
 			t.Fatal(err)
 		}
@@ -93,8 +93,9 @@ func TestResumeOnNextMember(t *testing.T) {
 			t.Fatalf("%d hellos, want 4", len(hellos))
 		}
 		for _, h := range hellos[1:] {
-			if h.Session != session || h.Secret != "secret-1" || h.LastZxid != zxid || h.TimeoutMs != 0 {
-				t.Fatalf("resume hello %+v, want session %s, its secret, last_zxid %d", h, session, zxid)
+			if h.Session != session || h.Secret != "secret-1" || h.LastZxid != zxid || h.TimeoutMs != 0 ||
+				h.Auth == nil || h.Auth.Token != "tok" {
+				t.Fatalf("resume hello %+v, want session %s, its secret, last_zxid %d, the auth token", h, session, zxid)
 			}
 		}
 		if data, _, err := c.Get(ctx(t), "/a"); err != nil || string(data) != "x" {
@@ -274,35 +275,47 @@ func TestReconnectBackoff(t *testing.T) {
 }
 
 func TestCloseDuringReconnect(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		fc := newFakeCluster(t, 2)
-		c := dialCluster(t, fc)
-		fc.each(func(f *fakeServer) { f.refuse = true })
-		fc.member("m1").dropAll()
-		expectStates(t, c, Connected, Disconnected)
-		waiting := make(chan error, 1)
-		go func() { _, _, err := c.Get(ctx(t), "/"); waiting <- err }()
-		time.Sleep(time.Second)
+	for _, tc := range []struct {
+		name   string
+		outage func(f *fakeServer)
+	}{
+		{"refused", func(f *fakeServer) { f.refuse = true }},
+		{"stalled in the handshake", func(f *fakeServer) { f.stall = true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { closeDuringOutage(t, tc.outage) })
+		})
+	}
+}
 
-		start := time.Now()
-		if err := c.Close(ctx(t)); err != nil {
-			t.Fatalf("Close while reconnecting: %v", err)
-		}
-		if d := time.Since(start); d != 0 {
-			t.Fatalf("Close while reconnecting took %v: it should just stop", d)
-		}
-		if err := <-waiting; !errors.Is(err, ErrClosed) {
-			t.Fatalf("call waiting for the reconnection: %v, want CLOSED", err)
-		}
-		expectStates(t, c, Closed)
-		if _, ok := <-c.States(); ok {
-			t.Fatal("States still open after Closed")
-		}
-		if cause := context.Cause(c.Context()); !errors.Is(cause, ErrClosed) {
-			t.Fatalf("Context cause %v, want CLOSED", cause)
-		}
-		if slices.Contains(fc.seenOps(), wire.OpClose) {
-			t.Fatal("close sent though no member was reachable")
-		}
-	})
+func closeDuringOutage(t *testing.T, outage func(f *fakeServer)) {
+	fc := newFakeCluster(t, 2)
+	c := dialCluster(t, fc)
+	fc.each(outage)
+	fc.member("m1").dropAll()
+	expectStates(t, c, Connected, Disconnected)
+	waiting := make(chan error, 1)
+	go func() { _, _, err := c.Get(ctx(t), "/"); waiting <- err }()
+	time.Sleep(time.Second)
+
+	start := time.Now()
+	if err := c.Close(ctx(t)); err != nil {
+		t.Fatalf("Close while reconnecting: %v", err)
+	}
+	if d := time.Since(start); d != 0 {
+		t.Fatalf("Close while reconnecting took %v: it should just stop", d)
+	}
+	if err := <-waiting; !errors.Is(err, ErrClosed) {
+		t.Fatalf("call waiting for the reconnection: %v, want CLOSED", err)
+	}
+	expectStates(t, c, Closed)
+	if _, ok := <-c.States(); ok {
+		t.Fatal("States still open after Closed")
+	}
+	if cause := context.Cause(c.Context()); !errors.Is(cause, ErrClosed) {
+		t.Fatalf("Context cause %v, want CLOSED", cause)
+	}
+	if slices.Contains(fc.seenOps(), wire.OpClose) {
+		t.Fatal("close sent though no member was reachable")
+	}
 }

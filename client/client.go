@@ -379,6 +379,10 @@ func (c *Client) terminate(reason *Error, closed bool) {
 		c.expired.Store(true)
 	}
 	c.closed = c.closed || closed
+	if c.sessCtx.Err() != nil && !errors.Is(context.Cause(c.sessCtx), c.over) {
+		// Cancelled by Jeopardy: Context now says why the session ended.
+		c.sessCtx, c.sessStop = context.WithCancelCause(context.Background())
+	}
 	c.sessStop(c.over)
 	cn := c.cur
 	c.setStateLocked()

@@ -70,6 +70,12 @@ func TestJeopardyBeforeClusterExpiry(t *testing.T) {
 		if err := c.Ping(ctx(t)); !errors.Is(err, ErrSessionExpired) || !c.Expired() {
 			t.Fatalf("Ping after expiry: %v (Expired %v), want SESSION_EXPIRED", err, c.Expired())
 		}
+		if cause := context.Cause(c.Context()); !errors.Is(cause, ErrSessionExpired) {
+			t.Fatalf("Context cause after expiry %v, want SESSION_EXPIRED", cause)
+		}
+		if cause := context.Cause(sess); !errors.Is(cause, ErrJeopardy) {
+			t.Fatalf("the Jeopardy context's cause became %v", cause)
+		}
 		if err := c.Close(ctx(t)); err != nil {
 			t.Fatalf("Close after expiry: %v", err)
 		}

@@ -6,35 +6,50 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/arbor-db/arbor/client/wire"
 )
 
 // Defaults of Config.
 const (
-	DefaultSessionTimeout = 10 * time.Second
-	DefaultDialTimeout    = 5 * time.Second
+	DefaultSessionTimeout      = 10 * time.Second
+	DefaultDialTimeout         = 5 * time.Second
+	DefaultReconnectBackoff    = 25 * time.Millisecond
+	DefaultMaxReconnectBackoff = time.Second
 )
 
 // Config configures Dial. Only Endpoints is required.
 type Config struct {
-	// Endpoints are the members to try, as HOST:PORT, in order.
+	// Endpoints are the members to try, as HOST:PORT, in order. After a
+	// disconnect the client resumes its session on the next one, cycling
+	// through all of them.
 	Endpoints []string
 	// SessionTimeout is the requested session timeout (the server clamps it
 	// to its own bounds). Default 10s.
 	SessionTimeout time.Duration
-	// DialTimeout bounds the connection and hello to one endpoint. Default 5s.
+	// DialTimeout bounds the connection and hello to one endpoint, at Dial
+	// and at every reconnection attempt. Default 5s.
 	DialTimeout time.Duration
+	// ReconnectBackoff is the wait before the first reconnection attempt
+	// after a disconnect; it doubles after every failed attempt up to
+	// MaxReconnectBackoff and starts over after a successful resume. Each
+	// wait is jittered by ±50% so that clients cut off together do not come
+	// back together. Defaults 25ms and 1s.
+	ReconnectBackoff    time.Duration
+	MaxReconnectBackoff time.Duration
 	// MaxFrameBytes bounds an incoming frame. Default wire.DefaultMaxFrame.
 	MaxFrameBytes int64
-	// AuthToken is sent with hello when set.
+	// AuthToken is sent with every hello (new session and resume) when set.
 	AuthToken string
+	// NetDialContext, when set, opens the network connection to an endpoint
+	// instead of net.Dialer (for proxies, unix sockets or in-memory tests).
+	// addr is the endpoint as given in Endpoints.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// OnEvent, when set, receives every pushed event (watches, session
@@ -42,84 +57,66 @@ type Config struct {
 	OnEvent func(ev *wire.Response)
 }
 
-// Client is a session with an Arbor cluster. It is safe for concurrent use.
+// Client is a session with an Arbor cluster, kept across disconnects. It is
+// safe for concurrent use.
 type Client struct {
 	cfg Config
 	log *slog.Logger
 
-	// Fixed after Dial; kept to resume the session elsewhere later.
-	conn     *websocket.Conn
-	endpoint string
-	session  string
-	secret   string
-	timeout  time.Duration
-	server   string
+	// Fixed after Dial.
+	session string
+	secret  string
+	timeout time.Duration // granted by the server
+	margin  time.Duration // see sessionMargin
 
 	nextID   atomic.Uint64
 	lastZxid atomic.Uint64
-	lastSend atomic.Int64 // unix nanos of the last frame written
 	expired  atomic.Bool
 
-	sendq chan []byte   // to the writer goroutine
-	stop  chan struct{} // closed by Close: stops the writer and pinger
-	dead  chan struct{} // closed once the connection is broken
-	wg    sync.WaitGroup
+	states chan State // see States; sent to only with mu held
+
+	// run is cancelled when the client reaches a terminal state (expired
+	// or closed): it stops reconnecting, the watchdog and every dial.
+	run       context.Context
+	stopRun   context.CancelFunc
+	deadlineC chan struct{} // buffered 1: wakes the watchdog when the deadline moves
+	wg        sync.WaitGroup
 
 	mu       sync.Mutex
-	pending  map[uint64]*call
-	broken   *Error // why the connection is unusable; nil while healthy
-	closing  bool
-	stopOnce sync.Once
-}
-
-type call struct {
-	op string
-	ch chan result // buffered 1: the reader never blocks on it
-}
-
-type result struct {
-	resp *wire.Response
-	err  *Error
+	cur      *conn         // the live connection; nil while disconnected
+	up       chan struct{} // closed once cur is set; replaced when cur breaks
+	server   string        // member of the last live connection
+	closing  bool          // Close was called: never reconnect again
+	closed   bool          // Close finished its work: state Closed
+	over     *Error        // why calls fail for good (expired or closed); nil while usable
+	overC    chan struct{} // closed when over is set
+	state    State
+	deadline time.Time // see session.go
+	jeopardy bool
+	sessCtx  context.Context
+	sessStop context.CancelCauseFunc
 }
 
 // Dial connects to the first endpoint that accepts a WebSocket and answers
 // hello, opening a new session. On failure it returns an *Error with code
 // UNAVAILABLE naming the endpoints it tried, or the error hello answered
-// (AUTH_FAILED, ...).
+// (AUTH_FAILED, ...). The first state on States is Connected.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, &Error{Code: wire.CodeBadRequest, Message: "no endpoints given", Index: -1}
 	}
-	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = DefaultSessionTimeout
-	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = DefaultDialTimeout
-	}
-	if cfg.MaxFrameBytes <= 0 {
-		cfg.MaxFrameBytes = wire.DefaultMaxFrame
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	c := &Client{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		sendq:   make(chan []byte, 256),
-		stop:    make(chan struct{}),
-		dead:    make(chan struct{}),
-		pending: make(map[uint64]*call),
-	}
+	c := newClient(withDefaults(cfg))
 	var lastErr error
-	for _, ep := range cfg.Endpoints {
-		err := c.connect(ctx, ep)
+	for i, ep := range cfg.Endpoints {
+		cn, resp, sentAt, err := c.open(ctx, i, false)
 		if err == nil {
-			c.start()
+			c.begin(cn, resp, sentAt)
 			return c, nil
 		}
 		var e *Error
 		if errors.As(err, &e) && e.Code != wire.CodeUnavailable {
 			// The member answered and refused: another member would too.
+			c.stopRun()
 			return nil, err
 		}
 		c.log.Debug("arbor: endpoint unusable", "endpoint", ep, "err", err)
@@ -128,6 +125,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 			break
 		}
 	}
+	c.stopRun()
 	return nil, &Error{
 		Code:    wire.CodeUnavailable,
 		Message: "cannot reach any of " + strings.Join(cfg.Endpoints, ","),
@@ -136,73 +134,63 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 }
 
-// connect dials one endpoint and says hello synchronously, before any
-// goroutine runs.
-func (c *Client) connect(ctx context.Context, endpoint string) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
-	defer cancel()
-	d := websocket.Dialer{
-		Subprotocols:     []string{wire.Subprotocol},
-		HandshakeTimeout: c.cfg.DialTimeout,
+func withDefaults(cfg Config) Config {
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = DefaultSessionTimeout
 	}
-	conn, _, err := d.DialContext(ctx, "ws://"+endpoint+wire.EndpointPath, nil)
-	if err != nil {
-		return &Error{Code: wire.CodeUnavailable, Message: err.Error(), Index: -1, cause: err}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
 	}
-	conn.SetReadLimit(c.cfg.MaxFrameBytes)
-	resp, err := c.hello(ctx, conn)
-	if err != nil {
-		conn.Close()
-		return err
+	if cfg.ReconnectBackoff <= 0 {
+		cfg.ReconnectBackoff = DefaultReconnectBackoff
 	}
-	c.conn, c.endpoint = conn, endpoint
-	c.session, c.secret, c.server = resp.Session, resp.Secret, resp.Server
+	if cfg.MaxReconnectBackoff <= 0 {
+		cfg.MaxReconnectBackoff = DefaultMaxReconnectBackoff
+	}
+	cfg.MaxReconnectBackoff = max(cfg.MaxReconnectBackoff, cfg.ReconnectBackoff)
+	if cfg.MaxFrameBytes <= 0 {
+		cfg.MaxFrameBytes = wire.DefaultMaxFrame
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+func newClient(cfg Config) *Client {
+	c := &Client{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		states:    make(chan State, StateBuffer),
+		deadlineC: make(chan struct{}, 1),
+		overC:     make(chan struct{}),
+	}
+	c.run, c.stopRun = context.WithCancel(context.Background())
+	c.sessCtx, c.sessStop = context.WithCancelCause(context.Background())
+	return c
+}
+
+// begin adopts the session hello opened on cn and starts the owned
+// goroutines; Close stops them.
+func (c *Client) begin(cn *conn, resp *wire.Response, sentAt time.Time) {
+	c.session, c.secret = resp.Session, resp.Secret
 	c.timeout = time.Duration(resp.TimeoutMs) * time.Millisecond
 	if c.timeout <= 0 {
 		c.timeout = c.cfg.SessionTimeout
 	}
-	c.noteZxid(resp.Zxid)
-	c.log.Debug("arbor: session open", "endpoint", endpoint, "session", c.session,
-		"server", c.server, "timeout", c.timeout)
-	return nil
-}
-
-func (c *Client) hello(ctx context.Context, conn *websocket.Conn) (*wire.Response, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetWriteDeadline(dl)
-		conn.SetReadDeadline(dl)
-	}
-	req := wire.Request{ID: c.nextID.Add(1), Op: wire.OpHello, TimeoutMs: c.cfg.SessionTimeout.Milliseconds()}
-	if c.cfg.AuthToken != "" {
-		req.Auth = &wire.Auth{Token: c.cfg.AuthToken}
-	}
-	if err := conn.WriteJSON(&req); err != nil {
-		return nil, &Error{Code: wire.CodeUnavailable, Message: err.Error(), Index: -1, cause: err}
-	}
-	for {
-		var resp wire.Response
-		if err := conn.ReadJSON(&resp); err != nil {
-			return nil, &Error{Code: wire.CodeUnavailable, Message: err.Error(), Index: -1, cause: err}
-		}
-		if resp.Event != "" || resp.ID != req.ID {
-			continue // nothing else can be pending yet
-		}
-		if !resp.OK {
-			return nil, fromWire(wire.OpHello, &resp)
-		}
-		conn.SetWriteDeadline(time.Time{})
-		conn.SetReadDeadline(time.Time{})
-		return &resp, nil
-	}
-}
-
-// start launches the owned goroutines; Close stops them.
-func (c *Client) start() {
-	c.lastSend.Store(time.Now().UnixNano())
-	c.wg.Add(3)
-	go func() { defer c.wg.Done(); c.readLoop() }()
-	go func() { defer c.wg.Done(); c.writeLoop() }()
-	go func() { defer c.wg.Done(); c.pingLoop() }()
+	c.margin = sessionMargin(c.timeout)
+	c.log.Debug("arbor: session open", "endpoint", cn.endpoint, "session", c.session,
+		"server", cn.server, "timeout", c.timeout)
+	c.mu.Lock()
+	c.deadline = sentAt.Add(c.timeout - c.margin)
+	c.cur, c.server = cn, cn.server
+	c.up = make(chan struct{})
+	close(c.up)
+	c.setStateLocked()
+	c.mu.Unlock()
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); c.supervise(cn) }()
+	go func() { defer c.wg.Done(); c.watchDeadline() }()
 }
 
 // Session returns the session id (16 hex digits).
@@ -211,13 +199,19 @@ func (c *Client) Session() string { return c.session }
 // SessionTimeout returns the timeout the server granted.
 func (c *Client) SessionTimeout() time.Duration { return c.timeout }
 
-// Server returns the name of the member this client is connected to.
-func (c *Client) Server() string { return c.server }
+// Server returns the name of the member this client is connected to, or
+// was last connected to while it is disconnected.
+func (c *Client) Server() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.server
+}
 
 // LastZxid returns the highest zxid seen in any response or event.
 func (c *Client) LastZxid() uint64 { return c.lastZxid.Load() }
 
-// Expired reports whether the cluster told this client its session expired.
+// Expired reports whether the session has expired: the cluster said so, or
+// refused to resume it.
 func (c *Client) Expired() bool { return c.expired.Load() }
 
 func (c *Client) noteZxid(z uint64) {
@@ -233,49 +227,101 @@ func (c *Client) noteZxid(z uint64) {
 // here. It is the escape hatch for tools that want the whole response (the
 // arbor CLI's --json); applications use the typed methods. A failed response
 // is returned together with its *Error.
+//
+// While the client is disconnected Do waits, bounded by ctx, for the session
+// to be resumed and then sends the request. A read (any op but the writes
+// listed on Error) whose connection breaks before its answer is sent again
+// on the next connection; a write fails with CONNECTION_LOST and
+// Indeterminate set, since it may have been applied.
 func (c *Client) Do(ctx context.Context, req *wire.Request) (*wire.Response, error) {
 	if req.Op == wire.OpHello {
 		return nil, &Error{Code: wire.CodeBadRequest, Message: "hello is sent by Dial", Index: -1}
 	}
-	cl := &call{op: req.Op, ch: make(chan result, 1)}
-	c.mu.Lock()
-	if c.broken != nil {
-		err := c.broken
-		c.mu.Unlock()
-		return nil, err
+	for {
+		cn, err := c.await(ctx)
+		if err != nil {
+			return nil, err
+		}
+		resp, _, err := c.send(ctx, cn, req)
+		if errors.Is(err, errResend) {
+			continue
+		}
+		return resp, err
 	}
-	req.ID = c.nextID.Add(1)
-	c.pending[req.ID] = cl
-	c.mu.Unlock()
+}
 
+// errResend is what send answers when the request never reached the
+// connection, or was a read: Do sends it again once reconnected.
+var errResend = errors.New("arbor: send again on the next connection")
+
+// await returns the live connection, waiting for a resume if there is none.
+func (c *Client) await(ctx context.Context) (*conn, error) {
+	for {
+		c.mu.Lock()
+		if c.over != nil {
+			e := *c.over
+			c.mu.Unlock()
+			return nil, &e
+		}
+		cn, up := c.cur, c.up
+		c.mu.Unlock()
+		if cn != nil {
+			return cn, nil
+		}
+		select {
+		case <-up:
+		case <-c.overC:
+		case <-ctx.Done():
+			return nil, ctxError(ctx, false)
+		}
+	}
+}
+
+// send writes req on cn and waits for its answer. It returns errResend when
+// Do should send it again, and the time it queued the request: the request
+// reached the member no earlier than that.
+func (c *Client) send(ctx context.Context, cn *conn, req *wire.Request) (*wire.Response, time.Time, error) {
+	cl := &call{op: req.Op, id: c.nextID.Add(1), ch: make(chan result, 1)}
+	req.ID = cl.id
 	frame, err := json.Marshal(req)
 	if err != nil {
-		c.forget(req.ID)
-		return nil, &Error{Code: wire.CodeBadRequest, Message: err.Error(), Index: -1, cause: err}
+		return nil, time.Time{}, &Error{Code: wire.CodeBadRequest, Message: err.Error(), Index: -1, cause: err}
 	}
+	cl.frame = frame
+	c.mu.Lock()
+	if cn.pending == nil { // broken since await
+		c.mu.Unlock()
+		return nil, time.Time{}, errResend
+	}
+	cn.pending[cl.id] = cl
+	c.mu.Unlock()
+
+	queued := time.Now()
 	select {
-	case c.sendq <- frame:
+	case cn.sendq <- cl:
+	case <-cn.dead:
+		// Never queued, so never sent; breakConn answered cl, but cl is
+		// dropped here.
+		return nil, queued, errResend
 	case <-ctx.Done():
-		c.forget(req.ID)
-		return nil, ctxError(ctx, false)
-	case <-c.dead:
-		// The pending entry was failed with the reason: fall through.
+		c.forget(cn, cl.id)
+		return nil, queued, ctxError(ctx, false)
 	}
 	select {
 	case r := <-cl.ch:
 		if r.err != nil {
-			return r.resp, r.err
+			return r.resp, queued, r.err
 		}
-		return r.resp, nil
+		return r.resp, queued, nil
 	case <-ctx.Done():
-		c.forget(req.ID)
-		return nil, ctxError(ctx, writeOps[req.Op])
+		c.forget(cn, cl.id)
+		return nil, queued, ctxError(ctx, writeOps[req.Op])
 	}
 }
 
-func (c *Client) forget(id uint64) {
+func (c *Client) forget(cn *conn, id uint64) {
 	c.mu.Lock()
-	delete(c.pending, id)
+	delete(cn.pending, id)
 	c.mu.Unlock()
 }
 
@@ -287,148 +333,65 @@ func ctxError(ctx context.Context, indeterminate bool) *Error {
 	return &Error{Code: code, Message: ctx.Err().Error(), Index: -1, Indeterminate: indeterminate, cause: ctx.Err()}
 }
 
-// fail marks the connection broken with reason and fails every request in
-// flight; writes among them become indeterminate. Only the first call counts.
-func (c *Client) fail(reason *Error) {
-	c.mu.Lock()
-	if c.broken != nil {
-		c.mu.Unlock()
-		return
-	}
-	if c.closing && reason.Code == CodeConnectionLost {
-		// The server hangs up after answering close; later calls should
-		// say the client was closed.
-		reason = &Error{Code: CodeClosed, Message: "client closed", Index: -1}
-	}
-	c.broken = reason
-	pending := c.pending
-	c.pending = make(map[uint64]*call)
-	closing := c.closing
-	c.mu.Unlock()
-	close(c.dead)
-	c.conn.Close() // unblocks the reader
-	if !closing {
-		c.log.Warn("arbor: connection unusable", "endpoint", c.endpoint, "session", c.session, "err", reason)
-	}
-	for _, cl := range pending {
-		e := *reason
-		e.Indeterminate = writeOps[cl.op] && reason.Code != wire.CodeSessionExpired
-		cl.ch <- result{err: &e}
-	}
-}
-
-func (c *Client) readLoop() {
-	for {
-		_, frame, err := c.conn.ReadMessage()
-		if err != nil {
-			c.fail(&Error{Code: CodeConnectionLost, Message: "connection lost: " + err.Error(), Index: -1, cause: err})
-			return
-		}
-		var resp wire.Response
-		if err := json.Unmarshal(frame, &resp); err != nil {
-			c.fail(&Error{Code: CodeConnectionLost, Message: "undecodable frame from server: " + err.Error(), Index: -1, cause: err})
-			return
-		}
-		c.noteZxid(resp.Zxid)
-		if resp.Event != "" {
-			c.handleEvent(&resp)
-			continue
-		}
-		c.mu.Lock()
-		cl := c.pending[resp.ID]
-		delete(c.pending, resp.ID)
-		c.mu.Unlock()
-		if cl == nil {
-			continue // its caller gave up waiting
-		}
-		r := result{resp: &resp}
-		if !resp.OK {
-			r.err = fromWire(cl.op, &resp)
-		}
-		cl.ch <- r
-	}
-}
-
-func (c *Client) handleEvent(ev *wire.Response) {
-	if ev.Event == wire.EventSession && ev.State == wire.SessionExpired {
-		c.expired.Store(true)
-		c.log.Warn("arbor: session expired", "session", c.session)
-		defer c.fail(&Error{Code: wire.CodeSessionExpired, Message: "session " + c.session + " expired", Index: -1})
-	}
-	if c.cfg.OnEvent != nil {
-		c.cfg.OnEvent(ev)
-	}
-}
-
-func (c *Client) writeLoop() {
-	for {
-		select {
-		case frame := <-c.sendq:
-			c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
-			if err := c.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
-				c.fail(&Error{Code: CodeConnectionLost, Message: "connection lost: " + err.Error(), Index: -1, cause: err})
-				return
-			}
-			c.lastSend.Store(time.Now().UnixNano())
-		case <-c.dead:
-			return
-		case <-c.stop:
-			return
-		}
-	}
-}
-
-// pingLoop keeps the session alive: it pings once the connection has been
-// idle for a third of the session timeout.
-func (c *Client) pingLoop() {
-	interval := c.timeout / 3
-	t := time.NewTimer(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-c.dead:
-			return
-		case <-c.stop:
-			return
-		}
-		idle := time.Since(time.Unix(0, c.lastSend.Load()))
-		if idle < interval {
-			t.Reset(interval - idle)
-			continue
-		}
-		// Close fails the ping in flight through fail(), so this never
-		// outlives the Client.
-		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-		_, err := c.Do(ctx, &wire.Request{Op: wire.OpPing})
-		cancel()
-		if err != nil {
-			c.log.Debug("arbor: ping failed", "session", c.session, "err", err)
-		}
-		t.Reset(interval)
-	}
-}
-
 // Close ends the session: the cluster deletes its ephemeral nodes. It waits
 // for the answer (bounded by ctx), then stops every goroutine of the Client.
-// It returns nil when the session was closed or was already gone.
+// While the client is disconnected it does not wait for a reconnection: it
+// just stops, and the cluster expires the session after its timeout. It
+// returns nil when the session was closed or was already gone (expired, or
+// Close was called before); the last state is Closed.
 func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
-	c.closing = true
-	healthy := c.broken == nil
+	if c.closing {
+		c.mu.Unlock()
+		c.wg.Wait()
+		return nil
+	}
+	c.closing = true // the server hangs up after answering: do not reconnect
+	cn, usable := c.cur, c.over == nil
 	c.mu.Unlock()
+
 	var err error
-	if healthy {
-		_, err = c.Do(ctx, &wire.Request{Op: wire.OpClose})
-		if errors.Is(err, ErrConnectionLost) || errors.Is(err, ErrClosed) {
+	if usable && cn != nil {
+		_, _, err = c.send(ctx, cn, &wire.Request{Op: wire.OpClose})
+		if errors.Is(err, errResend) || errors.Is(err, ErrConnectionLost) {
 			err = nil // the server closes the socket right after answering
 		}
 	}
-	c.stopOnce.Do(func() { close(c.stop) })
-	c.fail(&Error{Code: CodeClosed, Message: "client closed", Index: -1})
+	c.terminate(&Error{Code: CodeClosed, Message: "client closed", Index: -1}, true)
 	c.wg.Wait()
 	if err != nil {
 		return fmt.Errorf("arbor: close session %s: %w", c.session, err)
 	}
 	return nil
+}
+
+// terminate makes reason the answer of every later call, stops the owned
+// goroutines and breaks the live connection. With closed it also reports
+// Closed and closes the States channel (after Expired, when the session
+// expired first).
+func (c *Client) terminate(reason *Error, closed bool) {
+	c.mu.Lock()
+	if c.over == nil {
+		c.over = reason
+		close(c.overC)
+	}
+	if reason.Code == wire.CodeSessionExpired {
+		c.expired.Store(true)
+	}
+	c.closed = c.closed || closed
+	if c.sessCtx.Err() != nil && !errors.Is(context.Cause(c.sessCtx), c.over) {
+		// Cancelled by Jeopardy: Context now says why the session ended.
+		c.sessCtx, c.sessStop = context.WithCancelCause(context.Background())
+	}
+	c.sessStop(c.over)
+	cn := c.cur
+	c.setStateLocked()
+	if closed {
+		close(c.states)
+	}
+	c.mu.Unlock()
+	c.stopRun()
+	if cn != nil {
+		c.breakConn(cn, c.over)
+	}
 }

@@ -126,13 +126,13 @@ func TestMulti(t *testing.T) {
 
 func TestErrorCodesMapToSentinels(t *testing.T) {
 	f := newFakeServer(t)
-	c := dial(t, f)
 	sentinels := []*Error{ErrBadRequest, ErrUnknownOp, ErrBadPath, ErrNoNode, ErrNodeExists,
 		ErrNotEmpty, ErrBadVersion, ErrNoChildrenForEphemerals, ErrTooLarge, ErrReadOnly,
 		ErrNoSession, ErrSessionExpired, ErrAuthFailed, ErrNoAuth, ErrNotHeld, ErrTimeout,
 		ErrUnavailable, ErrInternal}
 	for _, s := range sentinels {
 		t.Run(string(s.Code), func(t *testing.T) {
+			c := dial(t, f) // SESSION_EXPIRED ends a session for good
 			path := "/fail/" + string(s.Code)
 			_, _, err := c.Get(ctx(t), path)
 			if !errors.Is(err, s) {
@@ -226,23 +226,31 @@ func TestPipelining(t *testing.T) {
 	}
 }
 
+// TestConnectionLostFailsInFlight: a write in flight when the connection
+// breaks is indeterminate, a read is sent again on the next connection, and
+// the client carries on with the same session.
 func TestConnectionLostFailsInFlight(t *testing.T) {
 	f := newFakeServer(t, func(f *fakeServer) { f.dropPath = "/drop" })
 	c := dial(t, f)
+	session := c.Session()
 	_, err := c.Set(ctx(t), "/drop", []byte("x"), AnyVersion)
 	if !errors.Is(err, ErrConnectionLost) || !IsIndeterminate(err) {
 		t.Fatalf("Set on a dropped connection: %v (indeterminate %v), want CONNECTION_LOST, indeterminate", err, IsIndeterminate(err))
 	}
-	// The client stays broken: later calls fail at once, and are not
-	// indeterminate since nothing was sent.
-	_, _, err = c.Create(ctx(t), "/later", nil)
-	if !errors.Is(err, ErrConnectionLost) || IsIndeterminate(err) {
-		t.Fatalf("Create after loss: %v, want CONNECTION_LOST, determinate", err)
+	if _, _, err := c.Create(ctx(t), "/later", nil); err != nil {
+		t.Fatalf("Create after the loss: %v", err)
 	}
-
-	c2 := dial(t, f)
-	if _, _, err := c2.Get(ctx(t), "/drop"); !errors.Is(err, ErrConnectionLost) || IsIndeterminate(err) {
-		t.Fatalf("Get on a dropped connection: %v, want CONNECTION_LOST, not indeterminate", err)
+	if c.Session() != session {
+		t.Fatalf("session %s became %s", session, c.Session())
+	}
+	// A read of /drop is sent again after every drop, until its context ends.
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, _, err := c.Get(short, "/drop"); !errors.Is(err, ErrTimeout) || IsIndeterminate(err) {
+		t.Fatalf("Get on a dropping path: %v, want TIMEOUT, not indeterminate", err)
+	}
+	if n := f.countOps(wire.OpHello); n < 3 {
+		t.Fatalf("%d hellos, want the Dial's and at least two resumes", n)
 	}
 }
 
@@ -281,6 +289,11 @@ func TestSessionExpiredEvent(t *testing.T) {
 	}
 	if !c.Expired() {
 		t.Fatal("Expired() false after the session expired event")
+	}
+	for deadline := time.Now().Add(5 * time.Second); c.State() != Expired; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %v after the session expired event, want Expired", c.State())
+		}
 	}
 	if err := c.Ping(ctx(t)); !errors.Is(err, ErrSessionExpired) {
 		t.Fatalf("Ping after expiry: %v, want SESSION_EXPIRED", err)

@@ -2,20 +2,84 @@
 // of docs/protocol.md (package client/wire) to any member of a cluster.
 //
 // Dial connects to the first endpoint that answers and opens a session. A
-// Client is safe for concurrent use: every call is pipelined on the one
-// connection, with requests written by one writer goroutine and responses
-// matched to callers by request id by one reader goroutine. A third goroutine
-// pings the member when the connection has been idle for a third of the
-// session timeout. Close ends the session (the cluster deletes its ephemeral
-// nodes) and stops all three.
+// Client is safe for concurrent use: every call is pipelined on one
+// connection at a time, with requests written by a writer goroutine and
+// responses matched to callers by request id by a reader goroutine. Close
+// ends the session (the cluster deletes its ephemeral nodes) and stops every
+// goroutine of the Client.
 //
 // Errors from the cluster are *Error values carrying the protocol's code;
 // match them with errors.Is against the sentinels (ErrNoNode, ...). A write
 // that fails with TIMEOUT, UNAVAILABLE or a lost connection may or may not
 // have been applied: IsIndeterminate reports that case.
 //
-// When the connection is lost the Client fails every request in flight with
-// ErrConnectionLost and stays broken; resuming the session on another member
-// is not implemented yet (the endpoints, session id, secret and last zxid are
-// kept for it).
+// # One session across disconnects
+//
+// When the connection breaks, the Client resumes the same session (hello
+// with its id, secret and the last zxid it has seen, so that it never sees
+// time go backwards) on the next endpoint, cycling through all of them with
+// jittered exponential backoff (Config.ReconnectBackoff, MaxReconnectBackoff).
+// Meanwhile:
+//   - reads in flight (get, exists, children, sync, members, ping) are sent
+//     again on the new connection: the caller only sees latency;
+//   - writes in flight (create, set, delete, multi, lock, unlock, elect,
+//     resign, close) fail with CONNECTION_LOST and Indeterminate set;
+//   - calls made while disconnected wait, bounded by their context, and are
+//     sent once the session is resumed.
+//
+// Watches are per connection on the server; this client does not register
+// them again after a resume.
+//
+// A connection counts as broken on a read or write error, when the member
+// closes it, when a ping is answered UNAVAILABLE (the member cannot renew
+// sessions: it is cut off from the leader) or not answered within
+// timeout/3, and when a ping answer says the member's last confirmed
+// renewal of the session is older than timeout/3 plus min(1s, timeout/6):
+// the member has stopped renewing, and the client moves while about half
+// the timeout is left.
+//
+// If the cluster refuses the resume (SESSION_EXPIRED, AUTH_FAILED), sends
+// the session expired event, or answers any request SESSION_EXPIRED, the
+// session is over: every call fails with ErrSessionExpired and nothing is
+// recreated behind the caller's back. Dial again for a new session.
+//
+// # Session deadline, Jeopardy and Context
+//
+// The cluster expires a session when no member has heard from it for its
+// timeout, and a client cut off from the cluster cannot know when that
+// happens. So the Client keeps, on its monotonic clock, a deadline before
+// which the cluster cannot have expired the session: at Dial, when the hello
+// was sent plus the timeout; afterwards, for each ping answer carrying
+// renewed_ago_ms, when that ping was sent minus renewed_ago_ms plus the
+// timeout. Nothing else moves it, not even a resume. Each estimate is
+// shortened by a margin of max(50ms, timeout/50) for clock-rate drift and
+// scheduling delays. The Client pings every timeout/3 whether or not the
+// connection is busy, and after a resume at once and then every 100ms (at
+// most 5 times) until an answer confirms a renewal.
+//
+// When the deadline passes, connected or not, the session is in Jeopardy:
+// the cluster may expire it at any moment, so whatever it guards (a lock,
+// leadership, ephemeral nodes) may already belong to someone else. Context
+// returns a context cancelled at that moment (and on expiry and Close):
+// give it to the work a lock holder or leader does, so that the work stops
+// in time. When a later ping confirms a renewal, the Client leaves Jeopardy
+// and Context returns a fresh context; the old one stays cancelled.
+//
+// Servers that do not send renewed_ago_ms (this project's server does not
+// yet) never move the deadline: such a Client enters Jeopardy one timeout
+// after Dial and stays there, while working normally otherwise.
+//
+// # States
+//
+// State returns the current state and States a channel that reports every
+// change, once and in order: Connected first, then any of Disconnected,
+// Resumed, Jeopardy, and finally Expired and/or Closed. The Client never
+// blocks on that channel; see States for its bound.
+//
+// # Goroutines
+//
+// A Client runs a supervisor goroutine (which reconnects), a watchdog of the
+// session deadline, and per connection a reader, a writer and a pinger.
+// Config.OnEvent is called on the reader goroutine. All of them stop when the
+// session expires or Close is called; call Close in every case.
 package client

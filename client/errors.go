@@ -21,11 +21,14 @@ const (
 // client-side codes above); Index is the failing sub-op of a multi and -1
 // otherwise.
 //
-// Indeterminate is set when the request was a write whose outcome is
-// unknown: it failed with TIMEOUT or UNAVAILABLE, the connection was lost, or
-// the caller stopped waiting after it was sent. Such a write may or may not
-// have been applied; read the state back before retrying a non-idempotent
-// write.
+// Indeterminate is set when the request was a write (create, set, delete,
+// multi, lock, unlock, elect, resign, close) whose outcome is unknown: it
+// failed with TIMEOUT or UNAVAILABLE, the connection was lost after it was
+// written, or the caller stopped waiting after it was sent. Such a write may
+// or may not have been applied; read the state back before retrying a
+// non-idempotent write. Reads in flight when a connection breaks are sent
+// again on the next one instead, and a write that never reached the
+// connection is sent there as if nothing happened.
 type Error struct {
 	Code          wire.Code
 	Message       string
@@ -87,6 +90,11 @@ var (
 	ErrClosed                  = sentinel(CodeClosed, "client closed")
 	ErrCanceled                = sentinel(CodeCanceled, "canceled")
 )
+
+// ErrJeopardy is the cause (context.Cause) of a cancelled Client.Context
+// when the session deadline passed: the cluster may have expired the
+// session. It is never returned by a call.
+var ErrJeopardy = errors.New("arbor: session deadline passed; the session may have expired")
 
 // writeOps are the ops whose outcome is unknown when their answer is lost.
 var writeOps = map[string]bool{

@@ -8,34 +8,76 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/arbor-db/arbor/client/wire"
 )
 
-// fakeServer speaks enough of the protocol for the client's unit tests: an
-// in-memory tree with versions, sequential and ephemeral nodes, and hooks to
-// misbehave. Paths under /fail/CODE answer that error code.
+// fakeServer is one member of a fake cluster. It speaks enough of the
+// protocol for the client's unit tests: an in-memory tree with versions,
+// sequential and ephemeral nodes, sessions that resume on any member and
+// expire timeout_ms after their last renewal, and hooks to misbehave. Paths
+// under /fail/CODE answer that error code. Members of one cluster share
+// fakeData, and with it one mutex.
 type fakeServer struct {
+	*fakeData
+	name string
 	logf func(format string, args ...any)
-	srv  *httptest.Server
+	srv  *httptest.Server // nil on a fakeNet
+	http *http.Server     // on a fakeNet
+	ln   *pipeListener    // on a fakeNet
 
-	// swapPairs answers each two consecutive requests in reverse order, to
-	// prove the client matches by id rather than by order.
-	swapPairs bool
-	// dropPath closes the connection, unanswered, on a request for it.
-	dropPath string
-	// hangPath is never answered.
-	hangPath string
+	// Set before the member starts.
+	dropPath string // closes the connection, unanswered, on a request for it
+	hangPath string // never answered
 
+	// The rest is guarded by mu.
+	swapPairs bool // answer each two requests in reverse order
+	// refuse answers connection attempts with HTTP 503.
+	refuse bool
+	// stall leaves connection attempts hanging, before the upgrade.
+	stall bool
+	// unavailable answers pings UNAVAILABLE and renews nothing: the member
+	// is cut off from the leader and knows it.
+	unavailable bool
+	// frozen serves requests but renews nothing: the member is cut off
+	// and does not know it; its pings say when the session was renewed.
+	frozen bool
+	// noRenewal leaves renewed_ago_ms out of ping answers, as the server
+	// does today.
+	noRenewal bool
+	// pingDelay holds each ping answer back after computing it, as a slow
+	// network back to the client would.
+	pingDelay time.Duration
+	// once holds one-shot actions by path: "drop" closes the connection,
+	// unanswered, on the next request for that path; "applyDrop" applies
+	// it first.
+	once     map[string]string
+	attempts []time.Time // every connection attempt, refused or not
+	conns    map[*websocket.Conn]bool
+	down     bool // shut down
+	wg       sync.WaitGroup
+}
+
+// fakeData is what the members of one fake cluster share.
+type fakeData struct {
 	mu       sync.Mutex
 	nodes    map[string]*fakeNode
 	zxid     uint64
-	sessions int
-	conns    map[*websocket.Conn]bool
-	ops      []string // every op received, in order
-	wg       sync.WaitGroup
+	sessions map[string]*fakeSession
+	nsess    int
+	ops      []string       // every op received, in order
+	hellos   []wire.Request // every hello received, in order
+	noExpiry bool           // sessions never expire, as the server does today
+}
+
+type fakeSession struct {
+	secret  string
+	timeout time.Duration
+	renewed time.Time // last renewal
+	ended   bool      // closed or expired
 }
 
 type fakeNode struct {
@@ -44,6 +86,11 @@ type fakeNode struct {
 	owner string
 }
 
+func newFakeData() *fakeData {
+	return &fakeData{nodes: map[string]*fakeNode{"/": {}}, sessions: make(map[string]*fakeSession)}
+}
+
+// newFakeServer starts a one-member cluster on loopback.
 func newFakeServer(t *testing.T, configure ...func(*fakeServer)) *fakeServer {
 	t.Helper()
 	f := startFake(t.Logf, configure...)
@@ -51,30 +98,54 @@ func newFakeServer(t *testing.T, configure ...func(*fakeServer)) *fakeServer {
 	return f
 }
 
-// startFake starts a fake server; the caller calls shutdown.
+// startFake starts a one-member cluster on loopback; the caller calls
+// shutdown.
 func startFake(logf func(string, ...any), configure ...func(*fakeServer)) *fakeServer {
-	f := &fakeServer{
-		logf:  logf,
-		nodes: map[string]*fakeNode{"/": {}},
-		conns: make(map[*websocket.Conn]bool),
-	}
+	f := &fakeServer{fakeData: newFakeData(), name: "fake", logf: logf,
+		conns: make(map[*websocket.Conn]bool), once: make(map[string]string)}
 	for _, c := range configure {
 		c(f)
 	}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	f.srv = httptest.NewServer(f)
 	return f
 }
 
-func (f *fakeServer) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+func (f *fakeServer) addr() string {
+	if f.ln != nil {
+		return f.ln.addr
+	}
+	return strings.TrimPrefix(f.srv.URL, "http://")
+}
 
 func (f *fakeServer) shutdown() {
+	if f.srv != nil {
+		f.srv.Close()
+	} else {
+		f.http.Close()
+	}
 	f.mu.Lock()
+	f.down = true // no upgrade after this: the connections below are all
 	for c := range f.conns {
 		c.Close()
 	}
 	f.mu.Unlock()
-	f.srv.Close()
 	f.wg.Wait()
+}
+
+// set changes the member's knobs under its lock.
+func (f *fakeServer) set(change func(f *fakeServer)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
+}
+
+// dropAll closes every connection of the member, as a crash would.
+func (f *fakeServer) dropAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
 }
 
 // push sends an event to every connection.
@@ -88,21 +159,59 @@ func (f *fakeServer) push(ev wire.Event) {
 	}
 }
 
-func (f *fakeServer) setSwapPairs(on bool) {
-	f.mu.Lock()
-	f.swapPairs = on
-	f.mu.Unlock()
-}
+func (f *fakeServer) setSwapPairs(on bool) { f.set(func(f *fakeServer) { f.swapPairs = on }) }
 
-func (f *fakeServer) seenOps() []string {
+func (f *fakeData) seenOps() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.ops...)
 }
 
-func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
+func (f *fakeData) seenHellos() []wire.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]wire.Request(nil), f.hellos...)
+}
+
+func (f *fakeData) countOps(op string) int {
+	n := 0
+	for _, o := range f.seenOps() {
+		if o == op {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeServer) connAttempts() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.attempts...)
+}
+
+// expiresAt is when the cluster expires session, if nothing renews it.
+func (f *fakeServer) expiresAt(session string) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.sessions[session]
+	return s.renewed.Add(s.timeout)
+}
+
+func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != wire.EndpointPath {
 		http.NotFound(w, r)
+		return
+	}
+	f.mu.Lock()
+	f.attempts = append(f.attempts, time.Now())
+	refuse, stall := f.refuse, f.stall
+	f.mu.Unlock()
+	if stall {
+		<-r.Context().Done() // the client gave up, or shutdown
+		return
+	}
+	if refuse {
+		http.Error(w, "refusing connections", http.StatusServiceUnavailable)
 		return
 	}
 	up := websocket.Upgrader{Subprotocols: []string{wire.Subprotocol}}
@@ -111,6 +220,11 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.mu.Lock()
+	if f.down {
+		f.mu.Unlock()
+		conn.Close()
+		return
+	}
 	f.conns[conn] = true
 	f.wg.Add(1)
 	f.mu.Unlock()
@@ -121,7 +235,10 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		conn.Close()
 	}()
+	f.serveConn(conn)
+}
 
+func (f *fakeServer) serveConn(conn *websocket.Conn) {
 	session := ""
 	var held *wire.Response
 	for {
@@ -137,7 +254,17 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		f.mu.Lock()
 		f.ops = append(f.ops, req.Op)
+		action := f.once[req.Path]
+		delete(f.once, req.Path)
+		if action == "drop" {
+			f.mu.Unlock()
+			return
+		}
 		resp := f.apply(&session, &req)
+		if action == "applyDrop" {
+			f.mu.Unlock()
+			return
+		}
 		var out []*wire.Response
 		switch {
 		case !f.swapPairs || req.Op == wire.OpHello || req.Op == wire.OpClose:
@@ -147,6 +274,11 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		default:
 			out = []*wire.Response{resp, held}
 			held = nil
+		}
+		if delay := f.pingDelay; req.Op == wire.OpPing && delay > 0 {
+			f.mu.Unlock()
+			time.Sleep(delay)
+			f.mu.Lock()
 		}
 		for _, r := range out {
 			if err := conn.WriteJSON(r); err != nil {
@@ -173,32 +305,89 @@ func parentOf(p string) string {
 	return p[:i]
 }
 
+// live returns the session if it has not ended, ending it first if its
+// timeout has passed since its last renewal.
+func (f *fakeServer) live(id string) *fakeSession {
+	s := f.sessions[id]
+	if s == nil || s.ended {
+		return nil
+	}
+	if !f.noExpiry && !time.Now().Before(s.renewed.Add(s.timeout)) {
+		f.endSession(id)
+		return nil
+	}
+	return s
+}
+
+func (f *fakeServer) endSession(id string) {
+	f.sessions[id].ended = true
+	for p, n := range f.nodes {
+		if n.owner == id {
+			delete(f.nodes, p)
+		}
+	}
+}
+
+// hello opens or resumes a session, with f.mu held.
+func (f *fakeServer) hello(session *string, req *wire.Request) *wire.Response {
+	f.hellos = append(f.hellos, *req)
+	if req.Session == "" {
+		f.nsess++
+		*session = wire.FormatSession(uint64(f.nsess))
+		f.sessions[*session] = &fakeSession{secret: fmt.Sprintf("secret-%d", f.nsess),
+			timeout: time.Duration(req.TimeoutMs) * time.Millisecond, renewed: time.Now()}
+	} else {
+		s := f.live(req.Session)
+		switch {
+		case s == nil:
+			return fail(req.ID, wire.CodeSessionExpired, "session %s has expired or is unknown", req.Session)
+		case s.secret != req.Secret:
+			return fail(req.ID, wire.CodeAuthFailed, "wrong secret for session %s", req.Session)
+		}
+		*session = req.Session
+	}
+	s := f.sessions[*session]
+	return &wire.Response{ID: req.ID, OK: true, Zxid: f.zxid, Session: *session,
+		Secret: s.secret, TimeoutMs: s.timeout.Milliseconds(), Server: f.name}
+}
+
 // apply runs one request with f.mu held.
 func (f *fakeServer) apply(session *string, req *wire.Request) *wire.Response {
-	if req.Op != wire.OpHello && *session == "" {
+	if req.Op == wire.OpHello {
+		return f.hello(session, req)
+	}
+	if *session == "" {
 		return fail(req.ID, wire.CodeNoSession, "say hello first")
+	}
+	s := f.live(*session)
+	if s == nil {
+		return fail(req.ID, wire.CodeSessionExpired, "session %s has expired", *session)
+	}
+	if req.Op == wire.OpPing && f.unavailable {
+		return fail(req.ID, wire.CodeUnavailable, "no leader")
+	}
+	if !f.frozen && !f.unavailable {
+		s.renewed = time.Now()
 	}
 	if code, ok := strings.CutPrefix(req.Path, "/fail/"); ok {
 		return fail(req.ID, wire.Code(code), "asked to fail")
 	}
 	switch req.Op {
-	case wire.OpHello:
-		f.sessions++
-		*session = wire.FormatSession(uint64(f.sessions))
-		return &wire.Response{ID: req.ID, OK: true, Zxid: f.zxid, Session: *session,
-			Secret: "s3cret", TimeoutMs: req.TimeoutMs, Server: "fake"}
-	case wire.OpPing, wire.OpSync:
+	case wire.OpPing:
+		r := &wire.Response{ID: req.ID, OK: true, Zxid: f.zxid}
+		if !f.noRenewal {
+			ago := time.Since(s.renewed).Milliseconds()
+			r.RenewedAgoMs = &ago
+		}
+		return r
+	case wire.OpSync:
 		return &wire.Response{ID: req.ID, OK: true, Zxid: f.zxid}
 	case wire.OpClose:
-		for p, n := range f.nodes {
-			if n.owner == *session {
-				delete(f.nodes, p)
-			}
-		}
+		f.endSession(*session)
 		return &wire.Response{ID: req.ID, OK: true, Zxid: f.zxid}
 	case wire.OpMembers:
 		return &wire.Response{ID: req.ID, OK: true, Zxid: f.zxid, Members: []wire.Member{
-			{Name: "fake", ClientURL: "ws://" + f.addr() + "/v1", PeerURL: "http://127.0.0.1:1", Role: wire.RoleLeader, Alive: true}}}
+			{Name: f.name, ClientURL: "ws://" + f.addr() + "/v1", PeerURL: "http://127.0.0.1:1", Role: wire.RoleLeader, Alive: true}}}
 	case wire.OpMulti:
 		return f.multi(*session, req)
 	}

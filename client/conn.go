@@ -1,0 +1,250 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/arbor-db/arbor/client/wire"
+)
+
+// conn is one WebSocket connection to one member. The session outlives it:
+// when it breaks, supervise opens another.
+type conn struct {
+	ws       *websocket.Conn
+	index    int // of endpoint in Config.Endpoints
+	endpoint string
+	server   string
+	resumed  bool // opened by a resume hello rather than Dial's
+
+	sendq chan *call    // to the writer
+	dead  chan struct{} // closed by breakConn
+
+	// pending holds the calls sent or being sent on this connection, by
+	// request id; guarded by Client.mu, and nil once the connection broke.
+	pending map[uint64]*call
+}
+
+type call struct {
+	op    string
+	id    uint64
+	frame []byte
+	// sent is set by the writer just before it writes the frame. A write
+	// whose frame was never written is safe to send again; one that may
+	// have been is indeterminate when the connection breaks.
+	sent atomic.Bool
+	ch   chan result // buffered 1: nobody ever blocks on it
+}
+
+type result struct {
+	resp *wire.Response
+	err  error // *Error, or errResend
+}
+
+// open dials endpoint i and says hello synchronously, before any goroutine
+// of the connection runs: a new session, or with resume the session of c.
+// sentAt is when the hello was written.
+func (c *Client) open(ctx context.Context, i int, resume bool) (cn *conn, resp *wire.Response, sentAt time.Time, err error) {
+	endpoint := c.cfg.Endpoints[i]
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	dialNet := c.cfg.NetDialContext
+	if dialNet == nil {
+		dialNet = (&net.Dialer{}).DialContext
+	}
+	// The websocket handshake heeds the context's deadline but not its
+	// cancellation (Close during a reconnect): closing the network
+	// connection ends it. The Dialer calls NetDialContext on this goroutine.
+	var stopClosing func() bool
+	d := websocket.Dialer{
+		Subprotocols:     []string{wire.Subprotocol},
+		HandshakeTimeout: c.cfg.DialTimeout,
+		NetDialContext: func(dctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := dialNet(dctx, network, addr)
+			if err == nil {
+				stopClosing = context.AfterFunc(ctx, func() { nc.Close() })
+			}
+			return nc, err
+		},
+	}
+	ws, _, err := d.DialContext(ctx, "ws://"+endpoint+wire.EndpointPath, nil)
+	if stopClosing != nil {
+		stopClosing()
+	}
+	if err != nil {
+		return nil, nil, time.Time{}, &Error{Code: wire.CodeUnavailable, Message: err.Error(), Index: -1, cause: err}
+	}
+	ws.SetReadLimit(c.cfg.MaxFrameBytes)
+	req := wire.Request{ID: c.nextID.Add(1), Op: wire.OpHello}
+	if resume {
+		req.Session, req.Secret, req.LastZxid = c.session, c.secret, c.lastZxid.Load()
+	} else {
+		req.TimeoutMs = c.cfg.SessionTimeout.Milliseconds()
+	}
+	if c.cfg.AuthToken != "" {
+		req.Auth = &wire.Auth{Token: c.cfg.AuthToken}
+	}
+	sentAt = time.Now()
+	resp, err = c.hello(ctx, ws, &req)
+	if err == nil && resume && resp.Session != c.session {
+		err = &Error{Code: wire.CodeUnavailable, Index: -1,
+			Message: "resume of session " + c.session + " answered session " + resp.Session}
+	}
+	if err != nil {
+		ws.Close()
+		return nil, nil, time.Time{}, err
+	}
+	c.noteZxid(resp.Zxid)
+	cn = &conn{
+		ws: ws, index: i, endpoint: endpoint, server: resp.Server, resumed: resume,
+		sendq:   make(chan *call, 256),
+		dead:    make(chan struct{}),
+		pending: make(map[uint64]*call),
+	}
+	return cn, resp, sentAt, nil
+}
+
+func (c *Client) hello(ctx context.Context, ws *websocket.Conn, req *wire.Request) (*wire.Response, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		ws.SetWriteDeadline(dl)
+		ws.SetReadDeadline(dl)
+	}
+	// The context may end before its deadline (Close during a reconnect):
+	// closing the socket ends the read below.
+	stop := context.AfterFunc(ctx, func() { ws.Close() })
+	defer stop()
+	if err := ws.WriteJSON(req); err != nil {
+		return nil, &Error{Code: wire.CodeUnavailable, Message: err.Error(), Index: -1, cause: err}
+	}
+	for {
+		var resp wire.Response
+		if err := ws.ReadJSON(&resp); err != nil {
+			return nil, &Error{Code: wire.CodeUnavailable, Message: err.Error(), Index: -1, cause: err}
+		}
+		if resp.Event != "" || resp.ID != req.ID {
+			continue // nothing else can be pending yet
+		}
+		if !resp.OK {
+			return nil, fromWire(wire.OpHello, &resp)
+		}
+		ws.SetWriteDeadline(time.Time{})
+		ws.SetReadDeadline(time.Time{})
+		return &resp, nil
+	}
+}
+
+// breakConn marks cn broken and settles every call on it: reads, and writes
+// never written, are sent again by Do on the next connection; writes that
+// may have been written fail with reason, indeterminate unless the session
+// expired (the server rejects everything after expiry). Only the first call
+// for a connection counts.
+func (c *Client) breakConn(cn *conn, reason *Error) {
+	c.mu.Lock()
+	if cn.pending == nil {
+		c.mu.Unlock()
+		return
+	}
+	pending := cn.pending
+	cn.pending = nil
+	if c.cur == cn {
+		c.cur = nil
+		c.up = make(chan struct{})
+		c.setStateLocked()
+	}
+	quiet := c.closing || c.over != nil
+	c.mu.Unlock()
+	close(cn.dead)
+	// Once Close returns nothing more reaches the member, so a frame whose
+	// sent flag is still clear below was never written.
+	cn.ws.Close()
+	if !quiet {
+		c.log.Warn("arbor: connection lost", "endpoint", cn.endpoint, "session", c.session, "err", reason)
+	}
+	for _, cl := range pending {
+		if !cl.sent.Load() || !writeOps[cl.op] {
+			cl.ch <- result{err: errResend}
+			continue
+		}
+		e := *reason
+		e.Indeterminate = reason.Code != wire.CodeSessionExpired
+		cl.ch <- result{err: &e}
+	}
+}
+
+func connLost(format string, err error) *Error {
+	return &Error{Code: CodeConnectionLost, Message: "connection lost: " + format + err.Error(), Index: -1, cause: err}
+}
+
+func (c *Client) readLoop(cn *conn) {
+	for {
+		_, frame, err := cn.ws.ReadMessage()
+		if err != nil {
+			c.breakConn(cn, connLost("", err))
+			return
+		}
+		var resp wire.Response
+		if err := json.Unmarshal(frame, &resp); err != nil {
+			c.breakConn(cn, connLost("undecodable frame from server: ", err))
+			return
+		}
+		c.noteZxid(resp.Zxid)
+		if resp.Event != "" {
+			c.handleEvent(&resp)
+			continue
+		}
+		c.mu.Lock()
+		cl := cn.pending[resp.ID]
+		delete(cn.pending, resp.ID)
+		c.mu.Unlock()
+		if cl == nil {
+			continue // its caller gave up waiting
+		}
+		if resp.OK {
+			cl.ch <- result{resp: &resp}
+			continue
+		}
+		e := fromWire(cl.op, &resp)
+		cl.ch <- result{resp: &resp, err: e}
+		if e.Code == wire.CodeSessionExpired {
+			c.expire(e) // breaks cn, which ends this loop
+		}
+	}
+}
+
+func (c *Client) handleEvent(ev *wire.Response) {
+	if ev.Event == wire.EventSession && ev.State == wire.SessionExpired {
+		// Expired holds when OnEvent sees the event; calls start failing
+		// after it returns.
+		c.expired.Store(true)
+		defer c.expire(&Error{Code: wire.CodeSessionExpired, Message: "session " + c.session + " expired", Index: -1})
+	}
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(ev)
+	}
+}
+
+// expire ends the session for good: every later call fails with reason.
+func (c *Client) expire(reason *Error) {
+	c.log.Warn("arbor: session expired", "session", c.session, "err", reason)
+	c.terminate(reason, false)
+}
+
+func (c *Client) writeLoop(cn *conn) {
+	for {
+		select {
+		case cl := <-cn.sendq:
+			cl.sent.Store(true)
+			cn.ws.SetWriteDeadline(time.Now().Add(c.timeout))
+			if err := cn.ws.WriteMessage(websocket.TextMessage, cl.frame); err != nil {
+				c.breakConn(cn, connLost("", err))
+				return
+			}
+		case <-cn.dead:
+			return
+		}
+	}
+}

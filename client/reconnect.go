@@ -1,0 +1,94 @@
+package client
+
+import (
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/arbor-db/arbor/client/wire"
+)
+
+// supervise runs one connection after another for the session's life:
+// it serves cn until cn breaks, then resumes the session on a new one. It
+// returns once the session expires or the client is closed.
+func (c *Client) supervise(cn *conn) {
+	for cn != nil {
+		c.serve(cn)
+		cn = c.reconnect(cn.index)
+	}
+}
+
+// serve runs the reader, writer and pinger of cn and returns when all three
+// have stopped, which they do once cn breaks.
+func (c *Client) serve(cn *conn) {
+	var wg sync.WaitGroup
+	wg.Go(func() { c.readLoop(cn) })
+	wg.Go(func() { c.writeLoop(cn) })
+	wg.Go(func() { c.pingLoop(cn) })
+	wg.Wait()
+}
+
+// reconnect resumes the session on the endpoints in turn, starting after
+// endpoint from, with jittered exponential backoff before every attempt. It
+// returns the new live connection, or nil when the client must stop:
+// closed, or the session is gone (SESSION_EXPIRED or AUTH_FAILED on resume
+// would be answered by every member alike).
+func (c *Client) reconnect(from int) *conn {
+	backoff := c.cfg.ReconnectBackoff
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for i := from; ; {
+		if c.stopping() {
+			return nil
+		}
+		t.Reset(jitter(backoff))
+		select {
+		case <-t.C:
+		case <-c.run.Done():
+			return nil
+		}
+		i = (i + 1) % len(c.cfg.Endpoints)
+		cn, _, _, err := c.open(c.run, i, true)
+		if err == nil {
+			if !c.adopt(cn) {
+				cn.ws.Close()
+				return nil
+			}
+			return cn
+		}
+		var e *Error
+		if errors.As(err, &e) && (e.Code == wire.CodeSessionExpired || e.Code == wire.CodeAuthFailed) {
+			c.expire(&Error{Code: wire.CodeSessionExpired, Index: -1, cause: e,
+				Message: "session " + c.session + " cannot be resumed: " + e.Error()})
+			return nil
+		}
+		c.log.Debug("arbor: resume failed", "endpoint", c.cfg.Endpoints[i], "session", c.session, "err", err)
+		backoff = min(2*backoff, c.cfg.MaxReconnectBackoff)
+	}
+}
+
+// jitter spreads d over [d/2, 3d/2).
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d)
+}
+
+func (c *Client) stopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing || c.over != nil
+}
+
+// adopt makes cn the live connection, unless the client stopped meanwhile.
+func (c *Client) adopt(cn *conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.over != nil {
+		return false
+	}
+	c.cur, c.server = cn, cn.server
+	close(c.up)
+	c.setStateLocked()
+	c.log.Info("arbor: session resumed", "endpoint", cn.endpoint, "server", cn.server, "session", c.session)
+	return true
+}

@@ -65,9 +65,11 @@
 // in time. When a later ping confirms a renewal, the Client leaves Jeopardy
 // and Context returns a fresh context; the old one stays cancelled.
 //
-// Servers that do not send renewed_ago_ms (this project's server does not
-// yet) never move the deadline: such a Client enters Jeopardy one timeout
-// after Dial and stays there, while working normally otherwise.
+// Arbor members answer pings with renewed_ago_ms once the leader has
+// confirmed a renewal (docs/architecture.md, "Session liveness", says why
+// the deadline this gives is never later than the leader's). A server that
+// does not send it never moves the deadline: such a Client enters Jeopardy
+// one timeout after Dial and stays there, while working normally otherwise.
 //
 // # States
 //

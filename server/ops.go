@@ -179,7 +179,8 @@ func (c *conn) pingRead() *wire.Response {
 	}
 	resp := &wire.Response{OK: true, Zxid: c.srv.sm.appliedIndex()}
 	if at := c.confirmed.Load(); at != 0 {
-		ago := time.Duration(c.srv.live.since() - at).Milliseconds()
+		// Rounded up: a client must never think the renewal more recent.
+		ago := (c.srv.live.since() - at + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 		resp.RenewedAgoMs = &ago
 	}
 	return resp

@@ -43,6 +43,19 @@ func addClientCommands(root *cobra.Command, g *globals, e env) {
 // call dials, sends one request, closes the session and prints the outcome:
 // with --json the whole response, otherwise whatever human prints.
 func call(ctx context.Context, cf *clientFlags, g *globals, e env, req *wire.Request, human func(*wire.Response) error) error {
+	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	c, logger, err := dialCluster(ctx, cf, g, e, 0)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(ctx, req)
+	closeSession(ctx, c, logger)
+	return printOutcome(cf, e, resp, err, human)
+}
+
+// dialCluster opens a session on the first reachable endpoint of --endpoints.
+func dialCluster(ctx context.Context, cf *clientFlags, g *globals, e env, sessionTimeout time.Duration) (*client.Client, *slog.Logger, error) {
 	var eps []string
 	for ep := range strings.SplitSeq(cf.endpoints, ",") {
 		if ep = strings.TrimSpace(ep); ep != "" {
@@ -50,25 +63,31 @@ func call(ctx context.Context, cf *clientFlags, g *globals, e env, req *wire.Req
 		}
 	}
 	if len(eps) == 0 {
-		return usageErrorf("--endpoints is empty")
+		return nil, nil, usageErrorf("--endpoints is empty")
 	}
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
 	// A client command says one line on failure: logs only when asked for.
 	logger := slog.New(slog.DiscardHandler)
 	if g.logSet {
 		logger = g.logger(e.stderr)
 	}
-	c, err := client.Dial(ctx, client.Config{Endpoints: eps, Logger: logger})
+	c, err := client.Dial(ctx, client.Config{Endpoints: eps, Logger: logger, SessionTimeout: sessionTimeout})
 	if err != nil {
-		return failure(err)
+		return nil, nil, failure(err)
 	}
-	resp, err := c.Do(ctx, req)
-	closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancelClose()
-	if cerr := c.Close(closeCtx); cerr != nil {
-		logger.Debug("closing the session", "err", cerr)
+	return c, logger, nil
+}
+
+// closeSession ends c's session, bounded even when ctx has ended.
+func closeSession(ctx context.Context, c *client.Client, logger *slog.Logger) {
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := c.Close(closeCtx); err != nil {
+		logger.Debug("closing the session", "err", err)
 	}
+}
+
+// printOutcome prints a response: the whole of it with --json, else human.
+func printOutcome(cf *clientFlags, e env, resp *wire.Response, err error, human func(*wire.Response) error) error {
 	if cf.json && resp != nil {
 		if jerr := json.NewEncoder(e.stdout).Encode(resp); jerr != nil {
 			return failure(jerr)
@@ -113,18 +132,47 @@ func readData(e env, arg string) ([]byte, error) {
 
 func createCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
 	var ephemeral, sequential bool
+	var sessionTimeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "create [--ephemeral] [--sequential] PATH [DATA]",
+		Use:   "create [--ephemeral] [--sequential] PATH [DATA] [-- COMMAND [ARG...]]",
 		Short: "Create a node and print its path",
 		Long: `Create a node with DATA (empty when absent; "-" reads standard input) and
 print the created path (which differs from PATH with --sequential).
 
-An --ephemeral node lives only as long as the session that created it, and
-this command's session ends when the command exits: the node is created,
-printed, and gone again (as with ZooKeeper's CLI). It is useful for testing
-or with --sequential to reserve a sequence number.`,
-		Args: cobra.RangeArgs(1, 2),
+An --ephemeral node lives as long as this command's session: arbor keeps the
+session, and so the node, until it is interrupted (SIGINT or SIGTERM), then
+closes the session and exits 0. With -- COMMAND it runs COMMAND meanwhile
+(ARBOR_NODE holds the created path, ARBOR_SESSION the session id) and holds
+the node while COMMAND runs; when COMMAND exits, the session is closed and
+arbor exits with COMMAND's status. This is how a shell script registers
+itself, for service discovery:
+
+  arbor create --ephemeral --sequential /services/web/instance- "$ADDR" -- ./serve
+
+If the session is lost (the cluster expired it, or arbor could not reach the
+cluster for so long that it may have), COMMAND gets SIGTERM, then SIGKILL 10s
+later, and arbor exits 1 naming why.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			n := len(args)
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+				n = dash
+				if dash == len(args) {
+					return usageErrorf("-- must be followed by a command to run")
+				}
+			}
+			if n < 1 || n > 2 {
+				return usageErrorf("create takes PATH and optionally DATA (got %d arguments before any --)", n)
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var argv []string
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+				args, argv = args[:dash], args[dash:]
+			}
+			if len(argv) > 0 && !ephemeral {
+				return usageErrorf("-- COMMAND holds an ephemeral node while COMMAND runs: it needs --ephemeral")
+			}
 			req := &wire.Request{Op: wire.OpCreate, Path: args[0], Ephemeral: ephemeral, Sequential: sequential}
 			if len(args) == 2 {
 				data, err := readData(e, args[1])
@@ -133,15 +181,38 @@ or with --sequential to reserve a sequence number.`,
 				}
 				req.Data = data
 			}
-			return call(cmd.Context(), cf, g, e, req, func(r *wire.Response) error {
+			printPath := func(r *wire.Response) error {
 				_, err := fmt.Fprintln(e.stdout, r.Path)
 				return err
-			})
+			}
+			if !ephemeral {
+				return call(cmd.Context(), cf, g, e, req, printPath)
+			}
+			return createAndHold(cmd.Context(), cf, g, e, req, sessionTimeout, argv, printPath)
 		},
 	}
-	cmd.Flags().BoolVar(&ephemeral, "ephemeral", false, "delete the node when the session ends (at once, for this command)")
+	cmd.Flags().BoolVar(&ephemeral, "ephemeral", false, "hold the node for as long as this command runs (see above)")
 	cmd.Flags().BoolVar(&sequential, "sequential", false, "append a 10-digit sequence number to the name")
+	cmd.Flags().DurationVar(&sessionTimeout, "session-timeout", client.DefaultSessionTimeout, "with --ephemeral: how long the cluster keeps the node after this command can no longer be heard from")
 	return cmd
+}
+
+// createAndHold creates an ephemeral node and holds it (see hold).
+func createAndHold(ctx context.Context, cf *clientFlags, g *globals, e env, req *wire.Request,
+	sessionTimeout time.Duration, argv []string, printPath func(*wire.Response) error) error {
+	dctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	c, logger, err := dialCluster(dctx, cf, g, e, sessionTimeout)
+	if err != nil {
+		return err
+	}
+	defer closeSession(ctx, c, logger)
+	resp, err := c.Do(dctx, req)
+	if err := printOutcome(cf, e, resp, err, printPath); err != nil || resp == nil {
+		return err
+	}
+	env := []string{"ARBOR_NODE=" + resp.Path, "ARBOR_SESSION=" + c.Session()}
+	return hold(ctx, c, e, argv, env, "the ephemeral node "+resp.Path)
 }
 
 func getCmd(cf *clientFlags, g *globals, e env) *cobra.Command {

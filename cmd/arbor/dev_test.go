@@ -147,9 +147,10 @@ func TestDevEndToEnd(t *testing.T) {
 			t.Fatalf("stat printed %q, missing %q", st, line)
 		}
 	}
-	// An ephemeral node is printed, then gone with the command's session.
-	if got := ok("", "create", "--ephemeral", "/e"); got != "/e\n" {
-		t.Fatalf("ephemeral create printed %q", got)
+	// An ephemeral node is printed, held while the command runs, then gone
+	// with the session.
+	if o := arbor(t, nil, "", "create", "--ephemeral", ep, "/e", "--", "true"); o.code != 0 || o.stdout != "/e\n" {
+		t.Fatalf("ephemeral create -- true: %+v", o)
 	}
 	fails("NO_NODE", "get", "/e")
 	o := fails("NO_NODE", "get", "/nope")

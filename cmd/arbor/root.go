@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, e env) int {
 	if errors.As(err, &ee) {
 		if ee.code == exitUsage {
 			fmt.Fprintf(e.stderr, "Error: %s\nRun 'arbor --help' for usage.\n", ee.msg)
-		} else {
+		} else if ee.msg != "" { // a command's own exit status passed through says nothing
 			fmt.Fprintln(e.stderr, oneLine(ee.msg))
 		}
 		return ee.code

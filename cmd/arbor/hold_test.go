@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bufio"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// create --ephemeral -- COMMAND holds the node while COMMAND runs, tells it
+// where the node is, passes its exit status through and then lets the node
+// go.
+func TestCreateEphemeralRunsCommand(t *testing.T) {
+	addr, _ := startDev(t)
+	ep := "--endpoints=" + addr
+	script := binary + ` get ` + ep + ` "$ARBOR_NODE"; test -n "$ARBOR_SESSION"`
+	o := arbor(t, nil, "", "create", "--ephemeral", "--sequential", ep, "/svc-", "host:1", "--", "sh", "-c", script)
+	if o.code != 0 || !strings.HasPrefix(o.stdout, "/svc-0000000000\nhost:1") {
+		t.Fatalf("create -- sh: exit %d, stdout %q, stderr %q", o.code, o.stdout, o.stderr)
+	}
+	if o := arbor(t, nil, "", "get", ep, "/svc-0000000000"); o.code != 1 || !strings.HasPrefix(o.stderr, "NO_NODE") {
+		t.Fatalf("the node outlived its command: %+v", o)
+	}
+	if o := arbor(t, nil, "", "create", "--ephemeral", ep, "/e3", "--", "sh", "-c", "exit 3"); o.code != 3 || o.stderr != "" {
+		t.Fatalf("exit status not passed through: %+v", o)
+	}
+	for _, args := range [][]string{
+		{"create", ep, "/p", "--", "true"}, // needs --ephemeral
+		{"create", "--ephemeral", ep, "/p", "--"},
+		{"create", "--ephemeral", ep, "/p", "a", "b", "--", "true"},
+	} {
+		if o := arbor(t, nil, "", args...); o.code != 2 {
+			t.Errorf("arbor %v: exit %d, want 2 (usage); stderr %q", args, o.code, o.stderr)
+		}
+	}
+}
+
+// startHolder runs arbor with args and waits for its first line of output.
+func startHolder(t *testing.T, args ...string) (*exec.Cmd, chan error, string, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = cleanEnv()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		for sc.Scan() {
+		}
+		done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	select {
+	case l, ok := <-line:
+		if !ok {
+			t.Fatalf("arbor %v printed nothing; stderr %q", args, stderr.String())
+		}
+		return cmd, done, l, stderr
+	case <-time.After(20 * time.Second):
+		t.Fatalf("arbor %v printed nothing within 20s; stderr %q", args, stderr.String())
+	}
+	return nil, nil, "", nil
+}
+
+// Without a command, create --ephemeral holds the node until interrupted,
+// then closes its session (the node goes at once) and exits 0.
+func TestCreateEphemeralHoldsUntilInterrupted(t *testing.T) {
+	addr, _ := startDev(t)
+	ep := "--endpoints=" + addr
+	cmd, done, path, _ := startHolder(t, "create", "--ephemeral", ep, "/held", "x")
+	if path != "/held" {
+		t.Fatalf("printed %q", path)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if o := arbor(t, nil, "", "get", ep, "/held"); o.code != 0 || o.stdout != "x" {
+		t.Fatalf("held node: %+v", o)
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("after SIGINT: %v, want exit 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not exit within 10s of SIGINT")
+	}
+	if o := arbor(t, nil, "", "get", ep, "/held"); o.code != 1 {
+		t.Fatalf("node still there after the holder's clean exit: %+v", o)
+	}
+}
+
+// A holder whose session expires (its process was stopped for longer than
+// the session timeout) stops its command and exits 1 saying so; the node is
+// gone.
+func TestCreateEphemeralLostSessionStopsCommand(t *testing.T) {
+	addr, _ := startDev(t)
+	ep := "--endpoints=" + addr
+	cmd, done, _, stderr := startHolder(t, "create", "--ephemeral", "--session-timeout", "2s", ep, "/lost", "--", "sh", "-c", "echo started; sleep 60")
+	_ = cmd.Process.Signal(syscall.SIGSTOP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if o := arbor(t, nil, "", "get", ep, "/lost"); o.code == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stopped holder's node was not expired within 10s of a 2s session")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	select {
+	case err := <-done:
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 1 {
+			t.Fatalf("holder exited with %v, want status 1", err)
+		}
+		if !strings.Contains(stderr.String(), "SESSION_EXPIRED: the ephemeral node /lost is lost") {
+			t.Errorf("stderr %q does not say the node was lost to the session's expiry", stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the holder did not stop within 15s of losing its session")
+	}
+}

@@ -19,6 +19,10 @@ import (
 	"github.com/arbor-db/arbor/server/servertest/lincheck"
 )
 
+// vanishTimeoutMs is the timeout abandoned sessions ask for (the cluster's
+// minimum in this suite).
+const vanishTimeoutMs = 1000
+
 // figures of one seed's run.
 type figures struct {
 	seed       int64
@@ -95,7 +99,8 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 	setup(t, c)
 
 	rec := lincheck.NewRecorder()
-	sessLog := lincheck.NewSessionLog()
+	ab := &lincheck.Abandoner{Addrs: c.addrs(), Parent: ephParent, TimeoutMs: vanishTimeoutMs,
+		OpTimeout: opTimeout, Log: lincheck.NewSessionLog()}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	nem := newNemesis(c)
@@ -104,7 +109,7 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 	go func() { defer wg.Done(); nem.run(ctx, eps) }()
 	ws := make([]*worker, workers)
 	for i := range ws {
-		ws[i] = newWorker(i, workerSeeds[i], c.addrs(), rec, sessLog)
+		ws[i] = newWorker(i, workerSeeds[i], c.addrs(), rec, ab)
 		wg.Add(1)
 		go func() { defer wg.Done(); ws[i].run(ctx) }()
 	}
@@ -120,7 +125,7 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 	h := rec.History()
 	st := lincheck.Count(h)
 	f.ops, f.unknown = st.Ops, st.Unknown
-	f.violations = check(t, c, h, sessLog, &f)
+	f.violations = check(t, c, h, ab, &f)
 	if len(f.violations) > 0 {
 		_, log := nem.summary()
 		t.Logf("seed %d: %d members, %d workers; nemesis:\n%s", seed, n, workers, log)
@@ -143,7 +148,7 @@ func setup(t *testing.T, c *cluster) {
 }
 
 // check runs every checker on the healed cluster and returns the violations.
-func check(t *testing.T, c *cluster, h []lincheck.Op, sl *lincheck.SessionLog, f *figures) []string {
+func check(t *testing.T, c *cluster, h []lincheck.Op, ab *lincheck.Abandoner, f *figures) []string {
 	var out []string
 	add := func(errs ...error) {
 		for _, e := range errs {
@@ -181,9 +186,9 @@ func check(t *testing.T, c *cluster, h []lincheck.Op, sl *lincheck.SessionLog, f
 		}
 		_ = cl.Close(ctx)
 	}
-	add(checkAbandonedGone(ctx, c.addrs(), sl)...)
-	add(lincheck.CheckExpiry(sl)...)
-	f.abandoned, f.probes, f.sightings = sl.Len()
+	add(ab.CheckGone(ctx, 10*time.Second)...)
+	add(lincheck.CheckExpiry(ab.Log)...)
+	f.abandoned, f.probes, f.sightings = ab.Log.Len()
 	if err := lincheck.CheckStateHashes(ctx, c.addrs()); err != nil {
 		add(err)
 	}

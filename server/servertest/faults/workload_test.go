@@ -28,7 +28,7 @@ type worker struct {
 	rng   *rand.Rand
 	addrs []string
 	rec   *lincheck.Recorder
-	log   *lincheck.SessionLog // abandoned sessions (expiry checks)
+	ab    *lincheck.Abandoner // sessions dropped without a close (expiry checks)
 
 	conn     *lincheck.Conn
 	seq      int
@@ -36,8 +36,8 @@ type worker struct {
 	redials  int
 }
 
-func newWorker(id int, seed int64, addrs []string, rec *lincheck.Recorder, log *lincheck.SessionLog) *worker {
-	return &worker{id: id, rng: rand.New(rand.NewSource(seed)), addrs: addrs, rec: rec, log: log, versions: map[string]int64{}}
+func newWorker(id int, seed int64, addrs []string, rec *lincheck.Recorder, ab *lincheck.Abandoner) *worker {
+	return &worker{id: id, rng: rand.New(rand.NewSource(seed)), addrs: addrs, rec: rec, ab: ab, versions: map[string]int64{}}
 }
 
 func (w *worker) dial(ctx context.Context) (*lincheck.Conn, error) {
@@ -143,10 +143,11 @@ func (w *worker) step(ctx context.Context) error {
 	case r < 97:
 		return w.ephemeralCycle(ctx)
 	case r < 99:
-		w.vanishCycle(ctx)
+		w.seq++
+		w.ab.Cycle(ctx, w.rng.Intn, fmt.Sprintf("v%d-%d", w.id, w.seq))
 		return nil
 	default:
-		w.probe(ctx)
+		w.ab.Probe(ctx, w.rng.Intn)
 		return nil
 	}
 	if err == nil {

@@ -93,6 +93,14 @@ func (r *run) finish(t *testing.T, fig *runFigures) {
 	for _, e := range lincheck.CheckEphemerals(h) {
 		violation(e)
 	}
+	for _, e := range r.w.ab.CheckGone(ctx, 15*time.Second) {
+		violation(e)
+	}
+	for _, e := range lincheck.CheckExpiry(r.w.ab.Log) {
+		violation(e)
+	}
+	ab, probes, sightings := r.w.ab.Log.Len()
+	t.Logf("abandoned sessions: %d, resume probes %d, sightings %d", ab, probes, sightings)
 
 	// What the cluster holds now must survive a clean stop and restart of
 	// every member, and their data dirs must check clean in between.

@@ -20,6 +20,9 @@ const (
 	numKeys   = 16              // registers /k/0 ... /k/15
 	opTimeout = 2 * time.Second // one request; longer than a failover
 	ephParent = "/eph"
+	// abandonTimeoutMs is the timeout of the sessions the workload drops
+	// without a close: the members' minimum.
+	abandonTimeoutMs = 2000
 )
 
 func keyPath(i int) string { return fmt.Sprintf("/k/%d", i) }
@@ -31,6 +34,7 @@ type workload struct {
 	rec *lincheck.Recorder
 
 	redials atomic.Int64
+	ab      *lincheck.Abandoner // sessions dropped without a close
 
 	mu   sync.Mutex
 	ephs []string // ephemeral paths of sessions this workload closed
@@ -40,7 +44,8 @@ type workload struct {
 // returned function stops them (each closes its session, recorded) and
 // waits.
 func startWorkload(ctx context.Context, c *cluster, rec *lincheck.Recorder, perMember int, seed uint64) (*workload, func()) {
-	w := &workload{c: c, rec: rec}
+	w := &workload{c: c, rec: rec, ab: &lincheck.Abandoner{Addrs: c.clientAddrs(), Parent: ephParent,
+		TimeoutMs: abandonTimeoutMs, OpTimeout: opTimeout, Log: lincheck.NewSessionLog()}}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	n := 0
@@ -118,7 +123,11 @@ func (w *workload) worker(ctx context.Context, id, home int, rng *rand.Rand) {
 				v = versions[key]
 			}
 			out, err = cn.Delete(octx, key, v)
-		case r < 95:
+		case r == 93:
+			w.ab.Cycle(ctx, rng.IntN, fmt.Sprintf("a%d-%d", id, seq))
+		case r == 94:
+			w.ab.Probe(ctx, rng.IntN)
+		case r < 96:
 			p := fmt.Sprintf("%s/w%d-%d", ephParent, id, seq)
 			if out, err = cn.Create(octx, p, data, true); err == nil {
 				mine = append(mine, p)

@@ -48,7 +48,8 @@ type conn struct {
 	cancel context.CancelFunc
 	queue  chan *pending
 
-	session uint64 // set by hello; reader goroutine only
+	session uint64        // set by hello; reader goroutine only
+	timeout time.Duration // the session's, set with session
 
 	// touched is set by every request and taken by the next renewal round;
 	// confirmed is when (liveness.since) the member sent the last batch

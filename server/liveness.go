@@ -218,23 +218,26 @@ func (s *server) renewRound(ctx context.Context) {
 
 func (s *server) renewTimeout() time.Duration { return max(time.Second, 5*s.cfg.RenewInterval) }
 
-// cutOff reports why this member cannot currently renew its clients'
-// sessions, or "" when it can: no leader, or no renewal round confirmed for
-// longer than renewTimeout. Its pings then answer UNAVAILABLE, so clients
-// move to a member that can renew them before their sessions expire.
-func (s *server) cutOff() string {
-	if s.rep.Status().Leader == 0 {
-		return "this member has no leader, so it cannot renew sessions; try another member"
-	}
+// cutOff reports why this member cannot currently renew the sessions of
+// its clients, or "": no leader, or no renewal round confirmed for longer
+// than grace. Pings then answer UNAVAILABLE, so clients move to a member
+// that can renew them before their sessions expire. grace is the larger of
+// renewTimeout and a third of the session's timeout, so that a short
+// leader election does not send every client elsewhere.
+func (s *server) cutOff(grace time.Duration) string {
 	last := s.live.lastOK.Load()
 	now := s.live.since()
 	if last == 0 {
 		last = s.started // the first round may not have finished yet
 	}
-	if ago := time.Duration(now - last); ago > s.renewTimeout() {
-		return fmt.Sprintf("this member cannot reach the leader to renew sessions (last renewal confirmed %s ago); try another member", ago.Round(time.Millisecond))
+	ago := time.Duration(now - last)
+	if ago <= max(grace, s.renewTimeout()) {
+		return ""
 	}
-	return ""
+	if s.rep.Status().Leader == 0 {
+		return "this member has no leader, so it cannot renew sessions; try another member"
+	}
+	return fmt.Sprintf("this member cannot reach the leader to renew sessions (last renewal confirmed %s ago); try another member", ago.Round(time.Millisecond))
 }
 
 // sendRenewals renews ids with the leader: a call when this member leads,

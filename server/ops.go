@@ -174,7 +174,7 @@ func (s *server) membersRead() *wire.Response {
 // UNAVAILABLE when this member cannot renew sessions at all, so that the
 // client moves to another member in time.
 func (c *conn) pingRead() *wire.Response {
-	if why := c.srv.cutOff(); why != "" {
+	if why := c.srv.cutOff(c.timeout / 3); why != "" {
 		return &wire.Response{Error: errorf(wire.CodeUnavailable, "%s", why)}
 	}
 	resp := &wire.Response{OK: true, Zxid: c.srv.sm.appliedIndex()}
@@ -234,7 +234,7 @@ func (c *conn) hello(p *pending, req *wire.Request) {
 		c.fail(p, errorf(wire.CodeAuthFailed, "wrong secret for session %s", req.Session))
 		return
 	}
-	c.session = id
+	c.session, c.timeout = id, time.Duration(sess.TimeoutMs)*time.Millisecond
 	if werr := c.serveSession(); werr != nil {
 		c.session = 0
 		c.fail(p, werr)
@@ -335,7 +335,7 @@ func (c *conn) newSession(p *pending, req *wire.Request) {
 		c.fail(p, werr)
 		return
 	}
-	c.session = r.Session
+	c.session, c.timeout = r.Session, time.Duration(timeout)*time.Millisecond
 	if werr := c.serveSession(); werr != nil {
 		// Lost a race for the last slot: the session exists but nobody
 		// holds it; it expires on its own.

@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,5 +62,47 @@ func TestPingingSessionSurvivesLeaderKill(t *testing.T) {
 	ok, err := c.existsVia(via, "/pinger")
 	if err != nil || !ok {
 		t.Fatalf("the pinging session's ephemeral after the leader's kill: exists=%v err=%v", ok, err)
+	}
+}
+
+// A client process killed without a close (kill -9 of arbor create
+// --ephemeral holding a node) loses its ephemeral within its session timeout
+// plus 2 s, and not before the timeout could have run from its last ping.
+func TestKilledClientLosesItsEphemeral(t *testing.T) {
+	c := startCluster(t, 3)
+	const timeout = 2 * time.Second
+	holder := exec.Command(binary, "create", "--ephemeral", "--session-timeout", timeout.String(),
+		"--endpoints", c.members[1].clientAddr, "/killed", "x")
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "/killed\n" {
+		t.Fatalf("holder printed %q, %v", line, err)
+	}
+	time.Sleep(timeout) // a few pings
+	if ok, err := c.existsVia(0, "/killed"); err != nil || !ok {
+		t.Fatalf("held node: exists=%v err=%v", ok, err)
+	}
+	_ = holder.Process.Signal(syscall.SIGKILL)
+	killed := time.Now()
+	for {
+		ok, err := c.existsVia(2, "/killed")
+		if err == nil && !ok {
+			break
+		}
+		if time.Since(killed) > timeout+2*time.Second {
+			t.Fatalf("the killed client's ephemeral still exists %v after the kill (timeout %v)", time.Since(killed), timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Its last ping was at most timeout/3 before the kill.
+	if d := time.Since(killed); d < timeout-timeout/3-100*time.Millisecond {
+		t.Fatalf("the ephemeral went %v after the kill, before its session could have expired", d)
 	}
 }

@@ -419,8 +419,14 @@ func (n *Node) loop(ctx context.Context) error {
 		if err := n.storageFail.get(); err != nil {
 			return err // before another Ready writes anything
 		}
-		if n.raw.HasReady() {
+		// Advance can make raft ready again at once: a single voter
+		// commits its own append there, and nothing else would wake the
+		// loop before the next tick (a write would wait a tick).
+		for n.raw.HasReady() {
 			if err := n.handleReady(); err != nil {
+				return err
+			}
+			if err := n.storageFail.get(); err != nil {
 				return err
 			}
 		}

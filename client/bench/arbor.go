@@ -36,6 +36,8 @@ func arborErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrExists, err)
 	case errors.Is(err, client.ErrNoNode):
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case errors.Is(err, client.ErrSessionExpired):
+		return fmt.Errorf("%w: %w", ErrSessionLost, err)
 	}
 	return err
 }

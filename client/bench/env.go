@@ -27,8 +27,11 @@ type Options struct {
 	ValueSize int           // bytes per value (at least the value's tag)
 	Keys      int           // key spread of set, get and multi
 	Local     bool          // get: local (sequentially consistent) reads
-	Sessions  int           // sessions: how many to open
+	Sessions  int           // sessions: how many to open; failover: how many ping through the kills
 	OpTimeout time.Duration // bound on one operation
+	// Hold (sessions) keeps the sessions open and idle this long after
+	// opening them, measuring each member's memory and CPU meanwhile.
+	Hold time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -68,6 +71,8 @@ type Env struct {
 	Prefix string
 	// Memory, when set, is read by the sessions workload.
 	Memory MemoryProbe
+	// Stats, when set, reads each member's memory and CPU (sessions --hold).
+	Stats StatsProbe
 	// Cluster is set only when the command started the cluster itself;
 	// failover needs it.
 	Cluster Cluster

@@ -9,7 +9,7 @@ import (
 )
 
 func init() {
-	Register("failover", "kill -9 the leader of a cluster this command started; time to the first acknowledged write through the others (repeated --ops times, default 1)", func() Workload { return failoverWorkload{} })
+	Register("failover", "kill -9 the leader of a cluster this command started; time to the first acknowledged write through the others (repeated --ops times, default 1), while --sessions sessions with an ephemeral each stay open (none may expire)", func() Workload { return failoverWorkload{} })
 }
 
 // Cluster is a cluster whose members this process can kill and restart.
@@ -45,6 +45,12 @@ func (failoverWorkload) Run(ctx context.Context, env *Env) (Result, error) {
 		h    Histogram
 		errs errorLog
 	)
+	// Sessions that must live through every kill: each pings on its own
+	// and resumes on another member when its own dies.
+	stores := make([]Store, env.Options.Sessions)
+	sessPath := func(i int) string { return fmt.Sprintf("%s/f/s%d", env.Prefix, i) }
+	openAll(ctx, env, stores, sessPath, &errs)
+	defer closeAll(ctx, stores, env.Options.Clients)
 	start := time.Now()
 	for r := range rounds {
 		d, err := failoverRound(ctx, env, int(r))
@@ -62,6 +68,12 @@ func (failoverWorkload) Run(ctx context.Context, env *Env) (Result, error) {
 	}
 	res.fill(&h, time.Since(start))
 	res.OpsPerSec = 0 // rounds a second says nothing
+	lost, err := countLost(ctx, env, stores, sessPath)
+	res.SessionsLost = lost
+	if err == nil && lost > 0 {
+		err = fmt.Errorf("%w: %d of %d sessions expired during the kills", ErrMismatch, lost, len(stores))
+	}
+	errs.add(err)
 	errs.into(&res)
 	return res, ctx.Err()
 }

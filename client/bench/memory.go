@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -31,35 +32,50 @@ func MetricsMemory(urls []string) MemoryProbe {
 }
 
 func scrapeRSS(ctx context.Context, url string) (uint64, error) {
+	v, err := scrapeMetrics(ctx, url, "process_resident_memory_bytes")
+	if err != nil {
+		return 0, err
+	}
+	rss, ok := v["process_resident_memory_bytes"]
+	if !ok {
+		return 0, fmt.Errorf("%w: %s has no process_resident_memory_bytes", ErrNoMemoryMetric, url)
+	}
+	return uint64(rss), nil
+}
+
+// scrapeMetrics reads the unlabelled samples of the named metrics from a
+// Prometheus text endpoint.
+func scrapeMetrics(ctx context.Context, url string, names ...string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, fmt.Errorf("bench: metrics %s: %w", url, err)
+		return nil, fmt.Errorf("bench: metrics %s: %w", url, err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("bench: metrics %s: %w", url, err)
+		return nil, fmt.Errorf("bench: metrics %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("bench: metrics %s: status %s", url, resp.Status)
+		return nil, fmt.Errorf("bench: metrics %s: status %s", url, resp.Status)
 	}
+	out := make(map[string]float64, len(names))
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "process_resident_memory_bytes ")
-		if !ok {
+		name, rest, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !slices.Contains(names, name) {
 			continue
 		}
 		f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
 		if err != nil {
-			return 0, fmt.Errorf("bench: metrics %s: %w", url, err)
+			return nil, fmt.Errorf("bench: metrics %s: %s: %w", url, name, err)
 		}
-		return uint64(f), nil
+		out[name] = f
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("bench: metrics %s: %w", url, err)
+		return nil, fmt.Errorf("bench: metrics %s: %w", url, err)
 	}
-	return 0, fmt.Errorf("%w: %s has no process_resident_memory_bytes", ErrNoMemoryMetric, url)
+	return out, nil
 }
 
 // ProcMemory sums the resident memory (VmRSS in /proc/PID/status, Linux)

@@ -29,6 +29,13 @@ type Result struct {
 	// the sessions and with all of them open (0 when unknown).
 	MemBeforeBytes uint64 `json:"mem_before_bytes,omitempty"`
 	MemAfterBytes  uint64 `json:"mem_after_bytes,omitempty"`
+
+	// Sessions --hold: each member's cost over the hold.
+	HoldSec float64      `json:"hold_s,omitempty"`
+	Members []MemberCost `json:"members,omitempty"`
+	// Sessions --hold and failover: sessions whose ephemeral was gone at
+	// the end (expired while their client was alive).
+	SessionsLost int `json:"sessions_lost,omitempty"`
 }
 
 // fill sets the throughput and latency fields from a histogram.
@@ -71,6 +78,17 @@ func WriteTable(w io.Writer, results ...Result) error {
 		if r.MemAfterBytes > 0 {
 			fmt.Fprintf(w, "%s %s: member memory %.1f MiB before, %.1f MiB with %d sessions open\n",
 				r.System, r.Workload, mib(r.MemBeforeBytes), mib(r.MemAfterBytes), r.Ops)
+		}
+		for _, m := range r.Members {
+			role := "follower"
+			if m.Leader {
+				role = "leader"
+			}
+			fmt.Fprintf(w, "%s %s: member %s (%s, holds %d sessions): %.0f B RSS and %.0f B Go memory per session, %.3f cores while idle for %.0f s\n",
+				r.System, r.Workload, m.Addr, role, m.Sessions, m.RSSPerSession, m.GoPerSession, m.CPUCoresWhileIdle, r.HoldSec)
+		}
+		if r.Workload == "failover" || r.HoldSec > 0 {
+			fmt.Fprintf(w, "%s %s: sessions lost (expired while their client lived): %d\n", r.System, r.Workload, r.SessionsLost)
 		}
 		if r.FirstError != "" {
 			fmt.Fprintf(w, "%s %s: first error: %s\n", r.System, r.Workload, r.FirstError)

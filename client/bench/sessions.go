@@ -38,6 +38,12 @@ func (sessionsWorkload) Run(ctx context.Context, env *Env) (Result, error) {
 			res.MemBeforeBytes = m
 		}
 	}
+	var before []MemberStat
+	if env.Stats != nil && o.Hold > 0 {
+		if before, err = env.Stats(ctx); err != nil {
+			return res, err
+		}
+	}
 
 	path := func(i int) string { return fmt.Sprintf("%s/s/%d", env.Prefix, i) }
 	stores := make([]Store, o.Sessions)
@@ -78,6 +84,12 @@ func (sessionsWorkload) Run(ctx context.Context, env *Env) (Result, error) {
 	if env.Memory != nil {
 		if m, err := env.Memory(ctx); err == nil {
 			res.MemAfterBytes = m
+		}
+	}
+
+	if before != nil {
+		if err := hold(ctx, env, &res, before, stores, path); err != nil {
+			errs.add(err)
 		}
 	}
 
@@ -155,4 +167,97 @@ func awaitGone(ctx context.Context, s Store, path string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// hold keeps the sessions open and idle for Options.Hold, measures each
+// member's cost over it, then counts the sessions whose ephemeral is gone
+// (none may be: their clients were alive all along).
+func hold(ctx context.Context, env *Env, res *Result, before []MemberStat, stores []Store, path func(int) string) error {
+	// Let the opening settle (allocation, GC) before measuring.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
+	open, err := env.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if env.Progress != nil {
+		fmt.Fprintf(env.Progress, "%s sessions: holding %d sessions idle for %v\n", env.System, len(stores), env.Options.Hold)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(env.Options.Hold):
+	}
+	held, err := env.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	res.HoldSec = time.Since(start).Seconds()
+	n := 0
+	for _, s := range stores {
+		if s != nil {
+			n++
+		}
+	}
+	res.Members = costs(before, open, held, res.HoldSec, n)
+	lost, err := countLost(ctx, env, stores, path)
+	res.SessionsLost = lost
+	if err == nil && lost > 0 {
+		err = fmt.Errorf("%w: %d of %d sessions lost their ephemeral while their clients were alive", ErrMismatch, lost, n)
+	}
+	return err
+}
+
+// countLost reads every open session's ephemeral through its own session
+// and counts those that are gone.
+func countLost(ctx context.Context, env *Env, stores []Store, path func(int) string) (int, error) {
+	var lost atomic.Int64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(env.Options.Clients, 1) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(stores) {
+					return
+				}
+				if stores[i] == nil {
+					continue
+				}
+				gctx, cancel := context.WithTimeout(ctx, env.Options.OpTimeout)
+				_, err := stores[i].Get(gctx, path(i), true)
+				cancel()
+				if errors.Is(err, ErrNotFound) || errors.Is(err, ErrSessionLost) {
+					lost.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(lost.Load()), ctx.Err()
+}
+
+// openAll opens a session with an ephemeral for every slot, Clients at a
+// time; failures go to errs and leave the slot nil.
+func openAll(ctx context.Context, env *Env, stores []Store, path func(int) string, errs *errorLog) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(env.Options.Clients, 1) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(stores) {
+					return
+				}
+				if err := openWithEphemeral(ctx, env, path(i), &stores[i]); err != nil {
+					errs.add(fmt.Errorf("session %d: %w", i, err))
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

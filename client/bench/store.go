@@ -10,6 +10,8 @@ import (
 var (
 	ErrExists   = errors.New("bench: node already exists")
 	ErrNotFound = errors.New("bench: node does not exist")
+	// ErrSessionLost: the Store's session expired under it.
+	ErrSessionLost = errors.New("bench: session lost")
 	// ErrMismatch is a verification failure: the system answered, wrongly.
 	ErrMismatch = errors.New("bench: verification failed")
 	// ErrUnsupported is returned by Run for a workload the Env cannot

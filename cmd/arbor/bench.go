@@ -57,7 +57,8 @@ afterwards; --start-cluster does the same for any workload.`,
 	fs.IntVar(&f.opts.ValueSize, "value-size", bench.DefaultValueSize, "bytes per value")
 	fs.IntVar(&f.opts.Keys, "keys", bench.DefaultKeys, "key spread of set, get and multi")
 	fs.BoolVar(&f.opts.Local, "local", false, "get: local (sequentially consistent) reads instead of linearizable ones")
-	fs.IntVar(&f.opts.Sessions, "sessions", bench.DefaultSessions, "sessions: how many sessions to open")
+	fs.IntVar(&f.opts.Sessions, "sessions", bench.DefaultSessions, "sessions: how many sessions to open; failover: how many stay open through the kills")
+	fs.DurationVar(&f.opts.Hold, "hold", 0, "sessions: keep them open and idle this long, measuring each member's memory per session and CPU")
 	fs.DurationVar(&f.opts.OpTimeout, "op-timeout", bench.DefaultOpTimeout, "give up on one operation after this long (counted as an error)")
 	fs.StringVar(&f.endpoints, "endpoints", "127.0.0.1:7400", "members to try, HOST:PORT,... (or ARBOR_ENDPOINTS)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per result instead of a table")
@@ -77,8 +78,8 @@ func workloadHelp() string {
 }
 
 func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *benchFlags) error {
-	if f.opts.Clients < 1 || f.opts.ValueSize < 0 || f.opts.Ops < 0 || f.opts.Keys < 1 || f.opts.Sessions < 1 {
-		return usageErrorf("--clients, --keys and --sessions must be at least 1; --ops and --value-size not negative")
+	if f.opts.Clients < 1 || f.opts.ValueSize < 0 || f.opts.Ops < 0 || f.opts.Keys < 1 || f.opts.Sessions < 1 || f.opts.Hold < 0 {
+		return usageErrorf("--clients, --keys and --sessions must be at least 1; --ops, --value-size and --hold not negative")
 	}
 	known := false
 	for _, w := range bench.Workloads() {
@@ -103,6 +104,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *bench
 		defer stop()
 		env.Endpoints, env.Cluster = lc.Endpoints(), lc
 		env.Memory = memoryOf(lc.Endpoints(), lc.PIDs)
+		env.Stats = bench.MetricsStats(lc.Endpoints())
 	} else {
 		eps := splitEndpoints(f.endpoints)
 		if v, ok := os.LookupEnv("ARBOR_ENDPOINTS"); ok && !cmd.Flags().Changed("endpoints") {
@@ -112,7 +114,9 @@ func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *bench
 			return usageErrorf("--endpoints is empty")
 		}
 		env.Endpoints = eps
-		env.Memory = memoryOf(memberAddrs(ctx, eps, logger), nil)
+		addrs := memberAddrs(ctx, eps, logger)
+		env.Memory = memoryOf(addrs, nil)
+		env.Stats = bench.MetricsStats(addrs)
 	}
 	res, err := bench.Run(ctx, workload, env)
 	if err != nil && res.Workload == "" {

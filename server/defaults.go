@@ -10,6 +10,8 @@ import (
 )
 
 const (
+	// readBufferSize is each connection's WebSocket read buffer.
+	readBufferSize = 512
 	// defaultSessionMs is the timeout of a hello that asks for none.
 	defaultSessionMs = 10000
 	// drainTimeout bounds how long a connection closed for an oversized

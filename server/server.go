@@ -85,8 +85,11 @@ func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *w
 		Subprotocols: []string{wire.Subprotocol},
 		// Browsers may connect from any page; there are no cookies to steal.
 		CheckOrigin: func(*http.Request) bool { return true },
-		// Idle connections hold no write buffer: most sessions are idle.
+		// Idle connections hold no write buffer and a small read buffer
+		// (requests are small; a large frame is read through it in
+		// pieces): most sessions are idle.
 		WriteBufferPool: &sync.Pool{},
+		ReadBufferSize:  readBufferSize,
 	}
 	var err error
 	if s.metrics, err = newMetrics(s); err != nil {
@@ -163,20 +166,29 @@ func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections", http.StatusServiceUnavailable)
 		return
 	}
-	defer func() { <-s.connSlots }()
+	// Counted before the upgrade: Shutdown does not wait for hijacked
+	// connections, serveAll's connWG.Wait does.
+	s.connWG.Add(1)
+	release := func() { s.connWG.Done(); <-s.connSlots }
 	if s.ctx.Err() != nil {
+		release()
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader has answered
 	}
-	s.connWG.Add(1)
-	defer s.connWG.Done()
-	s.conns.Add(1)
-	defer s.conns.Add(-1)
-	s.serve(ws)
+	// The handler returns at once, so net/http drops its goroutine, its
+	// request and its 4 KiB write buffer: an idle connection holds only
+	// its own reader and writer.
+	go func() {
+		defer release()
+		s.conns.Add(1)
+		defer s.conns.Add(-1)
+		s.serve(ws)
+	}()
 }
 
 // serveAll runs the client side over ln until ctx is done or a component

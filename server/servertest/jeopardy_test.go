@@ -73,8 +73,7 @@ func (c *holeConn) Read(b []byte) (int, error) {
 		// What arrives after the cut is lost; keep waiting like a
 		// connection whose peer went silent.
 		for {
-			n, err = c.Conn.Read(b)
-			if err != nil {
+			if _, err := c.Conn.Read(b); err != nil {
 				return 0, err
 			}
 		}

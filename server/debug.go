@@ -20,19 +20,21 @@ type debugState struct {
 }
 
 // stateDigest returns the applied index and the SHA-256 of the state
-// machine's snapshot bytes, with the node and session counts, all taken
-// under one read lock: the apply goroutine holds the write lock for a whole
-// batch and stores the applied index inside it, so the hash is exactly the
-// state at applied.
+// machine's snapshot bytes, with the node and session counts, all of one
+// point-in-time view taken under the lock (the apply goroutine holds it for
+// a whole batch and stores the applied index inside it, so the hash is
+// exactly the state at applied); the hashing runs outside the lock, so it
+// does not hold up apply.
 func (sm *stateMachine) stateDigest() (applied uint64, sum [sha256.Size]byte, nodes, sessions int, err error) {
-	sm.mu.RLock()
-	defer sm.mu.RUnlock()
+	sm.mu.Lock()
+	v := sm.viewLocked()
+	sm.mu.Unlock()
 	h := sha256.New()
-	if err := sm.snapshotLocked(h); err != nil {
+	if _, err := v.WriteTo(h); err != nil {
 		return 0, sum, 0, 0, err
 	}
 	h.Sum(sum[:0])
-	return sm.appliedIndex(), sum, sm.tree.NumNodes(), sm.sessions.Len(), nil
+	return v.applied, sum, v.tree.NumNodes(), v.sessions.Len(), nil
 }
 
 // serveDebugState answers GET /debug/state on the client port with
@@ -44,8 +46,8 @@ func (sm *stateMachine) stateDigest() (applied uint64, sum [sha256.Size]byte, no
 // applied index N. Snapshots are deterministic, so two members that report
 // the same applied index must report the same hash: fault and determinism
 // checkers poll this to find a member whose state diverged. It serializes
-// the whole state under the read lock, which holds up apply meanwhile: a
-// debugging tool, not something to poll in a hot loop on a large tree.
+// a point-in-time view of the whole state while apply goes on: a debugging
+// tool, not something to poll in a hot loop on a large tree.
 func (s *server) serveDebugState(w http.ResponseWriter, _ *http.Request) {
 	applied, sum, nodes, sessions, err := s.sm.stateDigest()
 	if err != nil {

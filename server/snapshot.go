@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -42,102 +43,170 @@ var errBadSnapshot = errors.New("server: bad snapshot")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Snapshot implements raftnode.StateMachine.
+// Snapshot implements raftnode.StateMachine: a view of the state now,
+// written at once.
 func (sm *stateMachine) Snapshot(w io.Writer) error {
-	sm.mu.RLock()
-	defer sm.mu.RUnlock()
-	return sm.snapshotLocked(w)
-}
-
-// snapshotLocked writes the snapshot; called with mu held.
-func (sm *stateMachine) snapshotLocked(w io.Writer) error {
-	var tb, sb bytes.Buffer
-	if err := sm.tree.WriteSnapshot(&tb); err != nil {
-		return fmt.Errorf("server: tree snapshot: %w", err)
-	}
-	if err := sm.sessions.WriteSnapshot(&sb); err != nil {
-		return fmt.Errorf("server: session snapshot: %w", err)
-	}
-	// Stream the sections through the checksum rather than assembling one
-	// more copy of the whole state.
-	h := crc32.New(castagnoli)
-	out := io.MultiWriter(w, h)
-	hdr := make([]byte, 0, 4+1+8+8+8)
-	hdr = append(hdr, snapMagic...)
-	cv := sm.clusterVersion.Load()
-	if cv == 1 {
-		hdr = append(hdr, 2)
-		hdr = binary.BigEndian.AppendUint64(hdr, uint64(sm.lastTime))
-	} else {
-		hdr = append(hdr, snapVersion)
-		hdr = binary.BigEndian.AppendUint64(hdr, uint64(sm.lastTime))
-		hdr = binary.BigEndian.AppendUint64(hdr, cv)
-	}
-	hdr = binary.BigEndian.AppendUint64(hdr, uint64(tb.Len()))
-	mid := binary.BigEndian.AppendUint64(nil, uint64(sb.Len()))
-	members := slices.Sorted(maps.Keys(sm.origins))
-	tail := binary.BigEndian.AppendUint64(nil, uint64(len(members)))
-	for _, m := range members {
-		tail = binary.BigEndian.AppendUint64(tail, m)
-		tail = binary.BigEndian.AppendUint64(tail, sm.origins[m])
-	}
-	for _, part := range [][]byte{hdr, tb.Bytes(), mid, sb.Bytes(), tail} {
-		if _, err := out.Write(part); err != nil {
-			return err
-		}
-	}
-	_, err := w.Write(binary.BigEndian.AppendUint32(nil, h.Sum32()))
-	return err
-}
-
-// Restore implements raftnode.StateMachine.
-func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return fmt.Errorf("server: read snapshot: %w", err)
-	}
-	const fixed = 4 + 1 + 8 + 8 + 8 + 8 + 4
-	if len(b) < fixed || string(b[:4]) != snapMagic {
-		return fmt.Errorf("%w: not a state machine snapshot", errBadSnapshot)
-	}
-	if b[4] != 2 && b[4] != snapVersion {
-		return fmt.Errorf("%w: unknown version %d", errBadSnapshot, b[4])
-	}
-	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
-		return fmt.Errorf("%w: checksum mismatch", errBadSnapshot)
-	}
-	lastTime := int64(binary.BigEndian.Uint64(body[5:]))
-	rest := body[13:]
-	cv := uint64(1)
-	if b[4] == snapVersion {
-		if len(rest) < 8 {
-			return fmt.Errorf("%w: truncated header", errBadSnapshot)
-		}
-		cv, rest = binary.BigEndian.Uint64(rest), rest[8:]
-		if cv < 2 || cv > sm.supported {
-			return fmt.Errorf("%w: cluster version %d; this member runs up to %d", errBadSnapshot, cv, sm.supported)
-		}
-	}
-	treeBytes, rest, ok := cutLen(rest)
-	if !ok {
-		return fmt.Errorf("%w: truncated tree section", errBadSnapshot)
-	}
-	sessBytes, rest, ok := cutLen(rest)
-	if !ok {
-		return fmt.Errorf("%w: bad session section", errBadSnapshot)
-	}
-	origins, err := readOrigins(rest)
+	v, err := sm.SnapshotView()
 	if err != nil {
 		return err
 	}
-	t, err := tree.ReadSnapshot(bytes.NewReader(treeBytes))
+	_, err = v.WriteTo(w)
+	return err
+}
+
+// SnapshotView takes a point-in-time view of the whole state: O(1) for the
+// tree (tree.View), a copy of the session table and of the origins. Its
+// WriteTo writes the snapshot of that moment and may run on any goroutine
+// while entries go on being applied, so a snapshot of a large tree never
+// holds up apply, ticks or heartbeats.
+func (sm *stateMachine) SnapshotView() (io.WriterTo, error) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	return sm.viewLocked(), nil
+}
+
+// viewLocked is SnapshotView with mu held for writing (View moves the
+// tree's epoch).
+func (sm *stateMachine) viewLocked() *stateView {
+	return &stateView{
+		tree:     sm.tree.View(),
+		sessions: sm.sessions.Clone(),
+		origins:  maps.Clone(sm.origins),
+		lastTime: sm.lastTime,
+		cv:       sm.clusterVersion.Load(),
+		applied:  sm.applied.Load(),
+	}
+}
+
+// stateView is the state machine at one applied index.
+type stateView struct {
+	tree     *tree.View
+	sessions *session.Table
+	origins  map[uint64]uint64
+	lastTime int64
+	cv       uint64
+	applied  uint64
+}
+
+// countingWriter counts what is written to it.
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// WriteTo streams the snapshot: the tree section's length comes first, so
+// the tree is encoded twice (once only to count its bytes) rather than held
+// in memory.
+func (v *stateView) WriteTo(w io.Writer) (int64, error) {
+	var treeLen countingWriter
+	if err := v.tree.WriteSnapshot(&treeLen); err != nil {
+		return 0, fmt.Errorf("server: tree snapshot: %w", err)
+	}
+	var sb bytes.Buffer
+	if err := v.sessions.WriteSnapshot(&sb); err != nil {
+		return 0, fmt.Errorf("server: session snapshot: %w", err)
+	}
+	h := crc32.New(castagnoli)
+	cw := &countingWriter{}
+	out := io.MultiWriter(w, h, cw)
+	hdr := make([]byte, 0, 4+1+8+8+8)
+	hdr = append(hdr, snapMagic...)
+	if v.cv == 1 {
+		hdr = append(hdr, 2)
+		hdr = binary.BigEndian.AppendUint64(hdr, uint64(v.lastTime))
+	} else {
+		hdr = append(hdr, snapVersion)
+		hdr = binary.BigEndian.AppendUint64(hdr, uint64(v.lastTime))
+		hdr = binary.BigEndian.AppendUint64(hdr, v.cv)
+	}
+	hdr = binary.BigEndian.AppendUint64(hdr, uint64(treeLen.n))
+	if _, err := out.Write(hdr); err != nil {
+		return cw.n, err
+	}
+	tw := &countingWriter{}
+	if err := v.tree.WriteSnapshot(io.MultiWriter(out, tw)); err != nil {
+		return cw.n, fmt.Errorf("server: tree snapshot: %w", err)
+	}
+	if tw.n != treeLen.n {
+		return cw.n, fmt.Errorf("server: tree snapshot of %d bytes, counted %d", tw.n, treeLen.n)
+	}
+	members := slices.Sorted(maps.Keys(v.origins))
+	tail := binary.BigEndian.AppendUint64(nil, uint64(len(members)))
+	for _, m := range members {
+		tail = binary.BigEndian.AppendUint64(tail, m)
+		tail = binary.BigEndian.AppendUint64(tail, v.origins[m])
+	}
+	for _, part := range [][]byte{binary.BigEndian.AppendUint64(nil, uint64(sb.Len())), sb.Bytes(), tail} {
+		if _, err := out.Write(part); err != nil {
+			return cw.n, err
+		}
+	}
+	n, err := w.Write(binary.BigEndian.AppendUint32(nil, h.Sum32()))
+	return cw.n + int64(n), err
+}
+
+// Restore implements raftnode.StateMachine. It reads r as a stream: the
+// tree is rebuilt section by section while the checksum of everything is
+// computed on the way, and nothing replaces the current state unless the
+// whole snapshot checks out.
+func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
+	h := crc32.New(castagnoli)
+	br := bufio.NewReaderSize(r, 64<<10)
+	body := io.TeeReader(br, h)
+	var fixed [4 + 1 + 8]byte
+	if _, err := io.ReadFull(body, fixed[:]); err != nil || string(fixed[:4]) != snapMagic {
+		return fmt.Errorf("%w: not a state machine snapshot", errBadSnapshot)
+	}
+	version := fixed[4]
+	if version != 2 && version != snapVersion {
+		return fmt.Errorf("%w: unknown version %d", errBadSnapshot, version)
+	}
+	lastTime := int64(binary.BigEndian.Uint64(fixed[5:]))
+	cv := uint64(1)
+	if version == snapVersion {
+		v, err := readU64(body)
+		if err != nil {
+			return fmt.Errorf("%w: truncated header", errBadSnapshot)
+		}
+		if cv = v; cv < 2 || cv > sm.supported {
+			return fmt.Errorf("%w: cluster version %d; this member runs up to %d", errBadSnapshot, cv, sm.supported)
+		}
+	}
+	treeLen, err := readU64(body)
+	if err != nil {
+		return fmt.Errorf("%w: truncated tree section", errBadSnapshot)
+	}
+	t, err := tree.ReadSnapshot(io.LimitReader(body, int64(min(treeLen, 1<<62))))
 	if err != nil {
 		return fmt.Errorf("%w: %w", errBadSnapshot, err)
 	}
-	st, err := session.ReadSnapshot(bytes.NewReader(sessBytes))
+	sessLen, err := readU64(body)
+	if err != nil || sessLen > maxSessionSection {
+		return fmt.Errorf("%w: bad session section", errBadSnapshot)
+	}
+	st, err := session.ReadSnapshot(io.LimitReader(body, int64(sessLen)))
 	if err != nil {
 		return fmt.Errorf("%w: %w", errBadSnapshot, err)
+	}
+	n, err := readU64(body)
+	if err != nil || n > maxOrigins {
+		return fmt.Errorf("%w: bad origins section", errBadSnapshot)
+	}
+	ob := make([]byte, 8+16*n)
+	binary.BigEndian.PutUint64(ob, n)
+	if _, err := io.ReadFull(body, ob[8:]); err != nil {
+		return fmt.Errorf("%w: truncated origins section", errBadSnapshot)
+	}
+	origins, err := readOrigins(ob)
+	if err != nil {
+		return err
+	}
+	want := h.Sum32()
+	var sum [4]byte
+	if _, err := io.ReadFull(br, sum[:]); err != nil || binary.BigEndian.Uint32(sum[:]) != want {
+		return fmt.Errorf("%w: checksum mismatch", errBadSnapshot)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return fmt.Errorf("%w: trailing bytes after the checksum", errBadSnapshot)
 	}
 	sm.mu.Lock()
 	sm.tree, sm.sessions, sm.lastTime, sm.origins = t, st, lastTime, origins
@@ -150,6 +219,18 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 	sm.appliedCh = make(chan struct{})
 	sm.appliedMu.Unlock()
 	return nil
+}
+
+// maxSessionSection bounds the session section before it is read: far
+// above any real table (a million sessions are about 60 MB).
+const maxSessionSection = 1 << 32
+
+func readU64(r io.Reader) (uint64, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(b[:]), nil
 }
 
 // readOrigins decodes the origins section, which must end the snapshot.
@@ -174,15 +255,3 @@ func readOrigins(b []byte) (map[uint64]uint64, error) {
 	return origins, nil
 }
 
-// cutLen splits a uint64-length-prefixed section off b.
-func cutLen(b []byte) (section, rest []byte, ok bool) {
-	if len(b) < 8 {
-		return nil, nil, false
-	}
-	n := binary.BigEndian.Uint64(b)
-	b = b[8:]
-	if n > uint64(len(b)) {
-		return nil, nil, false
-	}
-	return b[:n], b[n:], true
-}

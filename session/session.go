@@ -57,6 +57,15 @@ func (t *Table) Close(id uint64) error {
 	return nil
 }
 
+// Clone returns a copy of the table that later changes to t do not touch.
+func (t *Table) Clone() *Table {
+	c := &Table{sessions: make(map[uint64]Session, len(t.sessions))}
+	for id, s := range t.sessions {
+		c.sessions[id] = s
+	}
+	return c
+}
+
 // Len returns the number of sessions.
 func (t *Table) Len() int { return len(t.sessions) }
 

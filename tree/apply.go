@@ -152,7 +152,7 @@ func (t *Tree) create(zxid uint64, now int64, op Op, events []Event, u *undoLog)
 		return Result{}, events, fmt.Errorf("%w: /", ErrNodeExists)
 	}
 	parentPath, name := splitPath(p)
-	parent := t.lookup(parentPath)
+	parent := t.lookupMut(parentPath)
 	if parent == nil {
 		return Result{}, events, fmt.Errorf("%w: parent %s of %s", ErrNoNode, parentPath, p)
 	}
@@ -179,6 +179,7 @@ func (t *Tree) create(zxid uint64, now int64, op Op, events []Event, u *undoLog)
 		owner:     op.Owner,
 		ttlMs:     op.TTLMs,
 		container: op.Container,
+		epoch:     t.epoch,
 	}
 	parent.insertChild(ci, i, n)
 	oldCversion, oldPzxid := parent.cversion, parent.pzxid
@@ -208,7 +209,7 @@ func (t *Tree) set(zxid uint64, now int64, op Op, events []Event, u *undoLog) (R
 	if err := checkData(op.Data); err != nil {
 		return Result{}, events, err
 	}
-	n := t.lookup(op.Path)
+	n := t.lookupMut(op.Path)
 	if n == nil {
 		return Result{}, events, fmt.Errorf("%w: %s", ErrNoNode, op.Path)
 	}
@@ -251,7 +252,7 @@ func (t *Tree) delete(zxid uint64, op Op, events []Event, u *undoLog) (Result, [
 	}
 
 	parentPath, name := splitPath(p)
-	parent := t.lookup(parentPath)
+	parent := t.lookupMut(parentPath)
 	ci, i, _ := parent.search(name)
 	parent.removeChild(ci, i)
 	oldCversion, oldPzxid := parent.cversion, parent.pzxid

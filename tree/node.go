@@ -18,7 +18,11 @@ type node struct {
 	ttlMs               int64
 	version, cversion   int32
 	nkids               int32 // number of children; fits in what was padding
-	container           bool
+	// epoch is the tree epoch the node was made or copied in; a node of an
+	// older epoch may be shared with a View and is copied before it is
+	// changed (see view.go).
+	epoch     uint32
+	container bool
 }
 
 func (n *node) stat() Stat {

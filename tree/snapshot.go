@@ -42,13 +42,16 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // WriteSnapshot writes the whole tree to w in the format above. It streams:
 // memory use does not grow with the tree.
-func (t *Tree) WriteSnapshot(w io.Writer) error {
+func (t *Tree) WriteSnapshot(w io.Writer) error { return writeSnapshot(t.root, w) }
+
+// writeSnapshot writes the tree under root.
+func writeSnapshot(root *node, w io.Writer) error {
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 64<<10)
 	e := snapEncoder{w: bw}
 	e.string(snapMagic)
 	e.uvarint(snapVersion)
-	e.node(t.root)
+	e.node(root)
 	if e.err != nil {
 		return e.err
 	}

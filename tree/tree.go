@@ -17,6 +17,10 @@ type Tree struct {
 	// containers and ttls index the nodes a later reaper must inspect.
 	containers map[string]struct{}
 	ttls       map[string]struct{}
+
+	// epoch is the current mutation epoch: View freezes every node of an
+	// older one (see view.go).
+	epoch uint32
 }
 
 func newEmpty() *Tree {

@@ -254,4 +254,3 @@ func readOrigins(b []byte) (map[uint64]uint64, error) {
 	}
 	return origins, nil
 }
-

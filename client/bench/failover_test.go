@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -33,7 +34,7 @@ func (c *fakeCluster) Restart(_ context.Context, m string) error {
 
 func TestFailoverKillsTheLeaderAndWritesThroughTheOthers(t *testing.T) {
 	sys := newMemSystem()
-	env := sys.env(Options{Ops: 3})
+	env := sys.env(Options{Ops: 3, Sessions: 5})
 	cl := &fakeCluster{leader: "m1"}
 	env.Cluster = cl
 	var dialed [][]string
@@ -55,9 +56,22 @@ func TestFailoverKillsTheLeaderAndWritesThroughTheOthers(t *testing.T) {
 	if len(cl.restarts) != 3 {
 		t.Fatalf("restarted %v, want every killed member back", cl.restarts)
 	}
-	// The write after the first kill goes through m2 and m3 only.
-	if eps := dialed[1]; len(eps) != 2 || eps[0] != "m2:1" || eps[1] != "m3:1" {
-		t.Fatalf("second session dialed %v, want the survivors m2:1 m3:1", eps)
+	// The admin and the 5 sessions that live through the kills dial the
+	// cluster's endpoints; the write after the first kill goes through m2
+	// and m3 only.
+	if len(dialed) < 7 {
+		t.Fatalf("dialed %v", dialed)
+	}
+	for _, eps := range dialed[:6] {
+		if !slices.Equal(eps, env.Endpoints) {
+			t.Fatalf("the admin and the long-lived sessions dialed %v, want %v", dialed[:6], env.Endpoints)
+		}
+	}
+	if eps := dialed[6]; len(eps) != 2 || eps[0] != "m2:1" || eps[1] != "m3:1" {
+		t.Fatalf("the first write's session dialed %v, want the survivors m2:1 m3:1", eps)
+	}
+	if res.SessionsLost != 0 {
+		t.Fatalf("%d sessions lost", res.SessionsLost)
 	}
 	if sys.open.Load() != 0 {
 		t.Fatalf("%d sessions left open", sys.open.Load())

@@ -24,17 +24,23 @@ type rawClient struct {
 
 func connect(t *testing.T, addr string) *rawClient {
 	t.Helper()
+	c := dialRaw(t, addr)
+	if r := c.do(wire.Request{Op: wire.OpHello, TimeoutMs: 10000}); !r.OK {
+		t.Fatalf("hello: %+v", r.Error)
+	}
+	return c
+}
+
+// dialRaw opens a WebSocket to addr, closed at the end of the test.
+func dialRaw(t *testing.T, addr string) *rawClient {
+	t.Helper()
 	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+wire.EndpointPath, nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	resp.Body.Close()
 	t.Cleanup(func() { ws.Close() })
-	c := &rawClient{t: t, ws: ws}
-	if r := c.do(wire.Request{Op: wire.OpHello, TimeoutMs: 10000}); !r.OK {
-		t.Fatalf("hello: %+v", r.Error)
-	}
-	return c
+	return &rawClient{t: t, ws: ws}
 }
 
 func (c *rawClient) do(req wire.Request) wire.Response {

@@ -18,13 +18,7 @@ import (
 // session opens a raw connection and a session with the given timeout.
 func session(t *testing.T, addr string, timeoutMs int64) (*rawClient, wire.Response) {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+wire.EndpointPath, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	resp.Body.Close()
-	t.Cleanup(func() { ws.Close() })
-	c := &rawClient{t: t, ws: ws}
+	c := dialRaw(t, addr)
 	h := c.do(wire.Request{Op: wire.OpHello, TimeoutMs: timeoutMs})
 	if !h.OK {
 		t.Fatalf("hello: %+v", h.Error)
@@ -35,13 +29,7 @@ func session(t *testing.T, addr string, timeoutMs int64) (*rawClient, wire.Respo
 // resume opens a raw connection to addr and resumes a session on it.
 func resume(t *testing.T, addr string, h wire.Response, lastZxid uint64) (*rawClient, wire.Response) {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+wire.EndpointPath, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	resp.Body.Close()
-	t.Cleanup(func() { ws.Close() })
-	c := &rawClient{t: t, ws: ws}
+	c := dialRaw(t, addr)
 	return c, c.do(wire.Request{Op: wire.OpHello, Session: h.Session, Secret: h.Secret, LastZxid: lastZxid})
 }
 

@@ -52,7 +52,7 @@ type Config struct {
 	ClientListener net.Listener
 	PeerListener   net.Listener
 
-	MaxConnections int // open client connections; default 10000
+	MaxConnections int // open client connections (a WebSocket upgrade beyond it gets HTTP 503); default 110000, above MaxSessions' default
 	MaxProposals   int // client writes proposed and not yet answered; default 4096
 
 	ElectionTicks int  // raft election timeout in ticks; default raftnode's

@@ -54,7 +54,7 @@ func (cfg Config) withDefaults() Config {
 	setDefault(&cfg.SnapshotEntries, 100000)
 	setDefault(&cfg.RequestTimeout, 5*time.Second)
 	setDefault(&cfg.TickInterval, 50*time.Millisecond)
-	setDefault(&cfg.MaxConnections, 10000)
+	setDefault(&cfg.MaxConnections, 110000)
 	setDefault(&cfg.MaxProposals, 4096)
 	setDefault(&cfg.RenewInterval, 100*time.Millisecond)
 	setDefault(&cfg.ReapInterval, time.Second)

@@ -163,7 +163,8 @@ func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {
 	select {
 	case s.connSlots <- struct{}{}:
 	default:
-		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		s.metrics.limits.WithLabelValues("connections").Inc()
+		http.Error(w, fmt.Sprintf("too many connections: this member serves %d, the most it may (--max-connections); connect to another member", cap(s.connSlots)), http.StatusServiceUnavailable)
 		return
 	}
 	// Counted before the upgrade: Shutdown does not wait for hijacked

@@ -31,6 +31,7 @@ type memberFlags struct {
 	maxSessions         int
 	maxEphemerals       int
 	maxPending          int
+	maxConns            int
 
 	peers []peer // parsed --initial-cluster
 }
@@ -106,6 +107,7 @@ SIGINT stops it cleanly (a leader hands leadership over first).`,
 	fs.DurationVar(&f.maxSession, "max-session-timeout", 60*time.Second, "longest session timeout granted; longer requests are lowered to it")
 	fs.IntVar(&f.maxSessions, "max-sessions", 100000, "sessions this member serves connections for; more are refused (UNAVAILABLE)")
 	fs.IntVar(&f.maxEphemerals, "max-ephemerals-per-session", 100000, "ephemeral nodes one session may own; more are refused (TOO_LARGE)")
+	fs.IntVar(&f.maxConns, "max-connections", 110000, "open client connections this member accepts; more are refused (HTTP 503)")
 	fs.IntVar(&f.maxPending, "max-pending-per-conn", 256, "requests one connection may have in flight; past it the member stops reading it until answers go out")
 	return cmd
 }
@@ -141,8 +143,8 @@ func (f *memberFlags) validate() error {
 			return usageErrorf("session timeouts are whole milliseconds (got %v and %v)", f.minSession, f.maxSession)
 		}
 	}
-	if f.maxSessions < 0 || f.maxEphemerals < 0 || f.maxPending < 0 {
-		return usageErrorf("--max-sessions, --max-ephemerals-per-session and --max-pending-per-conn must not be negative")
+	if f.maxSessions < 0 || f.maxEphemerals < 0 || f.maxPending < 0 || f.maxConns < 0 {
+		return usageErrorf("--max-sessions, --max-connections, --max-ephemerals-per-session and --max-pending-per-conn must not be negative")
 	}
 	if f.join != "" {
 		return usageErrorf("--join needs gossip, which this build does not have yet")

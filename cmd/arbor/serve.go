@@ -28,6 +28,7 @@ func serve(ctx context.Context, g *globals, e env, f *memberFlags, dev bool) err
 		MaxSessions:             f.maxSessions,
 		MaxEphemeralsPerSession: f.maxEphemerals,
 		MaxPendingPerConn:       f.maxPending,
+		MaxConnections:          f.maxConns,
 		Logger:                  g.logger(e.stderr),
 	}
 	if f.join != "" {

@@ -167,7 +167,9 @@ func TestPipelining(t *testing.T) {
 	ts.rep.mu.Lock()
 	reads := ts.rep.reads
 	ts.rep.mu.Unlock()
-	if reads == 0 || reads > 2*n {
+	// The member's own renewal rounds (every 100ms) share the barrier too,
+	// and may add a call or two of their own.
+	if reads == 0 || reads > 2*n+5 {
 		t.Errorf("%d LinearizableRead calls for %d linearizable reads; want batching", reads, 2*n)
 	}
 }

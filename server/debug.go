@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -17,22 +16,6 @@ type debugState struct {
 	Sessions    int    `json:"sessions"`
 	// ClusterVersion is the replicated cluster version (see command.go).
 	ClusterVersion uint64 `json:"cluster_version"`
-}
-
-// stateDigest returns the applied index and the SHA-256 of the state
-// machine's snapshot bytes, with the node and session counts, all taken
-// under one read lock: the apply goroutine holds the write lock for a whole
-// batch and stores the applied index inside it, so the hash is exactly the
-// state at applied.
-func (sm *stateMachine) stateDigest() (applied uint64, sum [sha256.Size]byte, nodes, sessions int, err error) {
-	sm.mu.RLock()
-	defer sm.mu.RUnlock()
-	h := sha256.New()
-	if err := sm.snapshotLocked(h); err != nil {
-		return 0, sum, 0, 0, err
-	}
-	h.Sum(sum[:0])
-	return sm.appliedIndex(), sum, sm.tree.NumNodes(), sm.sessions.Len(), nil
 }
 
 // serveDebugState answers GET /debug/state on the client port with

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -143,13 +144,36 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 	sm.tree, sm.sessions, sm.lastTime, sm.origins = t, st, lastTime, origins
 	sm.clusterVersion.Store(cv)
 	sm.applied.Store(index)
+	// The changes between the old state and this one have no events: the
+	// history starts over here, and every watch is dropped with its
+	// connection, so its client registers again since the last change it
+	// saw and gets a resync.
+	sm.history.Reset(index)
+	lost := sm.watches.Owners()
+	for _, c := range lost {
+		sm.watches.RemoveOwner(c)
+		c.events.close()
+	}
 	sm.mu.Unlock()
 	sm.onRestore()
+	if len(lost) > 0 {
+		sm.onWatchesLost(lost)
+	}
 	sm.appliedMu.Lock()
 	close(sm.appliedCh)
 	sm.appliedCh = make(chan struct{})
 	sm.appliedMu.Unlock()
 	return nil
+}
+
+// stateDigest returns the applied index, the SHA-256 of the snapshot at
+// exactly that index, and the node and session counts, under one read lock.
+func (sm *stateMachine) stateDigest() (applied uint64, sum [sha256.Size]byte, nodes, sessions int, err error) {
+	sm.read(func(v stateView) {
+		applied, nodes, sessions = v.zxid(), v.tree().NumNodes(), v.numSessions()
+		sum, err = v.digest()
+	})
+	return applied, sum, nodes, sessions, err
 }
 
 // readOrigins decodes the origins section, which must end the snapshot.

@@ -102,6 +102,20 @@ func (r *Registry[O]) remove(e *entry[O]) {
 	}
 }
 
+// Owners returns every owner that has a watch, in the order of its oldest
+// watch.
+func (r *Registry[O]) Owners() []O {
+	seen := make(map[O]bool, len(r.owned))
+	var out []O
+	for _, id := range slices.Sorted(maps.Keys(r.byID)) {
+		if o := r.byID[id].owner; !seen[o] {
+			seen[o] = true
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // Count returns how many watches owner has.
 func (r *Registry[O]) Count(owner O) int { return len(r.owned[owner]) }
 

@@ -197,6 +197,9 @@ func TestRegistryRemove(t *testing.T) {
 	if want := []string{"c2:data:/a", "c1:data:/a"}; !slices.Equal(got, want) {
 		t.Fatalf("fired %q, want %q", got, want)
 	}
+	if got := r.Owners(); !slices.Equal(got, []string{"c1", "c2"}) {
+		t.Fatalf("Owners %q", got)
+	}
 	if n := r.RemoveOwner("c1"); n != 1 {
 		t.Fatalf("RemoveOwner removed %d, want 1", n)
 	}

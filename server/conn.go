@@ -376,6 +376,10 @@ func (s *server) complete(ctx context.Context, p *pending, timer *time.Timer, ev
 // awaitWrite waits for the apply result of a proposed write.
 func (s *server) awaitWrite(ctx context.Context, p *pending, timeout <-chan time.Time, events <-chan struct{}, flush func()) *wire.Response {
 	defer s.releaseProposal()
+	// Settled here, whatever happens: a later abandon (the connection ended
+	// under the writer) must not release the proposal slot a second time,
+	// which would block the writer for good.
+	defer func() { p.wait = nil }()
 	var r applyResult
 	select {
 	case r = <-p.wait:

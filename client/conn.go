@@ -3,7 +3,9 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +29,19 @@ type conn struct {
 	// pending holds the calls sent or being sent on this connection, by
 	// request id; guarded by Client.mu, and nil once the connection broke.
 	pending map[uint64]*call
+
+	// watches holds the watches registered on this connection, by the
+	// member's watch id; guarded by Client.mu, nil once the connection
+	// broke. Its persistent watches then move to orphans, which the next
+	// connection registers again (rewatch); its one-shots fail.
+	watches map[uint64]*Watcher
+	orphans []*Watcher
+	// settled is the zxid of the last answer other than a watch's, and
+	// settleCount how many there were: the member sends every event up to
+	// an answer's zxid before the answer, so every watch registered before
+	// that answer has had all its events up to settled. Reader only.
+	settled     atomic.Uint64
+	settleCount atomic.Uint64
 }
 
 type call struct {
@@ -38,6 +53,10 @@ type call struct {
 	// have been is indeterminate when the connection breaks.
 	sent atomic.Bool
 	ch   chan result // buffered 1: nobody ever blocks on it
+	// onOK, when set, runs on the reader goroutine with a successful
+	// answer before anything after it is read (a watch's registration, so
+	// that its first event finds it).
+	onOK func(cn *conn, resp *wire.Response)
 }
 
 type result struct {
@@ -104,6 +123,7 @@ func (c *Client) open(ctx context.Context, i int, resume bool) (cn *conn, resp *
 		sendq:   make(chan *call, 256),
 		dead:    make(chan struct{}),
 		pending: make(map[uint64]*call),
+		watches: make(map[uint64]*Watcher),
 	}
 	return cn, resp, sentAt, nil
 }
@@ -150,6 +170,15 @@ func (c *Client) breakConn(cn *conn, reason *Error) {
 	}
 	pending := cn.pending
 	cn.pending = nil
+	var lost []*Watcher
+	for _, id := range slices.Sorted(maps.Keys(cn.watches)) {
+		if w := cn.watches[id]; w.oneShot {
+			lost = append(lost, w)
+		} else {
+			cn.orphans = append(cn.orphans, w)
+		}
+	}
+	cn.watches = nil
 	if c.cur == cn {
 		c.cur = nil
 		c.up = make(chan struct{})
@@ -163,6 +192,9 @@ func (c *Client) breakConn(cn *conn, reason *Error) {
 	cn.ws.Close()
 	if !quiet {
 		c.log.Warn("arbor: connection lost", "endpoint", cn.endpoint, "session", c.session, "err", reason)
+	}
+	for _, w := range lost {
+		w.fail(ErrWatchLost)
 	}
 	for _, cl := range pending {
 		if !cl.sent.Load() || !writeOps[cl.op] {
@@ -193,17 +225,26 @@ func (c *Client) readLoop(cn *conn) {
 		}
 		c.noteZxid(resp.Zxid)
 		if resp.Event != "" {
-			c.handleEvent(&resp)
+			c.handleEvent(cn, &resp)
 			continue
 		}
 		c.mu.Lock()
 		cl := cn.pending[resp.ID]
 		delete(cn.pending, resp.ID)
 		c.mu.Unlock()
+		if resp.OK && resp.Zxid > 0 && (cl == nil || cl.op != wire.OpWatch) {
+			// A watch's answer comes before its replay; every other answer
+			// after every event up to its zxid.
+			cn.settled.Store(max(cn.settled.Load(), resp.Zxid))
+			cn.settleCount.Add(1)
+		}
 		if cl == nil {
 			continue // its caller gave up waiting
 		}
 		if resp.OK {
+			if cl.onOK != nil {
+				cl.onOK(cn, &resp)
+			}
 			cl.ch <- result{resp: &resp}
 			continue
 		}
@@ -215,7 +256,10 @@ func (c *Client) readLoop(cn *conn) {
 	}
 }
 
-func (c *Client) handleEvent(ev *wire.Response) {
+func (c *Client) handleEvent(cn *conn, ev *wire.Response) {
+	if ev.Event == wire.EventWatch || ev.Event == wire.EventResync {
+		c.routeWatchEvent(cn, ev)
+	}
 	if ev.Event == wire.EventSession && ev.State == wire.SessionExpired {
 		// Expired holds when OnEvent sees the event; calls start failing
 		// after it returns.

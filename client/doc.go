@@ -27,8 +27,12 @@
 //   - calls made while disconnected wait, bounded by their context, and are
 //     sent once the session is resumed.
 //
-// Watches are per connection on the server; this client does not register
-// them again after a resume.
+// Watches are per connection on the server. After a resume the client
+// registers every persistent watch (Watch) again with since the last event
+// it delivered, so a Watcher sees no gap and no duplicate (or, when the new
+// member no longer holds those changes, one EventResync with the current
+// state). One-shot watches (WatchOnce) pending at a disconnect end with an
+// event whose Err is ErrWatchLost. See Watcher and WatchEvent.
 //
 // A connection counts as broken on a read or write error, when the member
 // closes it, when a ping is answered UNAVAILABLE (the member cannot renew

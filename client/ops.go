@@ -30,17 +30,34 @@ func TTL(d time.Duration) CreateOption {
 }
 
 // ReadOption modifies a read.
-type ReadOption func(*wire.Request)
+type ReadOption func(*readConfig)
+
+type readConfig struct {
+	req  *wire.Request
+	once *<-chan WatchEvent
+}
 
 // Local answers from the connected member's own state without confirming
 // with the leader: sequentially consistent, never older than anything this
 // connection has already seen, and cheaper than the linearizable default.
-func Local() ReadOption { return func(r *wire.Request) { r.Local = true } }
+func Local() ReadOption { return func(r *readConfig) { r.req.Local = true } }
 
-// DeleteOption modifies a delete.
+// WatchOnce sets a one-shot watch with the read, as ZooKeeper's watch flag:
+// on success *ch receives a channel that gets the watch's one event and is
+// then closed. Get watches for a set or delete of the node, Exists for its
+// create, set or delete (it also works on a missing node), Children for a
+// child created or deleted or the node's own delete. A read that fails
+// sets no watch and leaves *ch alone. One-shot events carry no data: read
+// again. If the connection breaks before the event, the channel gets an
+// event with Err ErrWatchLost instead (the new member has no such watch;
+// read again with WatchOnce, and compare what you read).
+func WatchOnce(ch *<-chan WatchEvent) ReadOption { return func(r *readConfig) { r.once = ch } }
+
+// DeleteOption modifies a delete. It is also a WatchOption (Recursive).
 type DeleteOption func(*wire.Request)
 
-// Recursive deletes the node and everything below it.
+// Recursive applies to the node and everything below it: Delete deletes
+// them all, Watch watches them all.
 func Recursive() DeleteOption { return func(r *wire.Request) { r.Recursive = true } }
 
 // AnyVersion matches every version in Set, Delete and OpCheck.
@@ -90,10 +107,24 @@ func (c *Client) Children(ctx context.Context, path string, opts ...ReadOption) 
 
 func (c *Client) read(ctx context.Context, op, path string, opts []ReadOption) (*wire.Response, error) {
 	req := wire.Request{Op: op, Path: path}
+	rc := readConfig{req: &req}
 	for _, o := range opts {
-		o(&req)
+		o(&rc)
 	}
-	return c.Do(ctx, &req)
+	if rc.once == nil {
+		return c.Do(ctx, &req)
+	}
+	req.SetWatchFlag(true)
+	w := &Watcher{c: c, path: path, oneShot: true, ch: make(chan WatchEvent, 1)}
+	resp, err := c.doRegister(ctx, &req, func(cn *conn, resp *wire.Response) {
+		if resp.Watch != 0 {
+			c.bind(w, cn, resp)
+		}
+	})
+	if err == nil {
+		*rc.once = w.ch
+	}
+	return resp, err
 }
 
 // Set replaces the data of path if its version is version (AnyVersion: any)

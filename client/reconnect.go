@@ -13,20 +13,46 @@ import (
 // it serves cn until cn breaks, then resumes the session on a new one. It
 // returns once the session expires or the client is closed.
 func (c *Client) supervise(cn *conn) {
+	var prev *conn
 	for cn != nil {
-		c.serve(cn)
-		cn = c.reconnect(cn.index)
+		c.serve(cn, prev)
+		next := c.reconnect(cn.index)
+		if next == nil {
+			c.endWatches(cn)
+		}
+		prev, cn = cn, next
 	}
 }
 
 // serve runs the reader, writer and pinger of cn and returns when all three
-// have stopped, which they do once cn breaks.
-func (c *Client) serve(cn *conn) {
+// have stopped, which they do once cn breaks. After a resume it also
+// registers again the watches of prev, the connection before.
+func (c *Client) serve(cn, prev *conn) {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.readLoop(cn) })
 	wg.Go(func() { c.writeLoop(cn) })
 	wg.Go(func() { c.pingLoop(cn) })
+	if prev != nil {
+		wg.Go(func() { c.rewatch(prev, cn) })
+	}
 	wg.Wait()
+}
+
+// endWatches ends the watches left on cn, the last connection of a
+// session that is over, with the reason calls fail.
+func (c *Client) endWatches(cn *conn) {
+	c.mu.Lock()
+	ws := cn.orphans
+	cn.orphans = nil
+	reason := error(ErrClosed)
+	if c.over != nil {
+		e := *c.over
+		reason = &e
+	}
+	c.mu.Unlock()
+	for _, w := range ws {
+		w.fail(reason)
+	}
 }
 
 // reconnect resumes the session on the endpoints in turn, starting after

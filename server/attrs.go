@@ -70,13 +70,11 @@ func (s *server) publishAttrs(ctx context.Context) {
 }
 
 // storedAttrs reads this member's attributes from the tree.
-func (s *server) storedAttrs() memberAttrs {
-	s.sm.mu.RLock()
-	defer s.sm.mu.RUnlock()
-	data, _, err := s.sm.tree.Get(membersPath + "/" + s.cfg.Name)
-	var m memberAttrs
-	if err == nil {
-		_ = json.Unmarshal(data, &m)
-	}
+func (s *server) storedAttrs() (m memberAttrs) {
+	s.sm.read(func(v stateView) {
+		if data, _, err := v.tree().Get(membersPath + "/" + s.cfg.Name); err == nil {
+			_ = json.Unmarshal(data, &m)
+		}
+	})
 	return m
 }

@@ -17,7 +17,7 @@ func (sm *stateMachine) closeEphemerals(index uint64, now int64, session uint64)
 	lingering.Lock()
 	defer lingering.Unlock()
 	for _, s := range lingering.m[sm] {
-		sm.tree.DeleteEphemerals(index, now, s)
+		sm.note(sm.tree.DeleteEphemerals(index, now, s))
 	}
 	lingering.m[sm] = []uint64{session}
 }

@@ -92,4 +92,20 @@ type Config struct {
 	// reserve: below it client writes fail with UNAVAILABLE ("disk full")
 	// and reads go on. Default 64 MiB; negative turns the guard off.
 	MinFreeBytes int64
+
+	// MaxWatchesPerSession bounds the watches (one-shot and persistent) a
+	// session may hold on one connection; one more is refused with
+	// TOO_LARGE. Default 10000.
+	MaxWatchesPerSession int
+	// WatchHistoryEvents and WatchHistoryBytes bound the history of recent
+	// changes that a watch with since replays from; a since older than it
+	// gets a resync instead. Defaults 100000 events and 64 MiB.
+	WatchHistoryEvents int
+	WatchHistoryBytes  int
+	// MaxQueuedEvents and MaxQueuedEventBytes bound the watch events queued
+	// for one connection and not yet written; a connection past either is
+	// closed (1013, "watch events overflowed; resume with since"). Defaults
+	// 10000 events and 64 MiB.
+	MaxQueuedEvents     int
+	MaxQueuedEventBytes int
 }

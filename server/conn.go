@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,9 @@ type pending struct {
 	batch *readBatch
 
 	closeAfter bool // close the socket after writing (op close)
+	// eventsAfter: the events this op queued (a watch's replay or resync)
+	// go out after its response, which carries the watch id they name.
+	eventsAfter bool
 }
 
 // conn is one WebSocket connection: one reader goroutine (the HTTP handler
@@ -47,6 +51,7 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	queue  chan *pending
+	events *eventQueue // pushed watch events, for the writer
 
 	session uint64        // set by hello; reader goroutine only
 	timeout time.Duration // the session's, set with session
@@ -84,13 +89,16 @@ func (s *server) serve(ws *websocket.Conn) {
 
 	c := &conn{srv: s, ws: ws, id: s.connSeq.Add(1), ctx: ctx, cancel: cancel,
 		queue: make(chan *pending, s.cfg.MaxPendingPerConn), readDone: make(chan struct{}, 1),
-		kill: make(chan struct{})}
+		kill: make(chan struct{}), events: newEventQueue(s.cfg.MaxQueuedEvents, s.cfg.MaxQueuedEventBytes)}
 	c.waitCtx, c.endWaits = context.WithCancel(ctx)
 	defer c.endWaits()
 	defer func() {
 		if c.session != 0 {
 			s.live.deregister(c)
 		}
+		// Watches are per connection.
+		s.sm.read(func(v stateView) { v.dropWatches(c) })
+		c.events.close()
 	}()
 	writerDone := make(chan struct{})
 	go func() {
@@ -151,8 +159,11 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// writeLoop writes the owed responses in request order, until the queue
-// closes or the session ends under the connection (end).
+// writeLoop writes the owed responses in request order, and the pushed
+// watch events (events.go) in between, until the queue closes or the
+// connection is ended under it (end). Each source of frames is one case of
+// the select below; answers that may overtake later ones (lock, elect)
+// would be one more.
 func (c *conn) writeLoop() error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -164,6 +175,13 @@ func (c *conn) writeLoop() error {
 			if !ok {
 				return nil
 			}
+		case <-c.events.ready:
+			if err := c.flushEvents(math.MaxUint64); err != nil {
+				c.cancel()
+				c.srv.abandonQueue(c.queue)
+				return err
+			}
+			continue
 		case <-c.kill:
 			return c.writeEnd()
 		}
@@ -172,7 +190,7 @@ func (c *conn) writeLoop() error {
 			c.srv.abandonQueue(c.queue) // drain, so the reader never blocks on a full queue
 			return nil
 		}
-		resp := c.srv.complete(c.waitCtx, p, timer)
+		resp := c.srv.complete(c.waitCtx, p, timer, c.events.ready, c.flushWhileWaiting)
 		select {
 		case <-c.kill:
 			c.srv.abandon(p)
@@ -185,12 +203,18 @@ func (c *conn) writeLoop() error {
 		if p.read != nil {
 			c.readEvaluated()
 		}
-		// Seam for watches: before writing a response evaluated at zxid Z,
-		// the writer will first write this connection's queued events with
-		// zxid <= Z (in zxid order), so a read never overtakes the event of a
-		// change it observes.
+		// Before a response evaluated at zxid Z, the queued events with
+		// zxid <= Z, so a read never overtakes the event of a change it
+		// observes (and a write's answer never overtakes its own events).
+		var err error
+		if resp.Zxid > 0 && !p.eventsAfter {
+			err = c.flushEvents(resp.Zxid)
+		}
 		c.srv.metrics.observe(p.op, resp, time.Since(p.start))
-		if err := c.write(resp); err != nil {
+		if err == nil {
+			err = c.write(resp)
+		}
+		if err != nil {
 			c.cancel() // stops the reader, which then closes the queue
 			c.srv.abandonQueue(c.queue)
 			return err
@@ -208,8 +232,10 @@ func (c *conn) writeLoop() error {
 type endKind uint8
 
 const (
-	endExpired endKind = iota + 1 // the cluster expired the session
-	endMoved                      // the session was resumed on another connection
+	endExpired     endKind = iota + 1 // the cluster expired the session
+	endMoved                          // the session was resumed on another connection
+	endOverflow                       // the connection fell behind on its watch events
+	endWatchesLost                    // a snapshot restore dropped the connection's watches
 )
 
 // end makes the writer tell the client why its session ended here and close
@@ -228,7 +254,12 @@ func (c *conn) writeEnd() error {
 	if c.endKind == endExpired {
 		_ = c.writeEvent(&wire.Event{Event: wire.EventSession, State: wire.SessionExpired})
 	}
-	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, c.endText)
+	code := websocket.CloseNormalClosure
+	if c.endKind == endOverflow || c.endKind == endWatchesLost {
+		// The session goes on: the client is to come back and resume.
+		code = websocket.CloseTryAgainLater
+	}
+	msg := websocket.FormatCloseMessage(code, c.endText)
 	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	c.cancel()
 	c.srv.abandonQueue(c.queue)
@@ -241,8 +272,23 @@ func (c *conn) writeEvent(ev *wire.Event) error {
 	if err != nil {
 		return err
 	}
+	return c.writeFrame(b)
+}
+
+// writeFrame writes one text frame; writer goroutine only.
+func (c *conn) writeFrame(b []byte) error {
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.writeTimeout()))
 	return c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+// flushWhileWaiting sends the queued events while the writer waits for the
+// response at the head of the queue: that response is evaluated (a read)
+// or was applied (a write) at a zxid no lower than theirs, so they may go
+// first. A failed write stops the connection, which ends the wait.
+func (c *conn) flushWhileWaiting() {
+	if err := c.flushEvents(math.MaxUint64); err != nil {
+		c.cancel()
+	}
 }
 
 // drain discards incoming bytes until the client closes or drainTimeout.
@@ -279,8 +325,7 @@ func (c *conn) write(resp *wire.Response) error {
 	if err != nil {
 		b, _ = json.Marshal(&wire.Response{ID: resp.ID, Error: errorf(wire.CodeInternal, "encode response: %v", err)})
 	}
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.writeTimeout()))
-	return c.ws.WriteMessage(websocket.TextMessage, b)
+	return c.writeFrame(b)
 }
 
 // errPending is a pending item that is complete with an error.
@@ -288,8 +333,10 @@ func errPending(id uint64, op string, now time.Time, e *wire.Error) *pending {
 	return &pending{id: id, op: op, start: now, resp: &wire.Response{ID: id, Error: e}}
 }
 
-// complete waits until p can be answered and returns its response.
-func (s *server) complete(ctx context.Context, p *pending, timer *time.Timer) *wire.Response {
+// complete waits until p can be answered and returns its response. While
+// it waits, events (when a connection's events become ready) are handed to
+// flush.
+func (s *server) complete(ctx context.Context, p *pending, timer *time.Timer, events <-chan struct{}, flush func()) *wire.Response {
 	if p.resp != nil {
 		return p.resp
 	}
@@ -297,17 +344,25 @@ func (s *server) complete(ctx context.Context, p *pending, timer *time.Timer) *w
 	var resp *wire.Response
 	switch {
 	case p.wait != nil:
-		resp = s.awaitWrite(ctx, p, timer.C)
+		resp = s.awaitWrite(ctx, p, timer.C, events, flush)
 	case p.batch != nil:
-		select {
-		case <-p.batch.done:
-			if p.batch.err != nil {
-				resp = &wire.Response{ID: p.id, Error: replicationError(p.batch.err)}
+	wait:
+		for {
+			select {
+			case <-p.batch.done:
+				if p.batch.err != nil {
+					resp = &wire.Response{ID: p.id, Error: replicationError(p.batch.err)}
+				}
+				break wait
+			case <-events:
+				flush()
+			case <-timer.C:
+				resp = &wire.Response{ID: p.id, Error: s.timedOut()}
+				break wait
+			case <-ctx.Done():
+				resp = &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
+				break wait
 			}
-		case <-timer.C:
-			resp = &wire.Response{ID: p.id, Error: s.timedOut()}
-		case <-ctx.Done():
-			resp = &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
 		}
 	}
 	timer.Stop()
@@ -319,20 +374,30 @@ func (s *server) complete(ctx context.Context, p *pending, timer *time.Timer) *w
 }
 
 // awaitWrite waits for the apply result of a proposed write.
-func (s *server) awaitWrite(ctx context.Context, p *pending, timeout <-chan time.Time) *wire.Response {
+func (s *server) awaitWrite(ctx context.Context, p *pending, timeout <-chan time.Time, events <-chan struct{}, flush func()) *wire.Response {
 	defer s.releaseProposal()
+	// Settled here, whatever happens: a later abandon (the connection ended
+	// under the writer) must not release the proposal slot a second time,
+	// which would block the writer for good.
+	defer func() { p.wait = nil }()
 	var r applyResult
 	select {
 	case r = <-p.wait:
 	default:
-		select {
-		case r = <-p.wait:
-		case <-timeout:
-			s.waits.cancel(p.origin)
-			return &wire.Response{ID: p.id, Error: s.timedOut()}
-		case <-ctx.Done():
-			s.waits.cancel(p.origin)
-			return &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
+	wait:
+		for {
+			select {
+			case r = <-p.wait:
+				break wait
+			case <-events:
+				flush()
+			case <-timeout:
+				s.waits.cancel(p.origin)
+				return &wire.Response{ID: p.id, Error: s.timedOut()}
+			case <-ctx.Done():
+				s.waits.cancel(p.origin)
+				return &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
+			}
 		}
 	}
 	if r.Refused != nil {

@@ -61,6 +61,11 @@ func (cfg Config) withDefaults() Config {
 	setDefault(&cfg.MaxSessions, 100000)
 	setDefault(&cfg.MaxEphemeralsPerSession, 100000)
 	setDefault(&cfg.MaxPendingPerConn, 256)
+	setDefault(&cfg.MaxWatchesPerSession, defaultMaxWatchesPerSession)
+	setDefault(&cfg.WatchHistoryEvents, defaultHistoryEvents)
+	setDefault(&cfg.WatchHistoryBytes, defaultHistoryBytes)
+	setDefault(&cfg.MaxQueuedEvents, defaultMaxQueuedEvents)
+	setDefault(&cfg.MaxQueuedEventBytes, defaultMaxQueuedEventBytes)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -86,7 +91,9 @@ func (cfg *Config) validate() error {
 	case cfg.MaxDataBytes > cfg.MaxFrameBytes:
 		return fmt.Errorf("%w: max data %d bytes does not fit in a frame of %d bytes", ErrConfig, cfg.MaxDataBytes, cfg.MaxFrameBytes)
 	case cfg.MaxFrameBytes < 0 || cfg.MaxDataBytes < 0 || cfg.MaxPathBytes < 0 ||
-		cfg.MaxSessions < 0 || cfg.MaxEphemeralsPerSession < 0 || cfg.MaxPendingPerConn < 0:
+		cfg.MaxSessions < 0 || cfg.MaxEphemeralsPerSession < 0 || cfg.MaxPendingPerConn < 0 ||
+		cfg.MaxWatchesPerSession < 0 || cfg.WatchHistoryEvents < 0 || cfg.WatchHistoryBytes < 0 ||
+		cfg.MaxQueuedEvents < 0 || cfg.MaxQueuedEventBytes < 0:
 		return fmt.Errorf("%w: limits must not be negative", ErrConfig)
 	case cfg.MinSessionMs < 1000:
 		return fmt.Errorf("%w: min session timeout %dms is under 1000ms", ErrConfig, cfg.MinSessionMs)

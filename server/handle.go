@@ -70,7 +70,11 @@ func (c *conn) handle(data []byte, now time.Time) *pending {
 		p.batch = c.srv.barrier.join()
 	case wire.OpMembers:
 		p.read = c.srv.membersRead
-	case wire.OpWatch, wire.OpUnwatch, wire.OpLock, wire.OpUnlock, wire.OpElect, wire.OpResign, wire.OpLeader:
+	case wire.OpWatch:
+		c.watchOp(p, &req)
+	case wire.OpUnwatch:
+		c.unwatchOp(p, &req)
+	case wire.OpLock, wire.OpUnlock, wire.OpElect, wire.OpResign, wire.OpLeader:
 		return c.fail(p, errorf(wire.CodeUnknownOp, "op %q is not implemented yet", req.Op))
 	case wire.OpCheck:
 		return c.fail(p, errorf(wire.CodeBadRequest, "op \"check\" is only allowed inside multi"))
@@ -228,9 +232,8 @@ func (s *server) checkCreates(sess uint64, ops []tree.Op) *wire.Error {
 	if eph == 0 {
 		return nil
 	}
-	s.sm.mu.RLock()
-	owned := s.sm.tree.NumEphemerals(sess)
-	s.sm.mu.RUnlock()
+	var owned int
+	s.sm.read(func(v stateView) { owned = v.tree().NumEphemerals(sess) })
 	if owned+eph > s.cfg.MaxEphemeralsPerSession {
 		s.metrics.limits.WithLabelValues("ephemerals").Inc()
 		return errorf(wire.CodeTooLarge, "session %s owns %d ephemeral nodes; %d more would pass the limit of %d per session",
@@ -293,12 +296,12 @@ func (c *conn) treeRead(p *pending, req *wire.Request) {
 		p.resp = &wire.Response{ID: p.id, Error: errorf(wire.CodeBadRequest, "%v", err)}
 		return
 	}
-	if watch {
-		p.resp = &wire.Response{ID: p.id, Error: errorf(wire.CodeUnknownOp, "watch on %s is not implemented yet", req.Op)}
-		return
-	}
 	op, path := req.Op, req.Path
-	p.read = func() *wire.Response { return c.srv.treeReadNow(op, path) }
+	if watch {
+		p.read = func() *wire.Response { return c.watchedRead(op, path) }
+	} else {
+		p.read = func() *wire.Response { return c.srv.treeReadNow(op, path) }
+	}
 	if !req.Local && !bugStaleRead {
 		p.batch = c.srv.barrier.join()
 	}

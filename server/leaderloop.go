@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"time"
-
-	"github.com/arbor-db/arbor/tree"
 )
 
 const (
@@ -118,9 +116,8 @@ func (s *server) maybeRaiseVersion(ctx context.Context) {
 // not modified for their TTL. TTLs are measured from the node's mtime,
 // which is replicated, so a new leader goes on where the old one stopped.
 func (s *server) reap(ctx context.Context) {
-	s.sm.mu.RLock()
-	due := dueForReap(s.sm.tree, time.Now().UnixMilli())
-	s.sm.mu.RUnlock()
+	var due []reapNode
+	s.sm.read(func(v stateView) { due = dueForReap(v.tree(), time.Now().UnixMilli()) })
 	for len(due) > 0 {
 		n := min(len(due), reapBatch)
 		r, err := s.proposeWait(ctx, &command{Type: cmdReap, Reap: due[:n]})
@@ -139,7 +136,7 @@ func (s *server) reap(ctx context.Context) {
 // dueForReap returns the nodes of t to reap at wall time nowMs: containers
 // that have had children and have none left (ZooKeeper's rule), and
 // childless TTL nodes whose mtime is at least their TTL ago.
-func dueForReap(t *tree.Tree, nowMs int64) []reapNode {
+func dueForReap(t treeReader, nowMs int64) []reapNode {
 	var due []reapNode
 	for _, p := range t.Containers() {
 		if st, ok := t.Exists(p); ok && st.Cversion > 0 && st.NumChildren == 0 {

@@ -144,16 +144,17 @@ func (s *server) onSessions(evs []sessionEvent) {
 // onRestore rebuilds the tracker from a restored session table and ends the
 // connections whose sessions the snapshot no longer holds.
 func (s *server) onRestore() {
-	s.sm.mu.RLock()
-	all := make(map[uint64]time.Duration, s.sm.sessions.Len())
-	for _, id := range s.sm.sessions.IDs() {
-		sess, _ := s.sm.sessions.Get(id)
-		all[id] = time.Duration(sess.TimeoutMs) * time.Millisecond
-		if bugEarlyExpiry {
-			all[id] /= 3
+	var all map[uint64]time.Duration
+	s.sm.read(func(v stateView) {
+		all = make(map[uint64]time.Duration, v.numSessions())
+		for _, id := range v.sessionIDs() {
+			sess, _ := v.session(id)
+			all[id] = time.Duration(sess.TimeoutMs) * time.Millisecond
+			if bugEarlyExpiry {
+				all[id] /= 3
+			}
 		}
-	}
-	s.sm.mu.RUnlock()
+	})
 	s.live.tracker.Replace(all)
 	s.live.mu.Lock()
 	var gone []*conn
@@ -335,15 +336,15 @@ func (s *server) confirmRenewals(ctx context.Context, ids []uint64) ([]uint64, e
 		return nil, ctx.Err()
 	}
 	var out []uint64
-	s.sm.mu.RLock()
-	for i, id := range ids {
-		_, exists := s.sm.sessions.Get(id)
-		_, live := s.live.tracker.Remaining(id)
-		if !touched[i] || !exists || !live {
-			out = append(out, id)
+	s.sm.read(func(v stateView) {
+		for i, id := range ids {
+			_, exists := v.session(id)
+			_, live := s.live.tracker.Remaining(id)
+			if !touched[i] || !exists || !live {
+				out = append(out, id)
+			}
 		}
-	}
-	s.sm.mu.RUnlock()
+	})
 	return out, nil
 }
 
@@ -365,7 +366,7 @@ func (s *server) clientAddrOf(id uint64) string {
 	if name == "" {
 		return ""
 	}
-	s.sm.mu.RLock()
-	defer s.sm.mu.RUnlock()
-	return s.sm.memberAttrsLocked()[name].ClientURL
+	var addr string
+	s.sm.read(func(v stateView) { addr = v.memberAttrs()[name].ClientURL })
+	return addr
 }

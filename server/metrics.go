@@ -33,6 +33,12 @@ type metrics struct {
 	reaped       prometheus.Counter
 	limits       *prometheus.CounterVec // limit
 	backpressure prometheus.Counter
+
+	// Watches.
+	watchesSet      *prometheus.CounterVec // kind
+	watchEvents     prometheus.Counter
+	watchSlowClosed prometheus.Counter
+	watchResyncs    prometheus.Counter
 }
 
 // latencyBuckets run from 100µs to about 3.3s, doubling.
@@ -82,6 +88,29 @@ func newMetrics(s *server) (*metrics, error) {
 			Help: "Times a connection reached its in-flight request limit and was not read until answers went out.",
 		}),
 	}
+	m.watchesSet = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "arbor_watches_set_total",
+		Help: "Watches set, by kind (data, exists, children, persistent, recursive).",
+	}, []string{"kind"})
+	m.watchEvents = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "arbor_watch_events_sent_total",
+		Help: "Watch and resync events written to clients.",
+	})
+	m.watchSlowClosed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "arbor_watch_slow_connections_closed_total",
+		Help: "Connections closed because their queued watch events passed the bound.",
+	})
+	m.watchResyncs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "arbor_watch_resyncs_total",
+		Help: "Watches resumed with a since older than the history, answered with a resync.",
+	})
+	watchCollectors := []prometheus.Collector{
+		m.watchesSet, m.watchEvents, m.watchSlowClosed, m.watchResyncs,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "arbor_watches", Help: "Watches set on this member."},
+			func() float64 { return float64(s.sm.count(func(v stateView) int { return v.numWatches(nil) })) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "arbor_watch_history_events", Help: "Changes held in the watch history."},
+			func() float64 { return float64(s.sm.count(func(v stateView) int { return v.historyLen() })) }),
+	}
 	status := func() raftnode.Status {
 		if s.rep == nil {
 			return raftnode.Status{}
@@ -115,15 +144,15 @@ func newMetrics(s *server) (*metrics, error) {
 		gauge("arbor_proposals_in_flight", "Client writes proposed and not yet answered.",
 			func() float64 { return float64(len(s.proposals)) }),
 		gauge("arbor_nodes", "Nodes in the tree.",
-			func() float64 { return float64(s.sm.numNodes()) }),
+			func() float64 { return float64(s.sm.count(func(v stateView) int { return v.tree().NumNodes() })) }),
 		gauge("arbor_sessions", "Sessions in the session table.",
-			func() float64 { return float64(s.sm.numSessions()) }),
+			func() float64 { return float64(s.sm.count(stateView.numSessions)) }),
 		gauge("arbor_connections", "Open client connections.",
 			func() float64 { return float64(s.conns.Load()) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
-	for _, c := range cs {
+	for _, c := range append(cs, watchCollectors...) {
 		if err := m.reg.Register(c); err != nil {
 			return nil, fmt.Errorf("%w: %w", errMetrics, err)
 		}

@@ -112,26 +112,31 @@ func (s *server) okRead() *wire.Response {
 }
 
 // treeReadNow evaluates get, exists or children against the local state.
-func (s *server) treeReadNow(op, path string) *wire.Response {
-	s.sm.mu.RLock()
-	defer s.sm.mu.RUnlock()
-	resp := &wire.Response{OK: true, Zxid: s.sm.appliedIndex()}
+func (s *server) treeReadNow(op, path string) (resp *wire.Response) {
+	s.sm.read(func(v stateView) { resp = treeRead(v, op, path) })
+	return resp
+}
+
+// treeRead evaluates get, exists or children in v.
+func treeRead(v stateView, op, path string) *wire.Response {
+	t := v.tree()
+	resp := &wire.Response{OK: true, Zxid: v.zxid()}
 	switch op {
 	case wire.OpGet:
-		data, st, err := s.sm.tree.Get(path)
+		data, st, err := t.Get(path)
 		if err != nil {
 			return &wire.Response{Error: toWireError(err, 0, path)}
 		}
 		resp.Data = append([]byte(nil), data...)
 		resp.Stat = wire.SomeStat(toWireStat(st))
 	case wire.OpExists:
-		if st, ok := s.sm.tree.Exists(path); ok {
+		if st, ok := t.Exists(path); ok {
 			resp.Stat = wire.SomeStat(toWireStat(st))
 		} else {
 			resp.Stat = wire.SomeStat(nil)
 		}
 	case wire.OpChildren:
-		names, st, err := s.sm.tree.Children(path)
+		names, st, err := t.Children(path)
 		if err != nil {
 			return &wire.Response{Error: toWireError(err, 0, path)}
 		}
@@ -148,10 +153,9 @@ func (s *server) treeReadNow(op, path string) *wire.Response {
 // attributes under /arbor/members.
 func (s *server) membersRead() *wire.Response {
 	infos := s.rep.Members()
-	s.sm.mu.RLock()
-	attrs := s.sm.memberAttrsLocked()
-	zxid := s.sm.appliedIndex()
-	s.sm.mu.RUnlock()
+	var attrs map[string]memberAttrs
+	var zxid uint64
+	s.sm.read(func(v stateView) { attrs, zxid = v.memberAttrs(), v.zxid() })
 	out := make([]wire.Member, 0, len(infos))
 	for _, m := range infos {
 		role := wire.RoleFollower
@@ -275,10 +279,9 @@ func (c *conn) serveSession() *wire.Error {
 	return nil
 }
 
-func (s *server) lookupSession(id uint64) (session.Session, bool) {
-	s.sm.mu.RLock()
-	defer s.sm.mu.RUnlock()
-	return s.sm.sessions.Get(id)
+func (s *server) lookupSession(id uint64) (sess session.Session, ok bool) {
+	s.sm.read(func(v stateView) { sess, ok = v.session(id) })
+	return sess, ok
 }
 
 // awaitCommand proposes cmd for the hello p and waits for its result.

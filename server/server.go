@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/arbor-db/arbor/client/wire"
+	"github.com/arbor-db/arbor/watch"
 )
 
 // server is one member's client-facing side: connections, the read
@@ -74,6 +75,14 @@ func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *w
 	sm.onStale = s.noteStaleOrigin
 	sm.onSessions = s.onSessions
 	sm.onRestore = s.onRestore
+	sm.onWatchesLost = func(cs []*conn) {
+		for _, c := range cs {
+			c.end(endWatchesLost, closeWatchesLost)
+		}
+	}
+	sm.mu.Lock()
+	sm.history = watch.NewHistory(cfg.WatchHistoryEvents, cfg.WatchHistoryBytes, sm.applied.Load())
+	sm.mu.Unlock()
 	if cfg.Version != 0 {
 		sm.supported = cfg.Version
 	}

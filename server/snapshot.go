@@ -67,8 +67,8 @@ func (sm *stateMachine) SnapshotView() (io.WriterTo, error) {
 
 // viewLocked is SnapshotView with mu held for writing (View moves the
 // tree's epoch).
-func (sm *stateMachine) viewLocked() *stateView {
-	return &stateView{
+func (sm *stateMachine) viewLocked() *snapView {
+	return &snapView{
 		tree:     sm.tree.View(),
 		sessions: sm.sessions.Clone(),
 		origins:  maps.Clone(sm.origins),
@@ -78,8 +78,8 @@ func (sm *stateMachine) viewLocked() *stateView {
 	}
 }
 
-// stateView is the state machine at one applied index.
-type stateView struct {
+// snapView is the state machine at one applied index, for snapshots.
+type snapView struct {
 	tree     *tree.View
 	sessions *session.Table
 	origins  map[uint64]uint64
@@ -96,7 +96,7 @@ func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); re
 // WriteTo streams the snapshot: the tree section's length comes first, so
 // the tree is encoded twice (once only to count its bytes) rather than held
 // in memory.
-func (v *stateView) WriteTo(w io.Writer) (int64, error) {
+func (v *snapView) WriteTo(w io.Writer) (int64, error) {
 	var treeLen countingWriter
 	if err := v.tree.WriteSnapshot(&treeLen); err != nil {
 		return 0, fmt.Errorf("server: tree snapshot: %w", err)
@@ -212,8 +212,21 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 	sm.tree, sm.sessions, sm.lastTime, sm.origins = t, st, lastTime, origins
 	sm.clusterVersion.Store(cv)
 	sm.applied.Store(index)
+	// The changes between the old state and this one have no events: the
+	// history starts over here, and every watch is dropped with its
+	// connection, so its client registers again since the last change it
+	// saw and gets a resync.
+	sm.history.Reset(index)
+	lost := sm.watches.Owners()
+	for _, c := range lost {
+		sm.watches.RemoveOwner(c)
+		c.events.close()
+	}
 	sm.mu.Unlock()
 	sm.onRestore()
+	if len(lost) > 0 {
+		sm.onWatchesLost(lost)
+	}
 	sm.appliedMu.Lock()
 	close(sm.appliedCh)
 	sm.appliedCh = make(chan struct{})

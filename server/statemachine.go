@@ -11,6 +11,7 @@ import (
 	"github.com/arbor-db/arbor/raftnode"
 	"github.com/arbor-db/arbor/session"
 	"github.com/arbor-db/arbor/tree"
+	"github.com/arbor-db/arbor/watch"
 )
 
 // errSessionExpired is the apply result of a command whose session does not
@@ -59,6 +60,22 @@ type stateMachine struct {
 
 	applied atomic.Uint64
 
+	// Watches (see view.go for the locking). apply collects each command's
+	// tree events in cmdEvents, records them in history and matches them
+	// to watches, all under mu, and queues what fired on the connections
+	// (never blocking) before it releases mu: a read evaluated after the
+	// change finds its event already queued, so the writer can send it
+	// first. The history is not replicated: a member starts it empty at
+	// the index it restored or started from.
+	watchMu   sync.Mutex
+	watches   *watch.Registry[*conn]
+	history   *watch.History
+	cmdEvents []tree.Event
+	fired     []watch.Fired[*conn]
+	// onWatchesLost is told, outside mu, of the connections whose watches a
+	// snapshot restore dropped: the changes in between have no events.
+	onWatchesLost func([]*conn)
+
 	// appliedMu guards appliedCh, which is closed and replaced after every
 	// batch so that waitApplied can block without polling.
 	appliedMu sync.Mutex
@@ -79,6 +96,10 @@ func newStateMachine(log *slog.Logger, waits *waitRegistry) *stateMachine {
 		onRestore:  func() {},
 		supported:  currentClusterVersion,
 		appliedCh:  make(chan struct{}),
+		watches:    watch.NewRegistry[*conn](),
+		history:    watch.NewHistory(defaultHistoryEvents, defaultHistoryBytes, 0),
+
+		onWatchesLost: func([]*conn) {},
 	}
 	sm.clusterVersion.Store(1)
 	return sm
@@ -158,6 +179,7 @@ func (sm *stateMachine) Apply(entries []raftnode.Entry) error {
 			sm.origins[m] = c.Origin.Seq
 		}
 		r, err := sm.applyCommand(e.Index, &c, &sevs)
+		sm.publish()
 		if err != nil {
 			sm.applied.Store(e.Index - 1)
 			sm.mu.Unlock()
@@ -245,12 +267,15 @@ func (sm *stateMachine) applyCommand(index uint64, c *command, sevs *[]sessionEv
 				return r, nil
 			}
 		}
+		var evs []tree.Event
 		if c.Multi {
-			r.Results, _, r.Err = sm.tree.Multi(index, now, c.Ops)
+			r.Results, evs, r.Err = sm.tree.Multi(index, now, c.Ops)
 		} else if len(c.Ops) == 1 {
-			res, _, err := sm.tree.Apply(index, now, c.Ops[0])
-			r.Results, r.Err = []tree.Result{res}, err
+			var res tree.Result
+			res, evs, r.Err = sm.tree.Apply(index, now, c.Ops[0])
+			r.Results = []tree.Result{res}
 		}
+		sm.note(evs)
 	case cmdMemberAttrs:
 		r.Err = sm.applyMemberAttrs(index, now, c.Member)
 	case cmdSetClusterVersion:
@@ -305,7 +330,8 @@ func (sm *stateMachine) applyReap(index uint64, now int64, nodes []reapNode) int
 				continue
 			}
 		}
-		if _, _, err := sm.tree.Apply(index, now, tree.Op{Kind: tree.OpDelete, Path: rn.Path, Version: -1, System: true}); err == nil {
+		if _, evs, err := sm.tree.Apply(index, now, tree.Op{Kind: tree.OpDelete, Path: rn.Path, Version: -1, System: true}); err == nil {
+			sm.note(evs)
 			n++
 		}
 	}
@@ -329,8 +355,36 @@ func (sm *stateMachine) applyMemberAttrs(index uint64, now int64, m memberAttrs)
 			ops = append([]tree.Op{{Kind: tree.OpCreate, Path: membersPath, Version: -1, System: true}}, ops...)
 		}
 	}
-	_, _, err = sm.tree.Multi(index, now, ops)
+	_, evs, err := sm.tree.Multi(index, now, ops)
+	sm.note(evs)
 	return err
+}
+
+// note collects the tree events of the command being applied. Called with
+// mu held.
+func (sm *stateMachine) note(evs []tree.Event) { sm.cmdEvents = append(sm.cmdEvents, evs...) }
+
+// publish records the events of the command just applied in the history,
+// matches them to watches and queues what fired on the watching
+// connections, without blocking (a connection whose queue is full is
+// closed instead). Called with mu held, so that no read can observe the
+// change before its events are queued.
+func (sm *stateMachine) publish() {
+	evs := sm.cmdEvents
+	if len(evs) == 0 {
+		return
+	}
+	if err := sm.history.Record(evs); err != nil {
+		// Cannot happen (zxids only grow); if it did, resumes must resync
+		// rather than miss a change.
+		sm.log.Error("watch history refused events; resetting it", "err", err)
+		sm.history.Reset(evs[len(evs)-1].Zxid)
+	}
+	sm.fired = sm.watches.Match(evs, sm.fired[:0])
+	queueFired(sm.fired)
+	clear(sm.fired) // do not pin connections or data until the next command
+	clear(sm.cmdEvents)
+	sm.cmdEvents = sm.cmdEvents[:0]
 }
 
 // appliedIndex is the index of the last applied entry (the zxid of reads).
@@ -352,37 +406,4 @@ func (sm *stateMachine) waitApplied(done <-chan struct{}, index uint64) bool {
 			return sm.applied.Load() >= index
 		}
 	}
-}
-
-// memberAttrsOf returns the published attributes of every member, by name.
-// Called with mu held for reading.
-func (sm *stateMachine) memberAttrsLocked() map[string]memberAttrs {
-	names, _, err := sm.tree.Children(membersPath)
-	if err != nil {
-		return nil
-	}
-	out := make(map[string]memberAttrs, len(names))
-	for _, n := range names {
-		data, _, err := sm.tree.Get(membersPath + "/" + n)
-		if err != nil {
-			continue
-		}
-		var m memberAttrs
-		if json.Unmarshal(data, &m) == nil {
-			out[n] = m
-		}
-	}
-	return out
-}
-
-func (sm *stateMachine) numNodes() int {
-	sm.mu.RLock()
-	defer sm.mu.RUnlock()
-	return sm.tree.NumNodes()
-}
-
-func (sm *stateMachine) numSessions() int {
-	sm.mu.RLock()
-	defer sm.mu.RUnlock()
-	return sm.sessions.Len()
 }

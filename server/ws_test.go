@@ -74,8 +74,8 @@ func TestBadInputs(t *testing.T) {
 		{`{"id":22,"op":"delete","path":"/a"}`, 22, wire.CodeNotEmpty, "/a has children"},
 		{`{"id":23,"op":"set","path":"/a","version":7}`, 23, wire.CodeBadVersion, "/a"},
 		{`{"id":24,"op":"create","path":"/e/c"}`, 24, wire.CodeNoChildrenForEphemeral, "ephemeral"},
-		{`{"id":25,"op":"watch","path":"/a"}`, 25, wire.CodeUnknownOp, "not implemented"},
-		{`{"id":26,"op":"get","path":"/a","watch":true}`, 26, wire.CodeUnknownOp, "not implemented"},
+		{`{"id":25,"op":"watch"}`, 25, wire.CodeBadRequest, "field path: missing"},
+		{`{"id":26,"op":"unwatch","watch":99}`, 26, wire.CodeBadRequest, "no watch 99"},
 		{`{"id":27,"op":"get","path":"/a","watch":"yes"}`, 27, wire.CodeBadRequest, "field watch"},
 		{`{"id":28,"op":"create","path":"/x","data":"%%%"}`, 28, wire.CodeBadRequest, "base64"},
 		{`{"id":29,"op":"children","path":"/nope"}`, 29, wire.CodeNoNode, "/nope does not exist"},
@@ -167,7 +167,9 @@ func TestPipelining(t *testing.T) {
 	ts.rep.mu.Lock()
 	reads := ts.rep.reads
 	ts.rep.mu.Unlock()
-	if reads == 0 || reads > 2*n {
+	// The member's own renewal rounds (every 100ms) share the barrier too,
+	// and may add a call or two of their own.
+	if reads == 0 || reads > 2*n+5 {
 		t.Errorf("%d LinearizableRead calls for %d linearizable reads; want batching", reads, 2*n)
 	}
 }

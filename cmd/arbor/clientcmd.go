@@ -30,6 +30,7 @@ func addClientCommands(root *cobra.Command, g *globals, e env) {
 	group := []*cobra.Command{
 		createCmd(&cf, g, e), getCmd(&cf, g, e), setCmd(&cf, g, e), deleteCmd(&cf, g, e),
 		lsCmd(&cf, g, e), statCmd(&cf, g, e), membersCmd(&cf, g, e),
+		watchCmd(&cf, g, e),
 	}
 	for _, cmd := range group {
 		fs := cmd.Flags()
@@ -216,17 +217,23 @@ func createAndHold(ctx context.Context, cf *clientFlags, g *globals, e env, req 
 }
 
 func getCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "get PATH",
+	var watch bool
+	cmd := &cobra.Command{
+		Use:   "get PATH [--watch]",
 		Short: "Print a node's data, raw",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if watch {
+				return getWatch(cmd.Context(), cf, g, e, args[0])
+			}
 			return call(cmd.Context(), cf, g, e, &wire.Request{Op: wire.OpGet, Path: args[0]}, func(r *wire.Response) error {
 				_, err := e.stdout.Write(r.Data)
 				return err
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&watch, "watch", false, "then wait for the node's next change, print it (see arbor watch) and exit")
+	return cmd
 }
 
 func setCmd(cf *clientFlags, g *globals, e env) *cobra.Command {

@@ -1,0 +1,55 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/arbor-db/arbor/client"
+)
+
+// A persistent watch reports every change of a subtree once, in order,
+// across reconnections; a read with WatchOnce reports the next change of
+// one node.
+func ExampleClient_Watch() {
+	addr, stop := client.StartExampleServer()
+	defer stop()
+	ctx := context.Background()
+	c, err := client.Dial(ctx, client.Config{Endpoints: []string{addr}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close(ctx)
+
+	if _, _, err := c.Create(ctx, "/config", nil); err != nil {
+		fmt.Println(err)
+		return
+	}
+	w, err := c.Watch(ctx, "/config", client.Recursive())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer w.Close(ctx)
+
+	var next <-chan client.WatchEvent
+	if _, _, err := c.Get(ctx, "/config", client.WatchOnce(&next)); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	c.Create(ctx, "/config/db", []byte("primary"))
+	c.Set(ctx, "/config/db", []byte("replica"), client.AnyVersion)
+	c.Set(ctx, "/config", []byte("v2"), client.AnyVersion)
+	for range 3 {
+		ev := <-w.Events()
+		fmt.Printf("%s %s %s\n", ev.Type, ev.Path, ev.Data)
+	}
+	ev := <-next
+	fmt.Println("once:", ev.Type, ev.Path)
+	// Output:
+	// created /config/db primary
+	// data /config/db replica
+	// data /config v2
+	// once: data /config
+}

@@ -82,9 +82,17 @@ type Node struct {
 	// forceSnapshot asks for a snapshot after a member was added.
 	forceSnapshot bool
 	lastLead      uint64
+	// snapDone receives the result of the snapshot file being written for
+	// snapPending (a SnapshotViewer's view); nil while none is, which also
+	// switches its select case off.
+	snapDone    chan error
+	snapPending localSnapshot
+	snapStop    chan struct{} // closed when Run stops: fails the write
+	snapWG      sync.WaitGroup
 
 	// Published for other goroutines.
 	term, commit, appliedPub, lead, leaderChanges atomic.Uint64
+	snapIndexPub                                  atomic.Uint64
 	pending                                       atomic.Int64
 	nonce                                         atomic.Uint64
 
@@ -115,6 +123,7 @@ func New(cfg Config, sm StateMachine) (*Node, error) {
 		reportc:     make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		storageFail: newFailure(),
+		snapStop:    make(chan struct{}),
 		members:     map[uint64]memberMeta{},
 		confWaiters: map[uint64]chan error{},
 	}
@@ -306,6 +315,7 @@ func (n *Node) restoreFromDisk(p *persisted) error {
 		}
 		n.confState = h.confState
 		n.applied, n.snapIndex = h.index, h.index
+		n.snapIndexPub.Store(h.index)
 		for _, m := range h.members {
 			if _, ok := p.members[m.ID]; !ok {
 				n.members[m.ID] = m
@@ -363,6 +373,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		cancel()
 	}()
 	err = n.safeLoop(ctx)
+	n.stopSnapshotWrite()
 	if errors.Is(err, ErrStorage) {
 		// Close must not write the held-back HardState after a failure
 		// (on any path): nothing is written again.
@@ -412,6 +423,10 @@ func (n *Node) loop(ctx context.Context) error {
 			n.drainReports()
 		case <-n.storageFail.done():
 			return n.storageFail.get()
+		case err := <-n.snapDone:
+			if err := n.finishSnapshotWrite(err); err != nil {
+				return err
+			}
 		}
 		n.drainInputs()
 		n.flushProposals()

@@ -8,6 +8,7 @@ package raftnode
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -65,6 +66,18 @@ func readySnapshot(rd raft.Ready) *snapshotMeta {
 	}
 	m := rd.Snapshot.Metadata
 	return &m
+}
+
+// cloneConfState deep-copies cs, for a goroutine that marshals it while the
+// raft goroutine moves on.
+func cloneConfState(cs confState) confState {
+	return raftpb.ConfState{
+		Voters:         slices.Clone(cs.Voters),
+		Learners:       slices.Clone(cs.Learners),
+		VotersOutgoing: slices.Clone(cs.VotersOutgoing),
+		LearnersNext:   slices.Clone(cs.LearnersNext),
+		AutoLeave:      cs.AutoLeave,
+	}
 }
 
 func isNormalEntry(e logEntry) bool { return e.Type == raftpb.EntryNormal }

@@ -77,6 +77,7 @@ func (n *Node) restoreSnapshot(meta snapshotMeta) error {
 		return fmt.Errorf("restore snapshot %d: %w", meta.Index, err)
 	}
 	n.applied, n.snapIndex = meta.Index, meta.Index
+	n.snapIndexPub.Store(meta.Index)
 	n.confState = meta.ConfState
 	n.mu.Lock()
 	old := n.members
@@ -225,47 +226,4 @@ func (n *Node) memberList() []memberMeta {
 		return 0
 	})
 	return out
-}
-
-// maybeSnapshot takes a snapshot every SnapshotEntries applied entries and
-// compacts the log, keeping CompactKeepEntries for slow followers.
-func (n *Node) maybeSnapshot() error {
-	if n.applied < n.snapIndex+n.cfg.SnapshotEntries && !(n.forceSnapshot && n.applied > n.snapIndex) {
-		return nil
-	}
-	n.forceSnapshot = false
-	index := n.applied
-	term, err := n.mem.Term(index)
-	if err != nil {
-		return fmt.Errorf("%w: term of %d: %w", ErrStorage, index, err)
-	}
-	if _, err := writeSnapshotFile(n.snapDir, term, index, n.confState, n.memberList(), n.sm.Snapshot); err != nil {
-		return err
-	}
-	cs := n.confState
-	snap, err := n.mem.CreateSnapshot(index, &cs, []byte(snapFileName(term, index)))
-	if err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
-		return fmt.Errorf("%w: create snapshot: %w", ErrStorage, err)
-	}
-	var compact uint64
-	if index > n.cfg.CompactKeepEntries {
-		compact = index - n.cfg.CompactKeepEntries
-	}
-	if first, _ := n.mem.FirstIndex(); compact >= first {
-		if err := n.mem.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
-			return fmt.Errorf("%w: compact: %w", ErrStorage, err)
-		}
-	} else {
-		compact = 0
-	}
-	if err := n.disk.saveSnapshotMeta(snap.Metadata, compact); err != nil {
-		return err
-	}
-	n.snapIndex = index
-	n.cfg.Metrics.incSnapshotsSaved()
-	n.log.Info("saved snapshot", "index", index, "term", term, "compacted_to", compact)
-	if err := purgeSnapshots(n.snapDir, snapshotsKept); err != nil {
-		return fmt.Errorf("%w: purge snapshots: %w", ErrStorage, err)
-	}
-	return nil
 }

@@ -145,10 +145,16 @@ func (c *Cluster) SM(i int) raftnode.StateMachine {
 	return m.sm
 }
 
-// KV returns member i's state machine as a *KV (nil for other types).
+// KV returns member i's state machine as a *KV (a ViewKV's KV; nil for
+// other types).
 func (c *Cluster) KV(i int) *KV {
-	kv, _ := c.SM(i).(*KV)
-	return kv
+	switch sm := c.SM(i).(type) {
+	case *KV:
+		return sm
+	case *ViewKV:
+		return sm.KV
+	}
+	return nil
 }
 
 // Running reports whether member i's Run has not returned.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -72,6 +73,9 @@ type Node struct {
 	// beforeRecvSync, when set (tests, before Run), runs before a received
 	// snapshot file is fsync'd; an error fails it like a failed fsync.
 	beforeRecvSync func() error
+	// snapSendFilter, when set (tests, before Run), wraps the reader of
+	// every snapshot file sent to a peer.
+	snapSendFilter func(io.Reader) io.Reader
 
 	// Owned by the Run goroutine.
 	confState confState

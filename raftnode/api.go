@@ -76,6 +76,14 @@ type Config struct {
 	PeerListener       net.Listener // pre-bound peer listener, used instead of ListenPeerAddr (tests bind 127.0.0.1:0)
 	Transport          Transport    // nil means the framed TCP transport on ListenPeerAddr
 	Metrics            *Metrics     // nil means no metrics
+	// SnapshotBytes also takes a snapshot (and compacts) once this many
+	// bytes of log entries were applied since the last one (default 256 MiB).
+	SnapshotBytes uint64
+	// MaxLogCacheBytes bounds the raft log entries held in memory: the
+	// newest entries up to this size; raft reads older ones from raft.db
+	// (default 64 MiB). Committed entries are handed to Apply in batches
+	// of at most this size (and 64 MiB).
+	MaxLogCacheBytes uint64
 }
 
 // Errors.
@@ -103,4 +111,5 @@ type Status struct {
 	LeaderChanges         uint64
 	PendingProposals      int
 	SnapshotIndex         uint64 // of the newest durable snapshot raft's log is compacted to
+	LogCacheBytes         uint64 // log entries held in memory (at most Config.MaxLogCacheBytes)
 }

@@ -49,7 +49,7 @@ type Node struct {
 	log     *slog.Logger
 	sm      StateMachine
 	disk    *diskStorage
-	mem     *raft.MemoryStorage
+	store   *logStore     // raft's Storage
 	raw     *raft.RawNode // owned by the Run goroutine
 	tr      Transport
 	snapDir string
@@ -86,6 +86,9 @@ type Node struct {
 	// forceSnapshot asks for a snapshot after a member was added.
 	forceSnapshot bool
 	lastLead      uint64
+	// bytesSinceSnap is the encoded size of the entries applied since the
+	// newest snapshot, for Config.SnapshotBytes.
+	bytesSinceSnap uint64
 	// snapDone receives the result of the snapshot file being written for
 	// snapPending (a SnapshotViewer's view); nil while none is, which also
 	// switches its select case off.
@@ -155,6 +158,12 @@ func applyDefaults(cfg *Config) {
 	if cfg.SnapshotEntries == 0 {
 		cfg.SnapshotEntries = 100000
 	}
+	if cfg.SnapshotBytes == 0 {
+		cfg.SnapshotBytes = 256 << 20
+	}
+	if cfg.MaxLogCacheBytes == 0 {
+		cfg.MaxLogCacheBytes = 64 << 20
+	}
 	if cfg.CompactKeepEntries == 0 {
 		cfg.CompactKeepEntries = min(5000, cfg.SnapshotEntries)
 	}
@@ -181,26 +190,30 @@ func applyDefaults(cfg *Config) {
 	}
 }
 
-// open loads persisted state into the MemoryStorage and sm, creates the
-// RawNode and bootstraps a fresh member.
+// open restores sm from the newest usable snapshot, prepares raft's
+// Storage over raft.db (without reading the log), creates the RawNode and
+// bootstraps a fresh member.
 func (n *Node) open() error {
 	p, err := n.disk.load()
 	if err != nil {
 		return err
 	}
 	fresh := p.empty()
-	n.mem = raft.NewMemoryStorage()
+	n.store = newLogStore(n.disk.db, n.cfg.MaxLogCacheBytes)
 	if err := n.restoreFromDisk(p); err != nil {
 		return err
 	}
 	rc := &raft.Config{
-		ID:                        n.id,
-		ElectionTick:              n.cfg.ElectionTicks,
-		HeartbeatTick:             n.cfg.HeartbeatTicks,
-		Storage:                   n.mem,
-		Applied:                   n.applied,
-		MaxSizePerMsg:             maxSizePerMsg,
-		MaxCommittedSizePerReady:  maxCommittedPerReady,
+		ID:            n.id,
+		ElectionTick:  n.cfg.ElectionTicks,
+		HeartbeatTick: n.cfg.HeartbeatTicks,
+		Storage:       n.store,
+		Applied:       n.applied,
+		MaxSizePerMsg: maxSizePerMsg,
+		// Committed entries the log cache no longer holds come from
+		// raft.db (a replay at start reads the whole log so): each batch
+		// is bounded like the cache.
+		MaxCommittedSizePerReady:  min(maxCommittedPerReady, n.cfg.MaxLogCacheBytes),
 		MaxUncommittedEntriesSize: maxUncommittedSize,
 		MaxInflightMsgs:           maxInflightMsgs,
 		CheckQuorum:               true,
@@ -266,12 +279,11 @@ func (n *Node) bootstrap() error {
 }
 
 // restoreFromDisk picks the newest valid snapshot file the log still
-// covers, restores sm from it and loads the entries after it.
+// covers, restores sm from it and starts the log after it. The entries are
+// not read here: raft replays the committed ones through Ready, in batches
+// of MaxCommittedSizePerReady, from raft.db.
 func (n *Node) restoreFromDisk(p *persisted) error {
-	first := uint64(0)
-	if len(p.entries) > 0 {
-		first = p.entries[0].Index
-	}
+	first := p.first
 	names, err := listSnapshots(n.snapDir)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
@@ -298,6 +310,7 @@ func (n *Node) restoreFromDisk(p *persisted) error {
 		hdr = h
 		break
 	}
+	var start snapshotMeta // of the snapshot restored; zero for none
 	if hdr == nil && ((first == 0 && p.snapMeta.Index > 0) || first > 1) {
 		return fmt.Errorf("%w: log starts at %d, recorded snapshot %d", ErrNoSnapshot, first, p.snapMeta.Index)
 	}
@@ -314,9 +327,7 @@ func (n *Node) restoreFromDisk(p *persisted) error {
 		if err != nil {
 			return fmt.Errorf("restore snapshot %d: %w", h.index, err)
 		}
-		if err := n.mem.ApplySnapshot(fileSnapshot(h.term, h.index, h.confState)); err != nil {
-			return fmt.Errorf("%w: %w", ErrStorage, err)
-		}
+		start = snapshotMeta{Index: h.index, Term: h.term, ConfState: h.confState}
 		n.confState = h.confState
 		n.applied, n.snapIndex = h.index, h.index
 		n.snapIndexPub.Store(h.index)
@@ -327,18 +338,17 @@ func (n *Node) restoreFromDisk(p *persisted) error {
 		}
 		n.log.Info("restored snapshot", "index", h.index, "term", h.term)
 	}
-	if err := n.mem.Append(p.entries); err != nil {
-		return fmt.Errorf("%w: %w", ErrStorage, err)
-	}
+	// Entries at or below the snapshot (kept for slow followers before a
+	// restart) stay on disk until the next compaction; raft reads above it.
+	n.store.reset(start, p.last)
 	hs := p.hardState
 	if hs.Commit < n.snapIndex {
 		hs.Commit = n.snapIndex
 	}
-	if !raftIsEmptyHardState(hs) {
-		if err := n.mem.SetHardState(hs); err != nil {
-			return fmt.Errorf("%w: %w", ErrStorage, err)
-		}
+	if hs.Commit > n.store.last {
+		return fmt.Errorf("%w: commit index %d beyond the last entry %d", ErrCorrupt, hs.Commit, n.store.last)
 	}
+	n.store.setHardState(hs)
 	n.setConfView()
 	return nil
 }

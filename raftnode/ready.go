@@ -32,17 +32,16 @@ func (n *Node) handleReady() error {
 		return err
 	}
 	if snapMeta != nil {
-		if err := n.mem.ApplySnapshot(rd.Snapshot); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		if err := n.store.applySnapshot(*snapMeta); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
 			return fmt.Errorf("%w: apply snapshot: %w", ErrStorage, err)
 		}
+		n.bytesSinceSnap = 0
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
-		if err := n.mem.SetHardState(rd.HardState); err != nil {
-			return fmt.Errorf("%w: %w", ErrStorage, err)
-		}
+		n.store.setHardState(rd.HardState)
 	}
-	if err := n.mem.Append(rd.Entries); err != nil {
-		return fmt.Errorf("%w: append: %w", ErrStorage, err)
+	if err := n.store.append(rd.Entries); err != nil {
+		return err
 	}
 	// Everything this Ready asks to persist is durable: safe to send.
 	if !sentEarly {
@@ -140,6 +139,9 @@ func (n *Node) apply(ents []logEntry) error {
 		return fmt.Errorf("raftnode: apply entries %d..%d: %w", ents[0].Index, ents[len(ents)-1].Index, err)
 	}
 	n.applied = ents[len(ents)-1].Index
+	for i := range ents {
+		n.bytesSinceSnap += uint64(ents[i].Size())
+	}
 	n.mu.Lock()
 	for _, nonce := range nonces {
 		if w, ok := n.confWaiters[nonce]; ok {

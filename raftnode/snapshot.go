@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"go.etcd.io/raft/v3"
 )
 
 // errSnapshotStopped fails the writer of an in-flight snapshot view once
@@ -18,15 +16,17 @@ type localSnapshot struct {
 	term, index uint64
 	confState   confState
 	members     []memberMeta
+	logBytes    uint64 // bytesSinceSnap when it was taken
 }
 
 // snapshotDue reports whether a snapshot should be taken now: every
-// SnapshotEntries applied entries, or once a member was added.
+// SnapshotEntries applied entries or SnapshotBytes of them, or once a
+// member was added.
 func (n *Node) snapshotDue() bool {
 	if n.applied <= n.snapIndex {
 		return false
 	}
-	return n.applied >= n.snapIndex+n.cfg.SnapshotEntries || n.forceSnapshot
+	return n.applied >= n.snapIndex+n.cfg.SnapshotEntries || n.bytesSinceSnap >= n.cfg.SnapshotBytes || n.forceSnapshot
 }
 
 // maybeSnapshot takes a snapshot when one is due and none is being written.
@@ -40,11 +40,14 @@ func (n *Node) maybeSnapshot() error {
 	}
 	n.forceSnapshot = false
 	index := n.applied
-	term, err := n.mem.Term(index)
+	term, err := n.store.Term(index)
 	if err != nil {
 		return fmt.Errorf("%w: term of %d: %w", ErrStorage, index, err)
 	}
-	s := localSnapshot{term: term, index: index, confState: cloneConfState(n.confState), members: n.memberList()}
+	s := localSnapshot{
+		term: term, index: index, confState: cloneConfState(n.confState),
+		members: n.memberList(), logBytes: n.bytesSinceSnap,
+	}
 	viewer, ok := n.sm.(SnapshotViewer)
 	if !ok {
 		if _, err := writeSnapshotFile(n.snapDir, term, index, s.confState, s.members, n.sm.Snapshot); err != nil {
@@ -112,27 +115,28 @@ func (n *Node) installSnapshot(s localSnapshot) error {
 		return nil
 	}
 	index, term := s.index, s.term
-	cs := s.confState
-	snap, err := n.mem.CreateSnapshot(index, &cs, []byte(snapFileName(term, index)))
-	if err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
-		return fmt.Errorf("%w: create snapshot: %w", ErrStorage, err)
+	meta, err := n.store.createSnapshot(index, s.confState)
+	if err != nil {
+		return err
 	}
 	var compact uint64
 	if index > n.cfg.CompactKeepEntries {
 		compact = index - n.cfg.CompactKeepEntries
 	}
-	if first, _ := n.mem.FirstIndex(); compact >= first {
-		if err := n.mem.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
-			return fmt.Errorf("%w: compact: %w", ErrStorage, err)
+	if first, _ := n.store.FirstIndex(); compact >= first {
+		// Before raft.db drops the entries: it reads compact's term.
+		if err := n.store.compact(compact); err != nil {
+			return err
 		}
 	} else {
 		compact = 0
 	}
-	if err := n.disk.saveSnapshotMeta(snap.Metadata, compact); err != nil {
+	if err := n.disk.saveSnapshotMeta(meta, compact); err != nil {
 		return err
 	}
 	n.snapIndex = index
 	n.snapIndexPub.Store(index)
+	n.bytesSinceSnap -= s.logBytes
 	n.cfg.Metrics.incSnapshotsSaved()
 	n.log.Info("saved snapshot", "index", index, "term", term, "compacted_to", compact)
 	if err := purgeSnapshots(n.snapDir, snapshotsKept); err != nil {

@@ -32,6 +32,7 @@ func (n *Node) Status() Status {
 		LeaderChanges:    n.leaderChanges.Load(),
 		PendingProposals: int(n.pending.Load()),
 		SnapshotIndex:    n.snapIndexPub.Load(),
+		LogCacheBytes:    n.store.cachePub.Load(),
 	}
 }
 

@@ -9,3 +9,10 @@ func SetReceivedSnapshotSyncFault(n *Node, f func() error) { n.beforeRecvSync = 
 // SetSnapshotSendFilter makes n stream every snapshot file it sends to a
 // peer through f (tests slow a stream down). Call it before Run.
 func SetSnapshotSendFilter(n *Node, f func(io.Reader) io.Reader) { n.snapSendFilter = f }
+
+// LogCachePeak is the most bytes of log entries n held in memory since New.
+func LogCachePeak(n *Node) uint64 { return n.store.cachePeak.Load() }
+
+// LogDiskReads counts the reads of log entries (or terms) n made from
+// raft.db because its cache no longer held them.
+func LogDiskReads(n *Node) uint64 { return n.store.diskReads.Load() }

@@ -20,6 +20,8 @@ type Options struct {
 	TickInterval       time.Duration // default 20ms
 	ElectionTicks      int           // default 10
 	NoSync             bool          // default false: real fsyncs
+	SnapshotBytes      uint64        // default raftnode's
+	MaxLogCacheBytes   uint64        // default raftnode's
 	// NewStateMachine builds a member's state machine (fresh on every
 	// start and restart). Default: NewKV.
 	NewStateMachine func(name string) raftnode.StateMachine
@@ -105,6 +107,8 @@ func (c *Cluster) start(i int) {
 		Join:               m.Join,
 		SnapshotEntries:    c.opts.SnapshotEntries,
 		CompactKeepEntries: c.opts.CompactKeepEntries,
+		SnapshotBytes:      c.opts.SnapshotBytes,
+		MaxLogCacheBytes:   c.opts.MaxLogCacheBytes,
 		TickInterval:       c.opts.TickInterval,
 		ElectionTicks:      c.opts.ElectionTicks,
 		NoSync:             c.opts.NoSync,

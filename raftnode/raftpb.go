@@ -52,7 +52,7 @@ func proposalMessage(from uint64, cmds [][]byte) Message {
 }
 
 // fileSnapshot is the raft snapshot of the snapshot file term/index, as
-// MemoryStorage holds it: its Data names the file, never the state.
+// raft's Storage returns it: its Data names the file, never the state.
 func fileSnapshot(term, index uint64, cs confState) raftpb.Snapshot {
 	return raftpb.Snapshot{
 		Data:     []byte(snapFileName(term, index)),

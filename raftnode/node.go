@@ -409,6 +409,13 @@ func (n *Node) safeLoop(ctx context.Context) (err error) {
 				err = e
 				return
 			}
+			if e, ok := r.(error); ok {
+				// raft panics with a Storage error it cannot handle (a
+				// failed read of raft.db): keep it, so Run treats it as
+				// the storage failure it is.
+				err = fmt.Errorf("%w: %w", ErrRaftPanic, e)
+				return
+			}
 			err = fmt.Errorf("%w: %v", ErrRaftPanic, r)
 		}
 	}()

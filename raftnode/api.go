@@ -25,10 +25,28 @@ type StateMachine interface {
 	// node stops (Run returns it) rather than let members' states drift
 	// apart, as when a command cannot be decoded by this member's version.
 	Apply(entries []Entry) error
-	// Snapshot writes the state as of the last applied entry.
+	// Snapshot writes the state as of the last applied entry. It runs on
+	// the raft goroutine, which waits for it (no ticks, no applies): a
+	// state machine with a large state implements SnapshotViewer instead.
 	Snapshot(w io.Writer) error
-	// Restore replaces the whole state with a snapshot taken at index.
+	// Restore replaces the whole state with a snapshot taken at index. r
+	// streams the payload from the snapshot file, whose size and checksum
+	// raftnode verified before the call: raftnode never holds the file in
+	// memory, and Restore need not buffer it to be safe from a torn file.
 	Restore(index uint64, r io.Reader) error
+}
+
+// SnapshotViewer is implemented by a StateMachine that can take a
+// point-in-time view of its state cheaply. raftnode calls SnapshotView on
+// the raft goroutine, between Apply calls, and then runs the view's WriteTo
+// on a goroutine of its own while Apply (and Restore) go on. WriteTo must
+// write exactly the state as of the last entry applied before SnapshotView,
+// in the format Restore reads, whatever Apply or Restore do meanwhile. An
+// error from either is fatal (Run returns it). WriteTo's writer fails once
+// Run is stopping, and WriteTo should then return promptly: Run waits for
+// it before returning. At most one view is being written at a time.
+type SnapshotViewer interface {
+	SnapshotView() (io.WriterTo, error)
 }
 
 // Peer names a member of the initial cluster.
@@ -58,6 +76,14 @@ type Config struct {
 	PeerListener       net.Listener // pre-bound peer listener, used instead of ListenPeerAddr (tests bind 127.0.0.1:0)
 	Transport          Transport    // nil means the framed TCP transport on ListenPeerAddr
 	Metrics            *Metrics     // nil means no metrics
+	// SnapshotBytes also takes a snapshot (and compacts) once this many
+	// bytes of log entries were applied since the last one (default 256 MiB).
+	SnapshotBytes uint64
+	// MaxLogCacheBytes bounds the raft log entries held in memory: the
+	// newest entries up to this size; raft reads older ones from raft.db
+	// (default 64 MiB). Committed entries are handed to Apply in batches
+	// of at most this size (and 64 MiB).
+	MaxLogCacheBytes uint64
 }
 
 // Errors.
@@ -84,4 +110,6 @@ type Status struct {
 	IsLeader              bool
 	LeaderChanges         uint64
 	PendingProposals      int
+	SnapshotIndex         uint64 // of the newest durable snapshot raft's log is compacted to
+	LogCacheBytes         uint64 // log entries held in memory (at most Config.MaxLogCacheBytes)
 }

@@ -42,23 +42,29 @@ func CheckDataDir(dir string) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	p, err := (&diskStorage{db: db}).load()
+	disk := &diskStorage{db: db}
+	p, err := disk.load()
 	if err != nil {
 		return err
 	}
-	return errors.Join(checkLogAgainstSnapshot(p), checkSnapshotFiles(filepath.Join(dir, "snap"), p))
+	return errors.Join(checkLogAgainstSnapshot(disk, p), checkSnapshotFiles(filepath.Join(dir, "snap"), p))
 }
 
-func checkLogAgainstSnapshot(p *persisted) error {
+// checkLogAgainstSnapshot reads the log one entry at a time (it may be far
+// larger than memory).
+func checkLogAgainstSnapshot(disk *diskStorage, p *persisted) error {
 	var errs []error
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...))
+		if len(errs) < 100 { // a broken log is reported, not listed whole
+			errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...))
+		}
 	}
 	snap := p.snapMeta
 	last := snap.Index
-	for i, e := range p.entries {
-		if i > 0 && e.Term < p.entries[i-1].Term {
-			bad("entry %d has term %d below the term %d of the entry before it", e.Index, e.Term, p.entries[i-1].Term)
+	var prevTerm uint64
+	err := disk.forEachEntry(func(e logEntry) error {
+		if e.Term < prevTerm {
+			bad("entry %d has term %d below the term %d of the entry before it", e.Index, e.Term, prevTerm)
 		}
 		if e.Index == snap.Index && e.Term != snap.Term {
 			bad("entry %d has term %d but the snapshot at that index has term %d", e.Index, e.Term, snap.Term)
@@ -66,10 +72,15 @@ func checkLogAgainstSnapshot(p *persisted) error {
 		if e.Index < snap.Index && e.Term > snap.Term {
 			bad("entry %d before the snapshot has term %d above the snapshot's %d", e.Index, e.Term, snap.Term)
 		}
+		prevTerm = e.Term
 		last = max(last, e.Index)
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err) // a gap or an undecodable entry ends the scan
 	}
-	if n := len(p.entries); n > 0 && p.entries[0].Index > snap.Index+1 {
-		bad("log starts at %d but the snapshot ends at %d: entries missing", p.entries[0].Index, snap.Index)
+	if p.first > snap.Index+1 {
+		bad("log starts at %d but the snapshot ends at %d: entries missing", p.first, snap.Index)
 	}
 	if c := p.hardState.Commit; c > last {
 		bad("commit index %d beyond the last entry %d", c, last)

@@ -5,7 +5,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestCheckDataDir(t *testing.T) {
@@ -64,5 +67,22 @@ func TestCheckDataDir(t *testing.T) {
 	s.close()
 	if err := CheckDataDir(dir); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("commit beyond the log: %v", err)
+	}
+
+	// A gap in the log (the entry at 7 gone), which New no longer scans
+	// for at start: CheckDataDir still finds it.
+	s, err = openDiskStorage(dir, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.save(hardState{Term: 1, Vote: 1, Commit: 10}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketEntries).Delete(u64key(7)) }); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	if err := CheckDataDir(dir); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "gap after index 6") {
+		t.Fatalf("gap in the log: %v", err)
 	}
 }

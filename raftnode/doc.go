@@ -19,6 +19,12 @@
 // snapshot and compact. Any storage error ends Run with that error: the
 // member stops and is never retried.
 //
+// A state machine that implements SnapshotViewer has its snapshot file
+// written on a goroutine of Run's while ticks and applies go on; the log is
+// compacted on the raft goroutine once the file is durable. raft's Storage
+// (logStore) keeps only the newest Config.MaxLogCacheBytes of entries in
+// memory and reads older ones from raft.db.
+//
 // Only raftpb.go imports raftpb: the rest of the package names its types by
 // the aliases there and builds its values with the helpers there.
 package raftnode

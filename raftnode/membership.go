@@ -3,7 +3,6 @@ package raftnode
 import (
 	"context"
 	"errors"
-	"math"
 	"slices"
 	"time"
 
@@ -144,12 +143,13 @@ func (n *Node) changeMembership(ctx context.Context, typ confChangeType, id uint
 // one is in the unapplied log, or (on a leader) the leader has not yet
 // applied an entry of its own term, since raft conservatively treats its
 // whole log at election time as possibly holding one. Runs on the raft
-// goroutine between Readys, when every entry is in MemoryStorage.
+// goroutine between Readys, when every entry is in raft's Storage; the
+// unapplied log is read in batches, as it may be long (a replay at start).
 func (n *Node) confChangePending() bool {
-	last, _ := n.mem.LastIndex()
-	if last > n.applied {
-		ents, err := n.mem.Entries(n.applied+1, last+1, math.MaxUint64)
-		if err != nil {
+	last, _ := n.store.LastIndex()
+	for lo := n.applied + 1; lo <= last; {
+		ents, err := n.store.Entries(lo, last+1, maxSizePerMsg)
+		if err != nil || len(ents) == 0 {
 			return true
 		}
 		for _, e := range ents {
@@ -157,10 +157,11 @@ func (n *Node) confChangePending() bool {
 				return true
 			}
 		}
+		lo = ents[len(ents)-1].Index + 1
 	}
 	bs := n.raw.BasicStatus()
 	if bs.RaftState == raft.StateLeader {
-		t, err := n.mem.Term(n.applied)
+		t, err := n.store.Term(n.applied)
 		return err != nil || t != bs.Term
 	}
 	return false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -48,7 +49,7 @@ type Node struct {
 	log     *slog.Logger
 	sm      StateMachine
 	disk    *diskStorage
-	mem     *raft.MemoryStorage
+	store   *logStore     // raft's Storage
 	raw     *raft.RawNode // owned by the Run goroutine
 	tr      Transport
 	snapDir string
@@ -72,6 +73,9 @@ type Node struct {
 	// beforeRecvSync, when set (tests, before Run), runs before a received
 	// snapshot file is fsync'd; an error fails it like a failed fsync.
 	beforeRecvSync func() error
+	// snapSendFilter, when set (tests, before Run), wraps the reader of
+	// every snapshot file sent to a peer.
+	snapSendFilter func(io.Reader) io.Reader
 
 	// Owned by the Run goroutine.
 	confState confState
@@ -82,9 +86,20 @@ type Node struct {
 	// forceSnapshot asks for a snapshot after a member was added.
 	forceSnapshot bool
 	lastLead      uint64
+	// bytesSinceSnap is the encoded size of the entries applied since the
+	// newest snapshot, for Config.SnapshotBytes.
+	bytesSinceSnap uint64
+	// snapDone receives the result of the snapshot file being written for
+	// snapPending (a SnapshotViewer's view); nil while none is, which also
+	// switches its select case off.
+	snapDone    chan error
+	snapPending localSnapshot
+	snapStop    chan struct{} // closed when Run stops: fails the write
+	snapWG      sync.WaitGroup
 
 	// Published for other goroutines.
 	term, commit, appliedPub, lead, leaderChanges atomic.Uint64
+	snapIndexPub                                  atomic.Uint64
 	pending                                       atomic.Int64
 	nonce                                         atomic.Uint64
 
@@ -115,6 +130,7 @@ func New(cfg Config, sm StateMachine) (*Node, error) {
 		reportc:     make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		storageFail: newFailure(),
+		snapStop:    make(chan struct{}),
 		members:     map[uint64]memberMeta{},
 		confWaiters: map[uint64]chan error{},
 	}
@@ -142,6 +158,12 @@ func applyDefaults(cfg *Config) {
 	if cfg.SnapshotEntries == 0 {
 		cfg.SnapshotEntries = 100000
 	}
+	if cfg.SnapshotBytes == 0 {
+		cfg.SnapshotBytes = 256 << 20
+	}
+	if cfg.MaxLogCacheBytes == 0 {
+		cfg.MaxLogCacheBytes = 64 << 20
+	}
 	if cfg.CompactKeepEntries == 0 {
 		cfg.CompactKeepEntries = min(5000, cfg.SnapshotEntries)
 	}
@@ -168,26 +190,30 @@ func applyDefaults(cfg *Config) {
 	}
 }
 
-// open loads persisted state into the MemoryStorage and sm, creates the
-// RawNode and bootstraps a fresh member.
+// open restores sm from the newest usable snapshot, prepares raft's
+// Storage over raft.db (without reading the log), creates the RawNode and
+// bootstraps a fresh member.
 func (n *Node) open() error {
 	p, err := n.disk.load()
 	if err != nil {
 		return err
 	}
 	fresh := p.empty()
-	n.mem = raft.NewMemoryStorage()
+	n.store = newLogStore(n.disk.db, n.cfg.MaxLogCacheBytes)
 	if err := n.restoreFromDisk(p); err != nil {
 		return err
 	}
 	rc := &raft.Config{
-		ID:                        n.id,
-		ElectionTick:              n.cfg.ElectionTicks,
-		HeartbeatTick:             n.cfg.HeartbeatTicks,
-		Storage:                   n.mem,
-		Applied:                   n.applied,
-		MaxSizePerMsg:             maxSizePerMsg,
-		MaxCommittedSizePerReady:  maxCommittedPerReady,
+		ID:            n.id,
+		ElectionTick:  n.cfg.ElectionTicks,
+		HeartbeatTick: n.cfg.HeartbeatTicks,
+		Storage:       n.store,
+		Applied:       n.applied,
+		MaxSizePerMsg: maxSizePerMsg,
+		// Committed entries the log cache no longer holds come from
+		// raft.db (a replay at start reads the whole log so): each batch
+		// is bounded like the cache.
+		MaxCommittedSizePerReady:  min(maxCommittedPerReady, n.cfg.MaxLogCacheBytes),
 		MaxUncommittedEntriesSize: maxUncommittedSize,
 		MaxInflightMsgs:           maxInflightMsgs,
 		CheckQuorum:               true,
@@ -253,12 +279,11 @@ func (n *Node) bootstrap() error {
 }
 
 // restoreFromDisk picks the newest valid snapshot file the log still
-// covers, restores sm from it and loads the entries after it.
+// covers, restores sm from it and starts the log after it. The entries are
+// not read here: raft replays the committed ones through Ready, in batches
+// of MaxCommittedSizePerReady, from raft.db.
 func (n *Node) restoreFromDisk(p *persisted) error {
-	first := uint64(0)
-	if len(p.entries) > 0 {
-		first = p.entries[0].Index
-	}
+	first := p.first
 	names, err := listSnapshots(n.snapDir)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
@@ -285,6 +310,7 @@ func (n *Node) restoreFromDisk(p *persisted) error {
 		hdr = h
 		break
 	}
+	var start snapshotMeta // of the snapshot restored; zero for none
 	if hdr == nil && ((first == 0 && p.snapMeta.Index > 0) || first > 1) {
 		return fmt.Errorf("%w: log starts at %d, recorded snapshot %d", ErrNoSnapshot, first, p.snapMeta.Index)
 	}
@@ -301,11 +327,10 @@ func (n *Node) restoreFromDisk(p *persisted) error {
 		if err != nil {
 			return fmt.Errorf("restore snapshot %d: %w", h.index, err)
 		}
-		if err := n.mem.ApplySnapshot(fileSnapshot(h.term, h.index, h.confState)); err != nil {
-			return fmt.Errorf("%w: %w", ErrStorage, err)
-		}
+		start = snapshotMeta{Index: h.index, Term: h.term, ConfState: h.confState}
 		n.confState = h.confState
 		n.applied, n.snapIndex = h.index, h.index
+		n.snapIndexPub.Store(h.index)
 		for _, m := range h.members {
 			if _, ok := p.members[m.ID]; !ok {
 				n.members[m.ID] = m
@@ -313,18 +338,17 @@ func (n *Node) restoreFromDisk(p *persisted) error {
 		}
 		n.log.Info("restored snapshot", "index", h.index, "term", h.term)
 	}
-	if err := n.mem.Append(p.entries); err != nil {
-		return fmt.Errorf("%w: %w", ErrStorage, err)
-	}
+	// Entries at or below the snapshot (kept for slow followers before a
+	// restart) stay on disk until the next compaction; raft reads above it.
+	n.store.reset(start, p.last)
 	hs := p.hardState
 	if hs.Commit < n.snapIndex {
 		hs.Commit = n.snapIndex
 	}
-	if !raftIsEmptyHardState(hs) {
-		if err := n.mem.SetHardState(hs); err != nil {
-			return fmt.Errorf("%w: %w", ErrStorage, err)
-		}
+	if hs.Commit > n.store.last {
+		return fmt.Errorf("%w: commit index %d beyond the last entry %d", ErrCorrupt, hs.Commit, n.store.last)
 	}
+	n.store.setHardState(hs)
 	n.setConfView()
 	return nil
 }
@@ -363,6 +387,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		cancel()
 	}()
 	err = n.safeLoop(ctx)
+	n.stopSnapshotWrite()
 	if errors.Is(err, ErrStorage) {
 		// Close must not write the held-back HardState after a failure
 		// (on any path): nothing is written again.
@@ -382,6 +407,13 @@ func (n *Node) safeLoop(ctx context.Context) (err error) {
 		if r := recover(); r != nil {
 			if e, ok := r.(error); ok && errors.Is(e, ErrRaftPanic) {
 				err = e
+				return
+			}
+			if e, ok := r.(error); ok {
+				// raft panics with a Storage error it cannot handle (a
+				// failed read of raft.db): keep it, so Run treats it as
+				// the storage failure it is.
+				err = fmt.Errorf("%w: %w", ErrRaftPanic, e)
 				return
 			}
 			err = fmt.Errorf("%w: %v", ErrRaftPanic, r)
@@ -412,6 +444,10 @@ func (n *Node) loop(ctx context.Context) error {
 			n.drainReports()
 		case <-n.storageFail.done():
 			return n.storageFail.get()
+		case err := <-n.snapDone:
+			if err := n.finishSnapshotWrite(err); err != nil {
+				return err
+			}
 		}
 		n.drainInputs()
 		n.flushProposals()

@@ -32,17 +32,16 @@ func (n *Node) handleReady() error {
 		return err
 	}
 	if snapMeta != nil {
-		if err := n.mem.ApplySnapshot(rd.Snapshot); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		if err := n.store.applySnapshot(*snapMeta); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
 			return fmt.Errorf("%w: apply snapshot: %w", ErrStorage, err)
 		}
+		n.bytesSinceSnap = 0
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
-		if err := n.mem.SetHardState(rd.HardState); err != nil {
-			return fmt.Errorf("%w: %w", ErrStorage, err)
-		}
+		n.store.setHardState(rd.HardState)
 	}
-	if err := n.mem.Append(rd.Entries); err != nil {
-		return fmt.Errorf("%w: append: %w", ErrStorage, err)
+	if err := n.store.append(rd.Entries); err != nil {
+		return err
 	}
 	// Everything this Ready asks to persist is durable: safe to send.
 	if !sentEarly {
@@ -77,6 +76,7 @@ func (n *Node) restoreSnapshot(meta snapshotMeta) error {
 		return fmt.Errorf("restore snapshot %d: %w", meta.Index, err)
 	}
 	n.applied, n.snapIndex = meta.Index, meta.Index
+	n.snapIndexPub.Store(meta.Index)
 	n.confState = meta.ConfState
 	n.mu.Lock()
 	old := n.members
@@ -139,6 +139,9 @@ func (n *Node) apply(ents []logEntry) error {
 		return fmt.Errorf("raftnode: apply entries %d..%d: %w", ents[0].Index, ents[len(ents)-1].Index, err)
 	}
 	n.applied = ents[len(ents)-1].Index
+	for i := range ents {
+		n.bytesSinceSnap += uint64(ents[i].Size())
+	}
 	n.mu.Lock()
 	for _, nonce := range nonces {
 		if w, ok := n.confWaiters[nonce]; ok {
@@ -225,47 +228,4 @@ func (n *Node) memberList() []memberMeta {
 		return 0
 	})
 	return out
-}
-
-// maybeSnapshot takes a snapshot every SnapshotEntries applied entries and
-// compacts the log, keeping CompactKeepEntries for slow followers.
-func (n *Node) maybeSnapshot() error {
-	if n.applied < n.snapIndex+n.cfg.SnapshotEntries && !(n.forceSnapshot && n.applied > n.snapIndex) {
-		return nil
-	}
-	n.forceSnapshot = false
-	index := n.applied
-	term, err := n.mem.Term(index)
-	if err != nil {
-		return fmt.Errorf("%w: term of %d: %w", ErrStorage, index, err)
-	}
-	if _, err := writeSnapshotFile(n.snapDir, term, index, n.confState, n.memberList(), n.sm.Snapshot); err != nil {
-		return err
-	}
-	cs := n.confState
-	snap, err := n.mem.CreateSnapshot(index, &cs, []byte(snapFileName(term, index)))
-	if err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
-		return fmt.Errorf("%w: create snapshot: %w", ErrStorage, err)
-	}
-	var compact uint64
-	if index > n.cfg.CompactKeepEntries {
-		compact = index - n.cfg.CompactKeepEntries
-	}
-	if first, _ := n.mem.FirstIndex(); compact >= first {
-		if err := n.mem.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
-			return fmt.Errorf("%w: compact: %w", ErrStorage, err)
-		}
-	} else {
-		compact = 0
-	}
-	if err := n.disk.saveSnapshotMeta(snap.Metadata, compact); err != nil {
-		return err
-	}
-	n.snapIndex = index
-	n.cfg.Metrics.incSnapshotsSaved()
-	n.log.Info("saved snapshot", "index", index, "term", term, "compacted_to", compact)
-	if err := purgeSnapshots(n.snapDir, snapshotsKept); err != nil {
-		return fmt.Errorf("%w: purge snapshots: %w", ErrStorage, err)
-	}
-	return nil
 }

@@ -31,6 +31,8 @@ func (n *Node) Status() Status {
 		IsLeader:         lead == n.id,
 		LeaderChanges:    n.leaderChanges.Load(),
 		PendingProposals: int(n.pending.Load()),
+		SnapshotIndex:    n.snapIndexPub.Load(),
+		LogCacheBytes:    n.store.cachePub.Load(),
 	}
 }
 

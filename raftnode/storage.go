@@ -29,8 +29,8 @@ var (
 	keySnapshot   = []byte("snapshot")
 )
 
-// diskStorage is the durable half of raft storage; raft.MemoryStorage is the
-// in-memory view loaded from it. Used from the raft goroutine only (and New).
+// diskStorage writes raft.db; logStore (raft's Storage) reads the log from
+// it. Used from the raft goroutine only (and New).
 type diskStorage struct {
 	db      *bolt.DB
 	metrics *Metrics
@@ -49,16 +49,19 @@ type diskStorage struct {
 	failed  bool // a write failed: nothing is written again (no fsync retry)
 }
 
-// persisted is everything loaded from raft.db at start.
+// persisted is what New loads from raft.db: everything but the entries,
+// of which only the first and last index (0, 0 for none) are read. The
+// log is read when raft asks for it (logStore); a gap in it is met there,
+// as ErrCorrupt, and CheckDataDir looks for gaps offline.
 type persisted struct {
-	hardState hardState
-	snapMeta  snapshotMeta
-	entries   []logEntry // ascending, contiguous
-	members   map[uint64]memberMeta
+	hardState   hardState
+	snapMeta    snapshotMeta
+	first, last uint64 // the entries bucket's lowest and highest index
+	members     map[uint64]memberMeta
 }
 
 func (p *persisted) empty() bool {
-	return raftIsEmptyHardState(p.hardState) && len(p.entries) == 0 && p.snapMeta.Index == 0
+	return raftIsEmptyHardState(p.hardState) && p.last == 0 && p.snapMeta.Index == 0
 }
 
 func openDiskStorage(dir string, noSync bool, m *Metrics) (*diskStorage, error) {
@@ -109,8 +112,7 @@ func u64key(v uint64) []byte {
 	return b[:]
 }
 
-// load reads the whole persisted state. Bytes are copied out of the
-// transaction by unmarshalling (gogoproto copies []byte fields).
+// load reads the persisted state but the entries (persisted).
 func (s *diskStorage) load() (*persisted, error) {
 	p := &persisted{members: map[uint64]memberMeta{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -131,7 +133,11 @@ func (s *diskStorage) load() (*persisted, error) {
 			p.snapMeta = sm
 		}
 		c := tx.Bucket(bucketEntries).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+		for _, kv := range []func() ([]byte, []byte){c.First, c.Last} {
+			k, v := kv()
+			if k == nil {
+				break
+			}
 			e, err := unmarshalEntry(v)
 			if err != nil {
 				return fmt.Errorf("%w: entry %x: %w", ErrCorrupt, k, err)
@@ -139,10 +145,10 @@ func (s *diskStorage) load() (*persisted, error) {
 			if e.Index != binary.BigEndian.Uint64(k) {
 				return fmt.Errorf("%w: entry key %x holds index %d", ErrCorrupt, k, e.Index)
 			}
-			if n := len(p.entries); n > 0 && p.entries[n-1].Index+1 != e.Index {
-				return fmt.Errorf("%w: log gap after index %d", ErrCorrupt, p.entries[n-1].Index)
+			if p.first == 0 {
+				p.first = e.Index
 			}
-			p.entries = append(p.entries, e)
+			p.last = e.Index
 		}
 		return tx.Bucket(bucketMembers).ForEach(func(_, v []byte) error {
 			var m memberMeta
@@ -160,6 +166,37 @@ func (s *diskStorage) load() (*persisted, error) {
 		return nil, fmt.Errorf("%w: load: %w", ErrStorage, err)
 	}
 	return p, nil
+}
+
+// forEachEntry calls fn with every entry in index order, in one read
+// transaction, checking keys, indexes and contiguity; one entry is in
+// memory at a time. For CheckDataDir, on a stopped member.
+func (s *diskStorage) forEachEntry(fn func(e logEntry) error) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEntries).Cursor()
+		var prev uint64
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			e, err := unmarshalEntry(v)
+			if err != nil {
+				return fmt.Errorf("%w: entry %x: %w", ErrCorrupt, k, err)
+			}
+			if e.Index != binary.BigEndian.Uint64(k) {
+				return fmt.Errorf("%w: entry key %x holds index %d", ErrCorrupt, k, e.Index)
+			}
+			if prev != 0 && prev+1 != e.Index {
+				return fmt.Errorf("%w: log gap after index %d", ErrCorrupt, prev)
+			}
+			prev = e.Index
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("%w: read log: %w", ErrStorage, err)
+	}
+	return err
 }
 
 // save durably writes one Ready's worth of state in one transaction:

@@ -18,6 +18,16 @@ func ents(term uint64, from, to uint64) []logEntry {
 	return out
 }
 
+// allEntries reads the whole log of s.
+func allEntries(t *testing.T, s *diskStorage) []logEntry {
+	t.Helper()
+	var out []logEntry
+	if err := s.forEachEntry(func(e logEntry) error { out = append(out, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func TestDiskStorageTruncatesAndCompacts(t *testing.T) {
 	dir := t.TempDir()
 	s, err := openDiskStorage(dir, false, nil)
@@ -41,8 +51,8 @@ func TestDiskStorageTruncatesAndCompacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.entries) != 3 || p.entries[2].Term != 2 || p.entries[1].Term != 1 {
-		t.Fatalf("entries after overwrite: %+v", p.entries)
+	if es := allEntries(t, s); len(es) != 3 || es[2].Term != 2 || es[1].Term != 1 || p.first != 1 || p.last != 3 {
+		t.Fatalf("entries after overwrite: %+v (first %d last %d)", es, p.first, p.last)
 	}
 	if p.hardState.Term != 2 || p.hardState.Commit != 3 {
 		t.Fatalf("hardstate %+v", p.hardState)
@@ -52,8 +62,8 @@ func TestDiskStorageTruncatesAndCompacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ = s.load()
-	if len(p.entries) != 1 || p.entries[0].Index != 3 || p.snapMeta.Index != 2 || len(p.snapMeta.ConfState.Voters) != 1 {
-		t.Fatalf("after compaction: entries %+v meta %+v", p.entries, p.snapMeta)
+	if es := allEntries(t, s); len(es) != 1 || es[0].Index != 3 || p.first != 3 || p.snapMeta.Index != 2 || len(p.snapMeta.ConfState.Voters) != 1 {
+		t.Fatalf("after compaction: entries %+v meta %+v", es, p.snapMeta)
 	}
 	// A snapshot received from a leader replaces the whole log.
 	meta.Index, meta.Term = 10, 3
@@ -61,8 +71,8 @@ func TestDiskStorageTruncatesAndCompacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ = s.load()
-	if len(p.entries) != 2 || p.entries[0].Index != 11 || p.snapMeta.Index != 10 {
-		t.Fatalf("after snapshot: entries %+v meta %+v", p.entries, p.snapMeta)
+	if es := allEntries(t, s); len(es) != 2 || es[0].Index != 11 || p.first != 11 || p.last != 12 || p.snapMeta.Index != 10 {
+		t.Fatalf("after snapshot: entries %+v meta %+v", es, p.snapMeta)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,10 +56,15 @@ type tcpCluster struct {
 	t     *testing.T
 	peers []raftnode.Peer
 	ms    []*tcpMember
+	setup func(*raftnode.Node)
 }
 
-func newTCPCluster(t *testing.T) *tcpCluster {
-	c := &tcpCluster{t: t}
+func newTCPCluster(t *testing.T) *tcpCluster { return newTCPClusterSetup(t, nil) }
+
+// newTCPClusterSetup is newTCPCluster with setup run on every member
+// between New and Run, also on restarts by restart(i, nil).
+func newTCPClusterSetup(t *testing.T, setup func(*raftnode.Node)) *tcpCluster {
+	c := &tcpCluster{t: t, setup: setup}
 	var lns []net.Listener
 	for i := range 3 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -73,7 +80,7 @@ func newTCPCluster(t *testing.T) *tcpCluster {
 			Name: c.peers[i].Name, DataDir: t.TempDir(), InitialCluster: c.peers,
 			SnapshotEntries: 20, CompactKeepEntries: 10, TickInterval: 20 * time.Millisecond,
 		}}
-		startTCP(t, c.ms[i], lns[i], nil)
+		startTCP(t, c.ms[i], lns[i], setup)
 	}
 	return c
 }
@@ -91,6 +98,9 @@ func (c *tcpCluster) restart(i int, setup func(*raftnode.Node)) {
 	ln, err := net.Listen("tcp", c.peers[i].PeerURL)
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	if setup == nil {
+		setup = c.setup
 	}
 	startTCP(c.t, c.ms[i], ln, setup)
 }
@@ -203,4 +213,82 @@ func TestReceivedSnapshotSyncErrorStopsRun(t *testing.T) {
 	}
 	c.restart(f, nil)
 	c.waitCaughtUp(f, l)
+}
+
+// heldReader passes the first `pass` bytes of r, then blocks until open is
+// closed: a snapshot stream that stalls mid-way.
+type heldReader struct {
+	r       io.Reader
+	pass    int
+	open    <-chan struct{}
+	started chan<- struct{}
+}
+
+func (h *heldReader) Read(p []byte) (int, error) {
+	if h.pass <= 0 {
+		select {
+		case h.started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-h.open:
+		case <-time.After(time.Minute): // the test failed without releasing
+			return 0, errors.New("stream never released")
+		}
+		return h.r.Read(p)
+	}
+	n, err := h.r.Read(p[:min(len(p), h.pass)])
+	h.pass -= n
+	return n, err
+}
+
+// A snapshot stream to a lagging follower that stalls for many election
+// timeouts does not hold back the leader's heartbeats to it: the follower
+// keeps its leader (no pre-vote, no term change) throughout.
+func TestTCPSlowSnapshotStreamKeepsFollowerHeartbeats(t *testing.T) {
+	open, started := make(chan struct{}), make(chan struct{}, 1)
+	var once sync.Once
+	release := func() { once.Do(func() { close(open) }) }
+	c := newTCPClusterSetup(t, func(n *raftnode.Node) {
+		raftnode.SetSnapshotSendFilter(n, func(r io.Reader) io.Reader {
+			return &heldReader{r: r, pass: 100, open: open, started: started}
+		})
+	})
+	defer c.stopAll()
+	defer release()
+	ctx := ctxT(t, 60*time.Second)
+	l := c.leader()
+	f := (l + 1) % 3
+	c.propose(ctx, "first")
+	c.ms[f].stop(t)
+	for i := range 100 {
+		c.propose(ctx, fmt.Sprintf("c-%d", i))
+	}
+	c.restart(f, nil)
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the leader never streamed a snapshot")
+	}
+	before, restores := c.ms[f].node.Status(), c.ms[f].kv.Restores()
+	if before.Leader != c.ms[l].node.ID() {
+		t.Fatalf("follower status at the stream's start: %+v", before)
+	}
+	// Five times the longest election timeout (20ms ticks, 10 ticks,
+	// randomised up to twice that).
+	window := 5 * 2 * 10 * 20 * time.Millisecond
+	for start := time.Now(); time.Since(start) < window; time.Sleep(5 * time.Millisecond) {
+		st := c.ms[f].node.Status()
+		if st.Leader != before.Leader || st.Term != before.Term || st.LeaderChanges != before.LeaderChanges {
+			t.Fatalf("follower lost its leader during the snapshot stream: %+v, before %+v", st, before)
+		}
+	}
+	if c.ms[f].kv.Restores() != restores {
+		t.Fatal("the stream was not held")
+	}
+	release()
+	c.waitCaughtUp(f, l)
+	if c.ms[f].kv.Restores() == restores {
+		t.Fatal("caught up without the streamed snapshot")
+	}
 }

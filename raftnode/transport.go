@@ -82,6 +82,12 @@ func (h handler) OpenSnapshot(m Message) (io.ReadCloser, int64, error) {
 		f.Close()
 		return nil, 0, err
 	}
+	if h.n.snapSendFilter != nil {
+		return struct {
+			io.Reader
+			io.Closer
+		}{h.n.snapSendFilter(f), f}, st.Size(), nil
+	}
 	return f, st.Size(), nil
 }
 

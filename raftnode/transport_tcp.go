@@ -9,6 +9,12 @@ package raftnode
 // A frame of type snapshot is followed by size uint64 and size bytes of the
 // snapshot file. Integers are big-endian. Connections are one-way: the
 // dialer only writes, the acceptor only reads.
+//
+// Each peer has one long-lived connection for raft messages and, for each
+// snapshot, a connection of its own that carries that one snapshot frame
+// and is closed: a stream of gigabytes to a lagging follower must not hold
+// back the heartbeats and appends queued behind it (the follower would
+// start an election). The acceptor serves both kinds alike.
 
 import (
 	"bufio"
@@ -30,6 +36,7 @@ const (
 	frameMsg       = 1
 	frameSnap      = 2
 	peerQueueLen   = 1024
+	snapQueueLen   = 4 // raft sends a follower one snapshot at a time
 	aliveWindow    = 3 * time.Second
 	dialTimeout    = time.Second
 	ioTimeout      = 10 * time.Second
@@ -61,9 +68,10 @@ type tcpTransport struct {
 
 type tcpPeer struct {
 	id        uint64
-	addr      string // guarded by tcpTransport.mu
-	connected bool   // guarded by tcpTransport.mu: an outgoing stream is up
-	q         chan Message
+	addr      string       // guarded by tcpTransport.mu
+	connected bool         // guarded by tcpTransport.mu: an outgoing stream is up
+	q         chan Message // raft messages but MsgSnap
+	snapq     chan Message // MsgSnap, each streamed on its own connection
 	stop      chan struct{}
 }
 
@@ -117,10 +125,11 @@ func (t *tcpTransport) Run(ctx context.Context, h TransportHandler) error {
 	return nil
 }
 
-// startPeer runs p's writer; t.mu is held.
+// startPeer runs p's writers; t.mu is held.
 func (t *tcpTransport) startPeer(p *tcpPeer) {
-	t.wg.Add(1)
+	t.wg.Add(2)
 	go t.runPeer(t.ctx, p)
+	go t.runSnapshots(t.ctx, p)
 }
 
 func (t *tcpTransport) AddPeer(id uint64, peerURL string) {
@@ -133,7 +142,10 @@ func (t *tcpTransport) AddPeer(id uint64, peerURL string) {
 		}
 		return
 	}
-	p := &tcpPeer{id: id, addr: peerURL, q: make(chan Message, peerQueueLen), stop: make(chan struct{})}
+	p := &tcpPeer{
+		id: id, addr: peerURL, stop: make(chan struct{}),
+		q: make(chan Message, peerQueueLen), snapq: make(chan Message, snapQueueLen),
+	}
 	t.peers[id] = p
 	if t.running {
 		t.startPeer(p)
@@ -174,8 +186,12 @@ func (t *tcpTransport) Send(msgs []Message) {
 	for _, m := range msgs {
 		p, ok := t.peers[m.To]
 		if ok {
+			q := p.q
+			if IsSnapshotMessage(m) {
+				q = p.snapq
+			}
 			select {
-			case p.q <- m:
+			case q <- m:
 				continue
 			default:
 			}
@@ -284,13 +300,7 @@ func (t *tcpTransport) writeLoop(ctx context.Context, p *tcpPeer, conn net.Conn)
 		case m = <-p.q:
 		}
 		for more := true; more; {
-			if IsSnapshotMessage(m) {
-				err := t.writeSnapshot(bw, m)
-				t.h.ReportSnapshot(m.To, err != nil)
-				if err != nil {
-					return err
-				}
-			} else if err := writeFrame(bw, frameMsg, m); err != nil {
+			if err := writeFrame(bw, frameMsg, m); err != nil {
 				return err
 			}
 			select {
@@ -321,6 +331,51 @@ func writeFrame(w io.Writer, typ byte, m Message) error {
 	}
 	_, err = w.Write(b)
 	return err
+}
+
+// runSnapshots streams p's snapshots one at a time, each on a connection
+// of its own, and reports how each ended.
+func (t *tcpTransport) runSnapshots(ctx context.Context, p *tcpPeer) {
+	defer t.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.stop:
+			return
+		case m := <-p.snapq:
+			err := t.sendSnapshot(ctx, p, m)
+			if err != nil {
+				_, index := snapshotRef(m)
+				t.log.Warn("sending snapshot failed", "peer", p.id, "index", index, "err", err)
+			}
+			t.h.ReportSnapshot(m.To, err != nil)
+		}
+	}
+}
+
+// sendSnapshot dials p and streams m's snapshot file. Stopping the
+// transport or removing p closes the connection, which ends the stream.
+func (t *tcpTransport) sendSnapshot(ctx context.Context, p *tcpPeer, m Message) error {
+	conn, err := t.dial(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-p.stop:
+		case <-stopped:
+			return
+		}
+		conn.Close()
+	}()
+	return t.writeSnapshot(bufio.NewWriterSize(deadlineWriter{conn}, 64<<10), m)
 }
 
 func (t *tcpTransport) writeSnapshot(bw *bufio.Writer, m Message) error {

@@ -20,6 +20,8 @@ type Options struct {
 	TickInterval       time.Duration // default 20ms
 	ElectionTicks      int           // default 10
 	NoSync             bool          // default false: real fsyncs
+	SnapshotBytes      uint64        // default raftnode's
+	MaxLogCacheBytes   uint64        // default raftnode's
 	// NewStateMachine builds a member's state machine (fresh on every
 	// start and restart). Default: NewKV.
 	NewStateMachine func(name string) raftnode.StateMachine
@@ -105,6 +107,8 @@ func (c *Cluster) start(i int) {
 		Join:               m.Join,
 		SnapshotEntries:    c.opts.SnapshotEntries,
 		CompactKeepEntries: c.opts.CompactKeepEntries,
+		SnapshotBytes:      c.opts.SnapshotBytes,
+		MaxLogCacheBytes:   c.opts.MaxLogCacheBytes,
 		TickInterval:       c.opts.TickInterval,
 		ElectionTicks:      c.opts.ElectionTicks,
 		NoSync:             c.opts.NoSync,
@@ -145,10 +149,16 @@ func (c *Cluster) SM(i int) raftnode.StateMachine {
 	return m.sm
 }
 
-// KV returns member i's state machine as a *KV (nil for other types).
+// KV returns member i's state machine as a *KV (a ViewKV's KV; nil for
+// other types).
 func (c *Cluster) KV(i int) *KV {
-	kv, _ := c.SM(i).(*KV)
-	return kv
+	switch sm := c.SM(i).(type) {
+	case *KV:
+		return sm
+	case *ViewKV:
+		return sm.KV
+	}
+	return nil
 }
 
 // Running reports whether member i's Run has not returned.

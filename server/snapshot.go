@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/arbor-db/arbor/raftnode"
 	"github.com/arbor-db/arbor/session"
 	"github.com/arbor-db/arbor/tree"
 )
@@ -42,6 +43,8 @@ const (
 var errBadSnapshot = errors.New("server: bad snapshot")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var _ raftnode.SnapshotViewer = (*stateMachine)(nil)
 
 // Snapshot implements raftnode.StateMachine: a view of the state now,
 // written at once.

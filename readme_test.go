@@ -374,3 +374,26 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// The README points only at files in the repository (a fresh clone has no
+// ../shared), and each of them exists.
+func TestReadmeLinksStayInTheRepository(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := regexp.MustCompile("\\]\\(([^)]+)\\)|`([A-Za-z0-9_./-]+\\.(?:md|go|sh)|\\.ci/[a-z-]+)`").FindAllStringSubmatch(string(readme), -1)
+	if len(refs) == 0 {
+		t.Fatal("found no file references in README.md")
+	}
+	for _, m := range refs {
+		ref := m[1] + m[2]
+		if strings.HasPrefix(ref, "../") || strings.Contains(ref, "://") {
+			t.Errorf("README.md points outside the repository: %s", ref)
+			continue
+		}
+		if _, err := os.Stat(ref); err != nil {
+			t.Errorf("README.md refers to %s: %v", ref, err)
+		}
+	}
+}

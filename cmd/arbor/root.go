@@ -71,10 +71,13 @@ func run(ctx context.Context, args []string, e env) int {
 		// of arguments) is wrong usage.
 		ee = &exitError{code: exitUsage, msg: err.Error(), showUsage: true}
 	}
+	if cmd == nil {
+		cmd = root
+	}
 	switch {
 	case ee.code == exitUsage:
 		fmt.Fprintf(e.stderr, "Error: %s\n", ee.msg)
-		if ee.showUsage && cmd != nil && cmd != root {
+		if ee.showUsage && cmd != root {
 			fmt.Fprintf(e.stderr, "Usage: %s\nRun '%s --help' for more.\n", cmd.UseLine(), cmd.CommandPath())
 		} else {
 			fmt.Fprintf(e.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())

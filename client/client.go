@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,15 +97,46 @@ type Client struct {
 }
 
 // Dial connects to the first endpoint that accepts a WebSocket and answers
-// hello, opening a new session. On failure it returns an *Error with code
-// UNAVAILABLE naming the endpoints it tried, or the error hello answered
-// (AUTH_FAILED, ...). The first state on States is Connected.
+// hello, opening a new session. The first state on States is Connected.
+//
+// Dial tries each endpoint once and fails fast: when none is usable it
+// returns an *Error with code UNAVAILABLE whose message says, per endpoint,
+// why (connection refused, timed out, or what the member answered, such as
+// "no leader: the cluster has no quorum right now"); errors.Is(err,
+// ErrUnavailable) holds. An error hello answered otherwise (AUTH_FAILED, ...)
+// is returned as is, since another member would answer the same. An
+// endpoint that is not HOST:PORT (no port, a URL scheme, a path) fails at
+// once with code BAD_REQUEST, and errors.Is(err, ErrBadEndpoint) holds; with
+// Config.NetDialContext set, endpoints are passed to it unchecked.
+//
+// A program that starts alongside its cluster, and so may find no member
+// up or no leader yet, retries Dial itself for as long as it is willing to
+// wait (the arbor CLI does so until its --timeout):
+//
+//	for {
+//		c, err = client.Dial(ctx, cfg)
+//		if !errors.Is(err, client.ErrUnavailable) || ctx.Err() != nil {
+//			break
+//		}
+//		time.Sleep(100 * time.Millisecond) // or a timer in a select on ctx.Done()
+//	}
+//
+// Dial has no option for that wait because its length, and what to tell
+// the user meanwhile, belong to the caller.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, &Error{Code: wire.CodeBadRequest, Message: "no endpoints given", Index: -1}
 	}
+	if cfg.NetDialContext == nil {
+		for _, ep := range cfg.Endpoints {
+			if err := checkEndpoint(ep); err != nil {
+				return nil, err
+			}
+		}
+	}
 	c := newClient(withDefaults(cfg))
 	var lastErr error
+	var failed []endpointFailure
 	for i, ep := range cfg.Endpoints {
 		cn, resp, sentAt, err := c.open(ctx, i, false)
 		if err == nil {
@@ -121,6 +151,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		c.log.Debug("arbor: endpoint unusable", "endpoint", ep, "err", err)
 		lastErr = err
+		failed = append(failed, endpointFailure{endpoint: ep, why: whyUnusable(ctx, err)})
 		if ctx.Err() != nil {
 			break
 		}
@@ -128,7 +159,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c.stopRun()
 	return nil, &Error{
 		Code:    wire.CodeUnavailable,
-		Message: "cannot reach any of " + strings.Join(cfg.Endpoints, ","),
+		Message: describeFailures(failed),
 		Index:   -1,
 		cause:   lastErr,
 	}

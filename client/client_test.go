@@ -310,7 +310,7 @@ func TestDial(t *testing.T) {
 
 	_, err = Dial(ctx(t), Config{Endpoints: []string{dead}, Logger: quiet, DialTimeout: time.Second})
 	var e *Error
-	if !errors.Is(err, ErrUnavailable) || !errors.As(err, &e) || e.Message != "cannot reach any of "+dead {
+	if !errors.Is(err, ErrUnavailable) || !errors.As(err, &e) || e.Message != dead+": connection refused" {
 		t.Fatalf("Dial to nothing: %v", err)
 	}
 	if _, err := Dial(ctx(t), Config{Logger: quiet}); !errors.Is(err, ErrBadRequest) {

@@ -6,17 +6,21 @@ import (
 	"log"
 	"time"
 
+	"github.com/arbor-db/arbor/arbortest"
 	"github.com/arbor-db/arbor/client"
 )
 
 // The session survives disconnects; States reports what it goes through and
 // Context tells work guarded by the session when to stop.
 func Example_sessionStates() {
-	addr, stop := client.StartExampleServer()
-	defer stop()
+	srv, err := arbortest.New(1) // a real member, in process, for the example
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Config{Endpoints: []string{addr}})
+	c, err := client.Dial(ctx, client.Config{Endpoints: srv.Endpoints()})
 	if err != nil {
 		log.Fatal(err)
 	}

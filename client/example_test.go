@@ -7,16 +7,60 @@ import (
 	"log"
 	"time"
 
+	"github.com/arbor-db/arbor/arbortest"
 	"github.com/arbor-db/arbor/client"
 )
 
-func Example_createAndGet() {
-	addr, stop := client.StartExampleServer()
-	defer stop()
+// Dial a cluster, write a node, read it back, and tell a node that does not
+// exist from a failure. Outside a test, the endpoints are your cluster's
+// members (arbor dev listens on 127.0.0.1:7400); here package arbortest
+// runs one in process.
+func Example() {
+	srv, err := arbortest.New(1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	c, err := client.Dial(ctx, client.Config{Endpoints: []string{addr}})
+	c, err := client.Dial(ctx, client.Config{Endpoints: srv.Endpoints()})
+	if err != nil {
+		log.Fatal(err) // UNAVAILABLE says why: connection refused, no leader, ...
+	}
+	defer c.Close(ctx)
+
+	if _, _, err := c.Create(ctx, "/greeting", []byte("hello")); err != nil && !errors.Is(err, client.ErrNodeExists) {
+		log.Fatal(err)
+	}
+	data, stat, err := c.Get(ctx, "/greeting")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s (version %d)\n", data, stat.Version)
+
+	_, _, err = c.Get(ctx, "/missing")
+	switch {
+	case errors.Is(err, client.ErrNoNode):
+		fmt.Println("/missing does not exist")
+	case err != nil:
+		log.Fatal(err)
+	}
+	// Output:
+	// hello (version 0)
+	// /missing does not exist
+}
+
+func Example_createAndGet() {
+	srv, err := arbortest.New(1) // a real member, in process, for the example
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, err := client.Dial(ctx, client.Config{Endpoints: srv.Endpoints()})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -43,11 +87,14 @@ func Example_createAndGet() {
 }
 
 func Example_errors() {
-	addr, stop := client.StartExampleServer()
-	defer stop()
+	srv, err := arbortest.New(1) // a real member, in process, for the example
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Config{Endpoints: []string{addr}})
+	c, err := client.Dial(ctx, client.Config{Endpoints: srv.Endpoints()})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -69,11 +116,14 @@ func Example_errors() {
 }
 
 func Example_sequentialAndChildren() {
-	addr, stop := client.StartExampleServer()
-	defer stop()
+	srv, err := arbortest.New(1) // a real member, in process, for the example
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Config{Endpoints: []string{addr}})
+	c, err := client.Dial(ctx, client.Config{Endpoints: srv.Endpoints()})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -101,11 +151,14 @@ func Example_sequentialAndChildren() {
 }
 
 func Example_multi() {
-	addr, stop := client.StartExampleServer()
-	defer stop()
+	srv, err := arbortest.New(1) // a real member, in process, for the example
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Config{Endpoints: []string{addr}})
+	c, err := client.Dial(ctx, client.Config{Endpoints: srv.Endpoints()})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -3,7 +3,9 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"log"
 
+	"github.com/arbor-db/arbor/arbortest"
 	"github.com/arbor-db/arbor/client"
 )
 
@@ -11,10 +13,13 @@ import (
 // across reconnections; a read with WatchOnce reports the next change of
 // one node.
 func ExampleClient_Watch() {
-	addr, stop := client.StartExampleServer()
-	defer stop()
+	srv, err := arbortest.New(1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
 	ctx := context.Background()
-	c, err := client.Dial(ctx, client.Config{Endpoints: []string{addr}})
+	c, err := client.Dial(ctx, client.Config{Endpoints: srv.Endpoints()})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -96,6 +96,8 @@ type Node struct {
 	snapPending localSnapshot
 	snapStop    chan struct{} // closed when Run stops: fails the write
 	snapWG      sync.WaitGroup
+	// aloneDecided: campaignIfAlone has made its one decision.
+	aloneDecided bool
 
 	// Published for other goroutines.
 	term, commit, appliedPub, lead, leaderChanges atomic.Uint64
@@ -425,6 +427,11 @@ func (n *Node) safeLoop(ctx context.Context) (err error) {
 func (n *Node) loop(ctx context.Context) error {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
+	// What start-up left ready (a fresh member's bootstrap entries) is
+	// handled before the first tick, so a lone voter campaigns at once.
+	if err := n.process(); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -449,27 +456,68 @@ func (n *Node) loop(ctx context.Context) error {
 				return err
 			}
 		}
-		n.drainInputs()
-		n.flushProposals()
-		n.maybeIssueRead()
-		if err := n.storageFail.get(); err != nil {
-			return err // before another Ready writes anything
-		}
-		// Advance can make raft ready again at once: a single voter
-		// commits its own append there, and nothing else would wake the
-		// loop before the next tick (a write would wait a tick).
-		for n.raw.HasReady() {
-			if err := n.handleReady(); err != nil {
-				return err
-			}
-			if err := n.storageFail.get(); err != nil {
-				return err
-			}
-		}
-		if n.removed {
-			return ErrRemoved
+		if err := n.process(); err != nil {
+			return err
 		}
 	}
+}
+
+// process steps what is queued and handles the resulting Ready; it runs
+// after every input of the loop.
+func (n *Node) process() error {
+	n.drainInputs()
+	n.flushProposals()
+	n.maybeIssueRead()
+	if err := n.storageFail.get(); err != nil {
+		return err // before another Ready writes anything
+	}
+	// Advance can make raft ready again at once: a single voter commits
+	// its own append there, and nothing else would wake the loop before the
+	// next tick (a write would wait a tick).
+	for n.raw.HasReady() {
+		if err := n.handleReady(); err != nil {
+			return err
+		}
+		if err := n.storageFail.get(); err != nil {
+			return err
+		}
+	}
+	if n.campaignIfAlone() {
+		if err := n.handleReady(); err != nil {
+			return err
+		}
+	}
+	if n.removed {
+		return ErrRemoved
+	}
+	return nil
+}
+
+// campaignIfAlone starts an election at once when this member is the only
+// voter and knows no leader, instead of waiting out a randomized election
+// timeout (up to two of them, with PreVote): a single-member cluster, as
+// arbor dev runs, can take writes as soon as it started. It decides once
+// per Run, as soon as everything committed is applied: only then is
+// confState the current configuration, and raft refuses to campaign while
+// a committed conf change is unapplied. It reports whether it campaigned.
+func (n *Node) campaignIfAlone() bool {
+	if n.aloneDecided {
+		return false
+	}
+	bs := n.raw.BasicStatus()
+	if n.applied < bs.Commit {
+		return false
+	}
+	n.aloneDecided = true
+	if bs.Lead != raft.None || len(n.confState.Voters) != 1 || n.confState.Voters[0] != n.id {
+		return false
+	}
+	n.log.Debug("the only voter: campaigning at once", "term", bs.Term)
+	if err := n.raw.Campaign(); err != nil {
+		n.log.Warn("campaign failed", "err", err)
+		return false
+	}
+	return n.raw.HasReady()
 }
 
 // drainInputs steps everything already queued so that one Ready (one

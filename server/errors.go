@@ -58,6 +58,12 @@ func toWireError(err error, kind tree.OpKind, path string) *wire.Error {
 	case wire.CodeNotEmpty:
 		return errorf(code, "%s has children", path)
 	case wire.CodeBadVersion:
+		// The tree's text names the version found and the one expected
+		// ("/a is at version 2, not 1"): that is what a caller needs to
+		// decide whether to read again and retry.
+		if why, ok := strings.CutPrefix(err.Error(), tree.ErrBadVersion.Error()+": "); ok {
+			return errorf(code, "%s", why)
+		}
 		return errorf(code, "%s is not at the expected version", path)
 	case wire.CodeNoChildrenForEphemeral:
 		return errorf(code, "the parent of %s is ephemeral and cannot have children", path)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -149,6 +150,7 @@ func newMetrics(s *server) (*metrics, error) {
 			func() float64 { return float64(s.sm.count(stateView.numSessions)) }),
 		gauge("arbor_connections", "Open client connections.",
 			func() float64 { return float64(s.conns.Load()) }),
+		buildInfoGauge(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -198,4 +200,56 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// Build says what a binary was built from, as runtime/debug.ReadBuildInfo
+// tells it: /metrics exports it as arbor_build_info and arbor version
+// prints it.
+type Build struct {
+	// Version is the main module's version: a release tag when installed
+	// with go install module@version, "(devel)" when built from a checkout.
+	Version string
+	// Commit is the VCS revision, with "-modified" when the work tree had
+	// changes; "unknown" when the build was not stamped (-buildvcs=false,
+	// or no repository around the source).
+	Commit string
+	// GoVersion is the toolchain that built the binary.
+	GoVersion string
+}
+
+// BuildInfo returns what this binary was built from.
+func BuildInfo() Build {
+	b := Build{Version: "unknown", Commit: "unknown", GoVersion: "unknown"}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	b.GoVersion = bi.GoVersion
+	if bi.Main.Version != "" {
+		b.Version = bi.Main.Version
+	}
+	modified := false
+	for _, kv := range bi.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			b.Commit = kv.Value
+		case "vcs.modified":
+			modified = kv.Value == "true"
+		}
+	}
+	if modified && b.Commit != "unknown" {
+		b.Commit += "-modified"
+	}
+	return b
+}
+
+// buildInfoGauge is the constant 1 labelled with BuildInfo, the Prometheus
+// convention for build facts (join on it to group series by version).
+func buildInfoGauge() prometheus.Collector {
+	b := BuildInfo()
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "arbor_build_info",
+		Help:        "Always 1; its labels say what this member's binary was built from.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion},
+	}, func() float64 { return 1 })
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -136,6 +137,21 @@ func TestMetricsMove(t *testing.T) {
 	// The benchmark harness reads the resident set size.
 	if rss := mustSample(t, after, "process_resident_memory_bytes"); rss <= 0 {
 		t.Errorf("process_resident_memory_bytes %v", rss)
+	}
+}
+
+// arbor_build_info is 1, labelled with what the binary was built from.
+func TestMetricsBuildInfo(t *testing.T) {
+	ts := startFake(t, nil)
+	b := BuildInfo()
+	if b.GoVersion != runtime.Version() {
+		t.Errorf("BuildInfo().GoVersion = %q, want %q", b.GoVersion, runtime.Version())
+	}
+	got, ok := sample(scrape(t, ts.addr), "arbor_build_info",
+		"version="+b.Version, "commit="+b.Commit, "goversion="+b.GoVersion)
+	if !ok || got != 1 {
+		t.Fatalf("arbor_build_info{version=%q,commit=%q,goversion=%q} = %v (exported: %v), want 1",
+			b.Version, b.Commit, b.GoVersion, got, ok)
 	}
 }
 

@@ -36,7 +36,7 @@ func addClientCommands(root *cobra.Command, g *globals, e env) {
 		fs := cmd.Flags()
 		fs.StringVar(&cf.endpoints, "endpoints", "127.0.0.1:7400", "members to try, HOST:PORT,...")
 		fs.BoolVar(&cf.json, "json", false, "print the full response as one JSON object (wire field names)")
-		fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "give up after this long")
+		fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "how long to wait for a reachable member with a leader, and for the answer")
 		root.AddCommand(cmd)
 	}
 }
@@ -55,8 +55,27 @@ func call(ctx context.Context, cf *clientFlags, g *globals, e env, req *wire.Req
 	return printOutcome(cf, e, resp, err, human)
 }
 
-// dialCluster opens a session on the first reachable endpoint of --endpoints.
+// Waits between dial attempts while no member is usable, and how long that
+// lasts before the command says it is waiting: a member that was just
+// started takes a moment to bind its port and elect itself, and that moment
+// is not worth a line on stderr.
+const (
+	firstRedial = 50 * time.Millisecond
+	maxRedial   = time.Second
+	quietWait   = 500 * time.Millisecond
+)
+
+// dialCluster opens a session on the first usable endpoint of --endpoints.
+// While none is usable (no member listens yet, or none has a leader yet) it
+// tries again until ctx ends (--timeout), saying once on stderr that it
+// waits and why (after quietWait), so that "arbor dev & arbor create ..."
+// works as typed.
+// client.Dial itself fails fast: the wait is the command's, not the
+// library's.
 func dialCluster(ctx context.Context, cf *clientFlags, g *globals, e env, sessionTimeout time.Duration) (*client.Client, *slog.Logger, error) {
+	if cf.timeout <= 0 {
+		return nil, nil, usageErrorf("invalid --timeout %v: want a positive duration such as 10s", cf.timeout)
+	}
 	var eps []string
 	for ep := range strings.SplitSeq(cf.endpoints, ",") {
 		if ep = strings.TrimSpace(ep); ep != "" {
@@ -71,11 +90,47 @@ func dialCluster(ctx context.Context, cf *clientFlags, g *globals, e env, sessio
 	if g.logSet {
 		logger = g.logger(e.stderr)
 	}
-	c, err := client.Dial(ctx, client.Config{Endpoints: eps, Logger: logger, SessionTimeout: sessionTimeout})
-	if err != nil {
-		return nil, nil, failure(err)
+	cfg := client.Config{Endpoints: eps, Logger: logger, SessionTimeout: sessionTimeout}
+	var prev error
+	start, wait, waiting := time.Now(), firstRedial, false
+	for {
+		c, err := client.Dial(ctx, cfg)
+		var ce *client.Error
+		switch {
+		case err == nil:
+			return c, logger, nil
+		case errors.Is(err, client.ErrBadEndpoint) && errors.As(err, &ce):
+			return nil, nil, usageErrorf("invalid --endpoints: %s", ce.Message)
+		case !errors.Is(err, client.ErrUnavailable):
+			return nil, nil, failure(err)
+		}
+		if ctx.Err() != nil && prev != nil {
+			// Cut short by our own deadline: the attempt before says more.
+			err = prev
+		}
+		if !waiting && time.Since(start) >= quietWait {
+			fmt.Fprintf(e.stderr, "arbor: waiting up to %v for the cluster (%s) ...\n", cf.timeout, dialWhy(err))
+			waiting = true
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, &exitError{code: exitFail, msg: fmt.Sprintf(
+				"UNAVAILABLE: %s (gave up after %v; --timeout waits longer)", dialWhy(err), cf.timeout)}
+		case <-t.C:
+		}
+		prev, wait = err, min(2*wait, maxRedial)
 	}
-	return c, logger, nil
+}
+
+// dialWhy is the message of a Dial error: per endpoint, why it is unusable.
+func dialWhy(err error) string {
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Message != "" {
+		return ce.Message
+	}
+	return err.Error()
 }
 
 // closeSession ends c's session, bounded even when ctx has ended.
@@ -221,13 +276,20 @@ func getCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get PATH [--watch]",
 		Short: "Print a node's data, raw",
-		Args:  cobra.ExactArgs(1),
+		Long: `Print a node's data exactly as stored, byte for byte, when standard output
+is a pipe or a file. On a terminal a newline is added after data that does
+not end with one, so that the prompt starts on a line of its own.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if watch {
 				return getWatch(cmd.Context(), cf, g, e, args[0])
 			}
 			return call(cmd.Context(), cf, g, e, &wire.Request{Op: wire.OpGet, Path: args[0]}, func(r *wire.Response) error {
-				_, err := e.stdout.Write(r.Data)
+				data := r.Data
+				if e.stdoutTTY && len(data) > 0 && data[len(data)-1] != '\n' {
+					data = append(data, '\n')
+				}
+				_, err := e.stdout.Write(data)
 				return err
 			})
 		},
@@ -272,14 +334,24 @@ func deleteCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
 	return cmd
 }
 
+// reservedRoot is the child of / that the server keeps for itself.
+const reservedRoot = "arbor"
+
 func lsCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "ls PATH",
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "ls PATH [--all]",
 		Short: "List a node's children, one name a line",
-		Args:  cobra.ExactArgs(1),
+		Long: `List a node's children, one name a line, sorted. ls / leaves out the
+server's own read-only /arbor unless --all is given; --json prints the
+response as the server sent it.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return call(cmd.Context(), cf, g, e, &wire.Request{Op: wire.OpChildren, Path: args[0]}, func(r *wire.Response) error {
 				for _, name := range r.Children {
+					if args[0] == "/" && name == reservedRoot && !all {
+						continue
+					}
 					if _, err := fmt.Fprintln(e.stdout, name); err != nil {
 						return err
 					}
@@ -288,6 +360,8 @@ func lsCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "in /, list the reserved /arbor too")
+	return cmd
 }
 
 func statCmd(cf *clientFlags, g *globals, e env) *cobra.Command {

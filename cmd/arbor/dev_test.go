@@ -37,27 +37,44 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startDev runs arbor dev on free loopback ports and waits until it is ready.
+// devMember is an arbor dev process started by a test.
+type devMember struct {
+	addr    string
+	out     *syncBuffer // stdout
+	logPath string      // stderr
+	stop    func() error
+}
+
+// startDev runs arbor dev on free loopback ports and waits until it says
+// it is ready.
 func startDev(t *testing.T) (addr string, stop func() error) {
 	t.Helper()
-	addr, peer, gossip := deadAddr(t), deadAddr(t), deadAddr(t)
-	logPath := filepath.Join(t.TempDir(), "dev.log")
-	logf, err := os.Create(logPath)
+	d := startDevAt(t, deadAddr(t))
+	d.waitReady(t)
+	return d.addr, d.stop
+}
+
+// startDevAt starts arbor dev with its client port on addr, without
+// waiting for it.
+func startDevAt(t *testing.T, addr string, extra ...string) *devMember {
+	t.Helper()
+	d := &devMember{addr: addr, out: &syncBuffer{}, logPath: filepath.Join(t.TempDir(), "dev.log")}
+	logf, err := os.Create(d.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
-	cmd := exec.Command(binary, "dev", "--client-addr", addr, "--peer-addr", peer,
-		"--gossip-addr", gossip, "--data-dir", filepath.Join(t.TempDir(), "data"))
+	args := append([]string{"dev", "--client-addr", addr, "--peer-addr", deadAddr(t),
+		"--gossip-addr", deadAddr(t), "--data-dir", filepath.Join(t.TempDir(), "data")}, extra...)
+	cmd := exec.Command(binary, args...)
 	cmd.Env = cleanEnv()
-	cmd.Stdout, cmd.Stderr = &out, logf
+	cmd.Stdout, cmd.Stderr = d.out, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait(); logf.Close() }()
 	stopped := false
-	stop = func() error {
+	d.stop = func() error {
 		if stopped {
 			return nil
 		}
@@ -73,34 +90,45 @@ func startDev(t *testing.T) (addr string, stop func() error) {
 		}
 	}
 	t.Cleanup(func() {
-		stop()
+		d.stop()
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("arbor dev stdout:\n%s\nlog:\n%s", out.String(), b)
+			b, _ := os.ReadFile(d.logPath)
+			t.Logf("arbor dev stdout:\n%s\nlog:\n%s", d.out.String(), b)
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
+	return d
+}
+
+// waitReady waits for the ready line, and checks that /readyz, which
+// knows whether the member can serve writes, agrees at that moment.
+func (d *devMember) waitReady(t *testing.T) {
+	t.Helper()
+	want := "arbor dev: ready; clients connect to ws://" + d.addr + "/v1"
+	waitOutput(t, d.out, want, 20*time.Second)
+	resp, err := http.Get("http://" + d.addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("arbor dev said it is ready, but /readyz answers %s", resp.Status)
+	}
+}
+
+// waitOutput waits until b holds want.
+func waitOutput(t *testing.T, b *syncBuffer, want string, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !strings.Contains(b.String(), want); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("arbor dev not ready within 20s: %v", err)
+			t.Fatalf("no %q within %v; output so far: %q", want, timeout, b.String())
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	if want := "clients connect to ws://" + addr + "/v1"; !strings.Contains(out.String(), want) {
-		t.Errorf("arbor dev said %q; want it to say %q", out.String(), want)
-	}
-	return addr, stop
 }
 
 func TestDevEndToEnd(t *testing.T) {
-	addr, stop := startDev(t)
+	d := startDevAt(t, deadAddr(t))
+	d.waitReady(t)
+	addr, stop := d.addr, d.stop
 	ep := "--endpoints=" + addr
 	ok := func(stdin string, args ...string) string {
 		t.Helper()
@@ -131,7 +159,9 @@ func TestDevEndToEnd(t *testing.T) {
 	if got := ok("", "get", "/a"); got != "world\n" {
 		t.Fatalf("get after set from stdin printed %q", got)
 	}
-	fails("BAD_VERSION", "set", "/a", "x", "--version", "0")
+	if o := fails("BAD_VERSION", "set", "/a", "x", "--version", "0"); o.stderr != "BAD_VERSION: /a is at version 1, not 0\n" {
+		t.Fatalf("BAD_VERSION line %q does not name both versions", o.stderr)
+	}
 	fails("NODE_EXISTS", "create", "/a")
 	ok("", "create", "/a/b")
 	seq := ok("", "create", "--sequential", "/a/s-", "x")
@@ -184,6 +214,13 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatalf("failed get --json printed %q", o.stdout)
 	}
 
+	// ls / leaves the server's /arbor out, unless --all.
+	if got := ok("", "ls", "/"); got != "a\n" {
+		t.Fatalf("ls / printed %q, want only a", got)
+	}
+	if got := ok("", "ls", "/", "--all"); got != "a\narbor\n" {
+		t.Fatalf("ls / --all printed %q", got)
+	}
 	fails("NOT_EMPTY", "delete", "/a")
 	fails("BAD_VERSION", "delete", "/a/b", "--version", "3")
 	ok("", "delete", "/a", "--recursive")
@@ -194,5 +231,13 @@ func TestDevEndToEnd(t *testing.T) {
 
 	if err := stop(); err != nil {
 		t.Fatalf("arbor dev after SIGTERM: %v, want exit 0", err)
+	}
+	// It said one line when it stopped, and why; it logged nothing below
+	// warn meanwhile.
+	if want := "arbor dev: stopped (terminated signal received)"; strings.Count(d.out.String(), want) != 1 {
+		t.Errorf("arbor dev stdout %q; want one %q", d.out.String(), want)
+	}
+	if b, err := os.ReadFile(d.logPath); err != nil || strings.Contains(string(b), "level=INFO") {
+		t.Errorf("arbor dev logged at info by default (%v):\n%s", err, b)
 	}
 }

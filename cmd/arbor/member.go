@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // memberFlags are the flags of arbor dev and arbor server.
@@ -50,11 +52,16 @@ func newDevCmd(g *globals, e env) *cobra.Command {
 		Use:   "dev",
 		Short: "Run a single-member cluster with every default, ready for clients at once",
 		Long: `Run a single-member cluster named "dev" with every default: the way to try
-arbor. Data lives in --data-dir (./arbor-data); run it again with the same
-directory and it recovers its state. SIGTERM or SIGINT stops it cleanly.`,
+arbor. It says "ready" once it takes writes. Data lives in --data-dir
+(./arbor-data); run it again with the same directory and it recovers its
+state. SIGTERM or SIGINT stops it cleanly. It logs warnings and errors only;
+--log-level info shows what raft and the server do.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.name = "dev"
+			if !g.logSet {
+				g.level = slog.LevelWarn // a newcomer's terminal is not a log
+			}
 			if err := f.validate(); err != nil {
 				return err
 			}
@@ -66,7 +73,19 @@ directory and it recovers its state. SIGTERM or SIGINT stops it cleanly.`,
 	fs.StringVar(&f.clientAddr, "client-addr", defaultClientAddr, "WebSocket + HTTP address for clients")
 	fs.StringVar(&f.peerAddr, "peer-addr", defaultPeerAddr, "raft address (unused by a single member, but bound)")
 	fs.StringVar(&f.gossipAddr, "gossip-addr", defaultGossipAddr, "memberlist gossip address")
+	hideUntilGossip(fs)
 	return cmd
+}
+
+// hideUntilGossip keeps the gossip flags out of --help while this build has
+// no gossip (they would promise what does nothing yet), but still accepts
+// them as docs/cli.md lists them: scripts written against it keep working.
+func hideUntilGossip(fs *pflag.FlagSet) {
+	for _, name := range []string{"gossip-addr", "join", "learner"} {
+		if fs.Lookup(name) != nil {
+			_ = fs.MarkHidden(name)
+		}
+	}
 }
 
 func newServerCmd(g *globals, e env) *cobra.Command {
@@ -109,6 +128,7 @@ SIGINT stops it cleanly (a leader hands leadership over first).`,
 	fs.IntVar(&f.maxEphemerals, "max-ephemerals-per-session", 100000, "ephemeral nodes one session may own; more are refused (TOO_LARGE)")
 	fs.IntVar(&f.maxConns, "max-connections", 110000, "open client connections this member accepts; more are refused (HTTP 503)")
 	fs.IntVar(&f.maxPending, "max-pending-per-conn", 256, "requests one connection may have in flight; past it the member stops reading it until answers go out")
+	hideUntilGossip(fs)
 	return cmd
 }
 

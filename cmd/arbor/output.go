@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -24,8 +26,10 @@ func printStat(w io.Writer, st *wire.Stat) error {
 	return err
 }
 
-// printMembers prints a table of the members.
+// printMembers prints a table of the members, sorted by name.
 func printMembers(w io.Writer, ms []wire.Member) error {
+	ms = slices.Clone(ms)
+	slices.SortFunc(ms, func(a, b wire.Member) int { return strings.Compare(a.Name, b.Name) })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tCLIENT_URL\tPEER_URL\tROLE\tALIVE")
 	dash := func(s string) string { // keeps the columns when a member has not published yet

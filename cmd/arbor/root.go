@@ -26,18 +26,24 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	lookup func(string) (string, bool)
+	// stdoutTTY: stdout is a terminal, for output meant for people.
+	stdoutTTY bool
 }
 
 // exitError carries an exit status and the one line to print for it.
 type exitError struct {
 	code int
 	msg  string
+	// showUsage: wrong usage of the command, whose usage line is printed
+	// after msg (not for a start-up problem such as a busy port).
+	showUsage bool
 }
 
 func (e *exitError) Error() string { return e.msg }
 
+// usageErrorf is wrong usage: exit status 2, with the command's usage line.
 func usageErrorf(format string, args ...any) error {
-	return &exitError{code: exitUsage, msg: fmt.Sprintf(format, args...)}
+	return &exitError{code: exitUsage, msg: fmt.Sprintf(format, args...), showUsage: true}
 }
 
 // globals are the flags every command has.
@@ -55,23 +61,31 @@ func run(ctx context.Context, args []string, e env) int {
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
 	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.code == exitUsage {
-			fmt.Fprintf(e.stderr, "Error: %s\nRun 'arbor --help' for usage.\n", ee.msg)
-		} else if ee.msg != "" { // a command's own exit status passed through says nothing
-			fmt.Fprintln(e.stderr, oneLine(ee.msg))
-		}
-		return ee.code
+	if !errors.As(err, &ee) {
+		// Everything cobra itself reports (unknown command, wrong number
+		// of arguments) is wrong usage.
+		ee = &exitError{code: exitUsage, msg: err.Error(), showUsage: true}
 	}
-	// Everything cobra itself reports (unknown command or flag, wrong number
-	// of arguments, bad flag value) is wrong usage.
-	fmt.Fprintf(e.stderr, "Error: %s\nRun 'arbor --help' for usage.\n", err)
-	return exitUsage
+	if cmd == nil {
+		cmd = root
+	}
+	switch {
+	case ee.code == exitUsage:
+		fmt.Fprintf(e.stderr, "Error: %s\n", ee.msg)
+		if ee.showUsage && cmd != root {
+			fmt.Fprintf(e.stderr, "Usage: %s\nRun '%s --help' for more.\n", cmd.UseLine(), cmd.CommandPath())
+		} else {
+			fmt.Fprintf(e.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+	case ee.msg != "": // a command's own exit status passed through says nothing
+		fmt.Fprintln(e.stderr, oneLine(ee.msg))
+	}
+	return ee.code
 }
 
 func oneLine(s string) string {
@@ -92,9 +106,8 @@ command line wins over the environment.
 Exit status: 0 on success; 1 when the operation failed, with one line
 "CODE: message" on stderr (for example "NO_NODE: /a/b does not exist");
 2 for wrong usage.`,
-		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
-		SilenceUsage:      true,
+		SilenceErrors: true,
+		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyEnv(cmd.Flags(), e.lookup); err != nil {
 				return err
@@ -102,11 +115,11 @@ Exit status: 0 on success; 1 when the operation failed, with one line
 			return g.parseLevel(cmd.Flags())
 		},
 	}
-	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn or error (default: info; arbor dev: warn; client commands log nothing unless it is given)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return usageErrorf("%v", err)
+		return usageErrorf("%s", flagError(err))
 	})
-	root.AddCommand(newDevCmd(g, e), newServerCmd(g, e), newBenchCommand())
+	root.AddCommand(newDevCmd(g, e), newServerCmd(g, e), newBenchCommand(), newVersionCmd(e))
 	addClientCommands(root, g, e)
 	return root
 }
@@ -125,7 +138,7 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
 			return
 		}
 		if serr := fs.Set(f.Name, v); serr != nil {
-			err = usageErrorf("invalid value %q for --%s (from %s): %v", v, f.Name, name, serr)
+			err = usageErrorf("invalid value %q for --%s (from %s): %s", v, f.Name, name, wantValue(f))
 		}
 	})
 	return err
@@ -135,9 +148,36 @@ func envName(flag string) string {
 	return "ARBOR_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
+// flagError words a flag parsing error plainly: a bad value says what the
+// flag wants rather than which strconv function failed.
+func flagError(err error) string {
+	var ive *pflag.InvalidValueError
+	if errors.As(err, &ive) {
+		return fmt.Sprintf("invalid --%s %q: %s", ive.GetFlag().Name, ive.GetValue(), wantValue(ive.GetFlag()))
+	}
+	return err.Error()
+}
+
+// wantValue says what kind of value a flag takes.
+func wantValue(f *pflag.Flag) string {
+	switch t := f.Value.Type(); t {
+	case "int", "int64", "uint64":
+		return "want a whole number"
+	case "duration":
+		return "want a duration such as 500ms, 10s or 1m30s"
+	case "bool":
+		return "want true or false"
+	default:
+		return "want a " + t
+	}
+}
+
+// parseLevel sets the log level; "" is the default, info.
 func (g *globals) parseLevel(fs *pflag.FlagSet) error {
-	if err := g.level.UnmarshalText([]byte(g.logLevel)); err != nil {
-		return usageErrorf("invalid --log-level %q: want debug, info, warn or error", g.logLevel)
+	if g.logLevel != "" {
+		if err := g.level.UnmarshalText([]byte(g.logLevel)); err != nil {
+			return usageErrorf("invalid --log-level %q: want debug, info, warn or error", g.logLevel)
+		}
 	}
 	if f := fs.Lookup("log-level"); f != nil {
 		g.logSet = f.Changed

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/arbor-db/arbor/client"
 )
@@ -18,8 +19,14 @@ var _ Store = (*ArborStore)(nil)
 
 // ArborDialer returns DialAt for Env: each call opens a new session.
 func ArborDialer(logger *slog.Logger) func(ctx context.Context, endpoints []string) (Store, error) {
+	return ArborDialerWith(logger, 0)
+}
+
+// ArborDialerWith is ArborDialer with the session timeout to ask for (0:
+// the client's default).
+func ArborDialerWith(logger *slog.Logger, sessionTimeout time.Duration) func(ctx context.Context, endpoints []string) (Store, error) {
 	return func(ctx context.Context, endpoints []string) (Store, error) {
-		c, err := client.Dial(ctx, client.Config{Endpoints: endpoints, Logger: logger})
+		c, err := client.Dial(ctx, client.Config{Endpoints: endpoints, Logger: logger, SessionTimeout: sessionTimeout})
 		if err != nil {
 			return nil, fmt.Errorf("bench: arbor dial: %w", err)
 		}

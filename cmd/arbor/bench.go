@@ -24,6 +24,7 @@ type benchFlags struct {
 	startCluster bool
 	serverBinary string
 	prefix       string
+	sessionTime  time.Duration
 }
 
 // newBenchCommand is `arbor bench WORKLOAD`: it runs one workload of
@@ -64,6 +65,7 @@ afterwards; --start-cluster does the same for any workload.`,
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per result instead of a table")
 	fs.BoolVar(&f.startCluster, "start-cluster", false, "start a 3-member cluster of this binary on loopback for the run")
 	fs.StringVar(&f.serverBinary, "server-binary", "", "arbor binary the started cluster runs (default: this one)")
+	fs.DurationVar(&f.sessionTime, "session-timeout", client.DefaultSessionTimeout, "session timeout each client asks for (it pings every third of it)")
 	fs.StringVar(&f.prefix, "prefix", "", "path the run writes under (default /bench-<unix nanos>)")
 	_ = fs.MarkHidden("server-binary") // for tests, which run as another binary
 	return cmd
@@ -91,7 +93,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *bench
 	logger := slog.New(slog.DiscardHandler)
 	env := &bench.Env{
 		System:   "arbor",
-		DialAt:   bench.ArborDialer(logger),
+		DialAt:   bench.ArborDialerWith(logger, f.sessionTime),
 		Options:  f.opts,
 		Prefix:   f.prefix,
 		Progress: cmd.ErrOrStderr(),

@@ -145,7 +145,7 @@ func TestUsageErrorsPrintTheCommandsUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"get"}, "Usage: arbor get PATH [flags]\nRun 'arbor get --help' for more.\n"},
+		{[]string{"get"}, "Usage: arbor get PATH [--watch] [flags]\nRun 'arbor get --help' for more.\n"},
 		{[]string{"set", "/a", "--version", "abc"}, "Usage: arbor set PATH DATA [--version N] [flags]\n"},
 		{[]string{"ls", "/", "--bogus"}, "Usage: arbor ls PATH [--all] [flags]\n"},
 		{[]string{"members", "extra"}, "Usage: arbor members [flags]\n"},

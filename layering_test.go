@@ -1,50 +1,153 @@
 package arbor_test
 
 import (
-	"errors"
-	"io/fs"
+	"bufio"
 	"os"
 	"os/exec"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// The packages import only downwards (docs/architecture.md): this keeps it so.
-func TestImportsPointDownwards(t *testing.T) {
-	const mod = "github.com/arbor-db/arbor/"
-	allowed := map[string][]string{
-		"client/wire": {},
-		"tree":        {},
-		"session":     {},
-		"watch":       {"tree"},
-		"raftnode":    {},
-		"client":      {"client/wire"},
-		// arbortest runs whole members for users' tests: server and all
-		// it stands on, and the client whose users it serves.
-		"arbortest": {"server", "client", "client/wire", "raftnode", "tree", "session", "watch"},
+// layer is one row of docs/architecture.md's package table.
+type layer struct {
+	pkg     string
+	imports []string // as written: package names, or "none", or "all above"
+}
+
+// readLayers parses the package table: rows "| `pkg` | owns | imports |".
+func readLayers(t *testing.T) []layer {
+	t.Helper()
+	f, err := os.Open("docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for pkg, ok := range allowed {
-		if _, err := os.Stat(pkg); errors.Is(err, fs.ErrNotExist) {
-			continue // not built yet
+	defer f.Close()
+	row := regexp.MustCompile("^\\| `([a-z0-9/]+)` \\|.*\\| ([^|]+) \\|$")
+	name := regexp.MustCompile("`([a-z0-9/]+)`")
+	var out []layer
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		m := row.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
 		}
-		out, err := exec.Command("go", "list", "-deps", "./"+pkg).CombinedOutput()
-		if err != nil {
-			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		l := layer{pkg: m[1]}
+		switch cell := strings.TrimSpace(m[2]); cell {
+		case "none", "all above":
+			l.imports = []string{cell}
+		default:
+			for _, n := range name.FindAllStringSubmatch(cell, -1) {
+				l.imports = append(l.imports, n[1])
+			}
+			if len(l.imports) == 0 {
+				t.Fatalf("docs/architecture.md: row %s: imports cell %q names no package", l.pkg, cell)
+			}
 		}
-		for _, dep := range strings.Fields(string(out)) {
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		t.Fatal("docs/architecture.md has no package table")
+	}
+	return out
+}
+
+// The packages import only what docs/architecture.md's table allows
+// (transitively: a package may use what the packages it may import may),
+// every package of the module has a row, and every row a package.
+func TestImportsFollowTheArchitectureTable(t *testing.T) {
+	const mod = "github.com/arbor-db/arbor/"
+	layers := readLayers(t)
+	allowed := map[string]map[string]bool{}
+	for i, l := range layers {
+		set := map[string]bool{}
+		for _, imp := range l.imports {
+			switch imp {
+			case "none":
+			case "all above":
+				for _, above := range layers[:i] {
+					set[above.pkg] = true
+				}
+			default:
+				set[imp] = true
+			}
+		}
+		// What an allowed package may import is allowed too.
+		for changed := true; changed; {
+			changed = false
+			for dep := range set {
+				for d := range allowed[dep] {
+					if !set[d] {
+						set[d], changed = true, true
+					}
+				}
+			}
+		}
+		allowed[l.pkg] = set
+	}
+
+	// Code and tests are checked; tests may also drive the system through
+	// the client and the test harnesses (examples run members through
+	// arbortest), which cannot make an import cycle.
+	const format = `{{.ImportPath}} {{join .Imports " "}} | {{join .TestImports " "}} {{join .XTestImports " "}}`
+	out, err := exec.Command("go", "list", "-f", format, "./...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	seen := map[string]bool{}
+	for line := range strings.Lines(string(out)) {
+		fields := strings.Fields(line)
+		pkg, ours := strings.CutPrefix(fields[0], mod)
+		if !ours {
+			continue // the root package: this test and the README's
+		}
+		seen[pkg] = true
+		set, ok := allowed[pkg]
+		if !ok {
+			t.Errorf("package %s has no row in docs/architecture.md's package table", pkg)
+			continue
+		}
+		inTests := false
+		for _, dep := range fields[1:] {
+			if dep == "|" {
+				inTests = true
+				continue
+			}
 			rel, ours := strings.CutPrefix(dep, mod)
+			// A package's own subpackages (its test harness) are its own.
 			if !ours || rel == pkg || strings.HasPrefix(rel, pkg+"/") {
 				continue
 			}
-			permitted := false
-			for _, a := range ok {
-				if rel == a {
-					permitted = true
-				}
+			if inTests && testMayImport(rel) {
+				continue
 			}
-			if !permitted {
-				t.Errorf("%s imports %s, which the layering forbids", pkg, rel)
+			if !set[rel] {
+				where := "its code"
+				if inTests {
+					where = "its tests"
+				}
+				t.Errorf("%s imports %s in %s, which docs/architecture.md's table does not allow", pkg, rel, where)
 			}
 		}
 	}
+	for _, l := range layers {
+		if !seen[l.pkg] {
+			t.Errorf("docs/architecture.md names package %s, which does not exist", l.pkg)
+		}
+	}
+	if !slices.ContainsFunc(layers, func(l layer) bool { return l.pkg == "server" }) {
+		t.Error("the table has no row for server")
+	}
+}
+
+// testMayImport reports whether any package's tests may import pkg: the
+// client and its protocol types, arbortest, and the test harnesses.
+func testMayImport(pkg string) bool {
+	switch pkg {
+	case "client", "client/wire", "arbortest":
+		return true
+	}
+	last := pkg[strings.LastIndex(pkg, "/")+1:]
+	return strings.HasSuffix(last, "test") || pkg == "server/servertest/lincheck"
 }

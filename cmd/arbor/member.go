@@ -34,6 +34,11 @@ type memberFlags struct {
 	maxEphemerals       int
 	maxPending          int
 	maxConns            int
+	maxWatches          int
+	historyEvents       int
+	historyBytes        int
+	queuedEvents        int
+	queuedEventBytes    int
 
 	peers []peer // parsed --initial-cluster
 }
@@ -126,6 +131,11 @@ SIGINT stops it cleanly (a leader hands leadership over first).`,
 	fs.DurationVar(&f.maxSession, "max-session-timeout", 60*time.Second, "longest session timeout granted; longer requests are lowered to it")
 	fs.IntVar(&f.maxSessions, "max-sessions", 100000, "sessions this member serves connections for; more are refused (UNAVAILABLE)")
 	fs.IntVar(&f.maxEphemerals, "max-ephemerals-per-session", 100000, "ephemeral nodes one session may own; more are refused (TOO_LARGE)")
+	fs.IntVar(&f.maxWatches, "max-watches-per-session", 10000, "watches one session may hold on a connection; more are refused (TOO_LARGE)")
+	fs.IntVar(&f.historyEvents, "watch-history-events", 100000, "recent changes kept for watches that resume with since; an older since gets a resync")
+	fs.IntVar(&f.historyBytes, "watch-history-bytes", 64<<20, "bytes of recent changes kept for watches that resume with since")
+	fs.IntVar(&f.queuedEvents, "max-queued-events", 10000, "watch events queued for one connection; past it the connection is closed and its client resumes with since")
+	fs.IntVar(&f.queuedEventBytes, "max-queued-event-bytes", 64<<20, "bytes of watch events queued for one connection; past it the connection is closed")
 	fs.IntVar(&f.maxConns, "max-connections", 110000, "open client connections this member accepts; more are refused (HTTP 503)")
 	fs.IntVar(&f.maxPending, "max-pending-per-conn", 256, "requests one connection may have in flight; past it the member stops reading it until answers go out")
 	hideUntilGossip(fs)
@@ -162,6 +172,9 @@ func (f *memberFlags) validate() error {
 		if f.minSession%time.Millisecond != 0 || f.maxSession%time.Millisecond != 0 {
 			return usageErrorf("session timeouts are whole milliseconds (got %v and %v)", f.minSession, f.maxSession)
 		}
+	}
+	if f.maxWatches < 0 || f.historyEvents < 0 || f.historyBytes < 0 || f.queuedEvents < 0 || f.queuedEventBytes < 0 {
+		return usageErrorf("the watch limits (--max-watches-per-session, --watch-history-*, --max-queued-*) must not be negative")
 	}
 	if f.maxSessions < 0 || f.maxEphemerals < 0 || f.maxPending < 0 || f.maxConns < 0 {
 		return usageErrorf("--max-sessions, --max-connections, --max-ephemerals-per-session and --max-pending-per-conn must not be negative")

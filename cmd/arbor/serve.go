@@ -49,6 +49,11 @@ func serve(ctx context.Context, g *globals, e env, f *memberFlags, dev bool) err
 		MaxEphemeralsPerSession: f.maxEphemerals,
 		MaxPendingPerConn:       f.maxPending,
 		MaxConnections:          f.maxConns,
+		MaxWatchesPerSession:    f.maxWatches,
+		WatchHistoryEvents:      f.historyEvents,
+		WatchHistoryBytes:       f.historyBytes,
+		MaxQueuedEvents:         f.queuedEvents,
+		MaxQueuedEventBytes:     f.queuedEventBytes,
 		Logger:                  g.logger(e.stderr),
 	}
 	if f.join != "" {

@@ -85,9 +85,11 @@ func (c *cluster) start(i int, ln net.Listener) {
 		RequestTimeout:  2 * time.Second,
 		SnapshotEntries: 300, // snapshots and catch-up by snapshot happen within seconds
 		MinSessionMs:    1000,
-		RaftTransport:   c.net.Endpoint(m.id),
-		NoHandOver:      true, // every stop is a crash
-		Logger:          testLogger(),
+		// Small, so that a watcher that pauses falls out of it (a resync).
+		WatchHistoryEvents: watchHistory,
+		RaftTransport:      c.net.Endpoint(m.id),
+		NoHandOver:         true, // every stop is a crash
+		Logger:             testLogger(),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

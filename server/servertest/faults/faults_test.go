@@ -25,17 +25,19 @@ const vanishTimeoutMs = 1000
 
 // figures of one seed's run.
 type figures struct {
-	seed       int64
-	members    int
-	ops        int
-	unknown    int
-	checked    int // operations porcupine checked
-	redials    int
-	abandoned  int // sessions dropped without a close
-	probes     int // resumes of them
-	sightings  int // reads of their ephemerals
-	faults     map[string]int
-	violations []string
+	seed      int64
+	members   int
+	ops       int
+	unknown   int
+	checked   int // operations porcupine checked
+	redials   int
+	abandoned int // sessions dropped without a close
+	probes    int // resumes of them
+	sightings int // reads of their ephemerals
+	// the watch workload: acknowledged writes, events received, resyncs
+	watchAcked, watchEvents, watchResyncs int
+	faults                                map[string]int
+	violations                            []string
 }
 
 // TestFaults runs the fault suite over the seeds of the environment (see
@@ -59,7 +61,7 @@ func TestFaults(t *testing.T) {
 }
 
 func report(t *testing.T, all []figures, d time.Duration) {
-	var ops, unknown, checked, redials, violations, abandoned, probes, sightings int
+	var ops, unknown, checked, redials, violations, abandoned, probes, sightings, wAcked, wEvents, wResyncs int
 	faults := map[string]int{}
 	for _, f := range all {
 		ops += f.ops
@@ -67,6 +69,7 @@ func report(t *testing.T, all []figures, d time.Duration) {
 		checked += f.checked
 		redials += f.redials
 		abandoned, probes, sightings = abandoned+f.abandoned, probes+f.probes, sightings+f.sightings
+		wAcked, wEvents, wResyncs = wAcked+f.watchAcked, wEvents+f.watchEvents, wResyncs+f.watchResyncs
 		violations += len(f.violations)
 		for k, v := range f.faults {
 			faults[k] += v
@@ -77,8 +80,8 @@ func report(t *testing.T, all []figures, d time.Duration) {
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, v))
 	}
 	sort.Strings(kinds)
-	t.Logf("FIGURES runs=%d duration/run=%v operations=%d (unknown outcome %d, linearizability-checked %d) redials=%d abandoned-sessions=%d resume-probes=%d sightings=%d faults: %s violations=%d",
-		len(all), d, ops, unknown, checked, redials, abandoned, probes, sightings, strings.Join(kinds, " "), violations)
+	t.Logf("FIGURES runs=%d duration/run=%v operations=%d (unknown outcome %d, linearizability-checked %d) redials=%d abandoned-sessions=%d resume-probes=%d sightings=%d watch-writes=%d watch-events=%d resyncs=%d faults: %s violations=%d",
+		len(all), d, ops, unknown, checked, redials, abandoned, probes, sightings, wAcked, wEvents, wResyncs, strings.Join(kinds, " "), violations)
 }
 
 // runSeed runs one seed: cluster, nemesis and workers for d, then heals and
@@ -96,17 +99,19 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 
 	c := newCluster(t, n, seed)
 	defer c.stopAll()
-	setup(t, c)
+	start := setup(t, c)
 
 	rec := lincheck.NewRecorder()
 	ab := &lincheck.Abandoner{Addrs: c.addrs(), Parent: ephParent, TimeoutMs: vanishTimeoutMs,
 		OpTimeout: opTimeout, Log: lincheck.NewSessionLog()}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	watchSeed := rng.Int63()
 	nem := newNemesis(c)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); nem.run(ctx, eps) }()
+	wr := startWatchRun(ctx, c.addrs(), start, watchSeed)
 	ws := make([]*worker, workers)
 	for i := range ws {
 		ws[i] = newWorker(i, workerSeeds[i], c.addrs(), rec, ab)
@@ -125,7 +130,7 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 	h := rec.History()
 	st := lincheck.Count(h)
 	f.ops, f.unknown = st.Ops, st.Unknown
-	f.violations = check(t, c, h, ab, &f)
+	f.violations = check(t, c, h, ab, wr, &f)
 	if len(f.violations) > 0 {
 		_, log := nem.summary()
 		t.Logf("seed %d: %d members, %d workers; nemesis:\n%s", seed, n, workers, log)
@@ -133,8 +138,9 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 	return f
 }
 
-// setup creates the parent of the ephemerals.
-func setup(t *testing.T, c *cluster) {
+// setup creates the parent of the ephemerals and the watched subtree, and
+// returns the zxid at which the subtree is watchInitial().
+func setup(t *testing.T, c *cluster) uint64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := client.Dial(ctx, client.Config{Endpoints: c.addrs(), Logger: slog.New(slog.DiscardHandler)})
@@ -145,10 +151,22 @@ func setup(t *testing.T, c *cluster) {
 	if _, _, err := cl.Create(ctx, ephParent, nil); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := cl.Create(ctx, watchRoot, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range watchNodes {
+		if _, _, err := cl.Create(ctx, watchNode(i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.Sync(ctx, "/"); err != nil {
+		t.Fatal(err)
+	}
+	return cl.LastZxid()
 }
 
 // check runs every checker on the healed cluster and returns the violations.
-func check(t *testing.T, c *cluster, h []lincheck.Op, ab *lincheck.Abandoner, f *figures) []string {
+func check(t *testing.T, c *cluster, h []lincheck.Op, ab *lincheck.Abandoner, wr *watchRun, f *figures) []string {
 	var out []string
 	add := func(errs ...error) {
 		for _, e := range errs {
@@ -186,6 +204,8 @@ func check(t *testing.T, c *cluster, h []lincheck.Op, ab *lincheck.Abandoner, f 
 		}
 		_ = cl.Close(ctx)
 	}
+	add(wr.check(ctx)...)
+	f.watchAcked, f.watchEvents, f.watchResyncs = wr.log.Counts()
 	add(ab.CheckGone(ctx, 10*time.Second)...)
 	add(lincheck.CheckExpiry(ab.Log)...)
 	f.abandoned, f.probes, f.sightings = ab.Log.Len()

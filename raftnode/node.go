@@ -465,20 +465,21 @@ func (n *Node) loop(ctx context.Context) error {
 // process steps what is queued and handles the resulting Ready; it runs
 // after every input of the loop.
 func (n *Node) process() error {
-	n.drainInputs()
-	n.flushProposals()
-	n.maybeIssueRead()
-	if err := n.storageFail.get(); err != nil {
-		return err // before another Ready writes anything
-	}
-	// Advance can make raft ready again at once: a single voter commits
-	// its own append there, and nothing else would wake the loop before the
-	// next tick (a write would wait a tick).
-	for n.raw.HasReady() {
-		if err := n.handleReady(); err != nil {
-			return err
-		}
+	// Advance can make raft ready again at once (a single voter commits
+	// its own append there) and nothing else would wake the loop before the
+	// next tick, so this goes on while raft is ready; each round first takes
+	// what arrived meanwhile, so one Ready (one fsync) still covers it all.
+	for {
+		n.drainInputs()
+		n.flushProposals()
+		n.maybeIssueRead()
 		if err := n.storageFail.get(); err != nil {
+			return err // before another Ready writes anything
+		}
+		if !n.raw.HasReady() {
+			break
+		}
+		if err := n.handleReady(); err != nil {
 			return err
 		}
 	}

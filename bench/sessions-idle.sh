@@ -13,7 +13,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 total=${1:-50000}
-hold=${HOLD:-120s}
+hold=${HOLD:-150s} # long enough that every process still holds when the figures are taken
 # Each client pings every third of its session timeout; 30 s (Curator's
 # default is 60 s) keeps 50,000 sessions' heartbeats within what two cores
 # shared by the members and three client processes can answer.

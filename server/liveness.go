@@ -94,14 +94,21 @@ func (l *liveness) numConns() int {
 	return len(l.conns)
 }
 
+// touchedConn is a connection taken by a renewal round, with the session it
+// served when taken (the connection's own field belongs to its reader).
+type touchedConn struct {
+	c  *conn
+	id uint64
+}
+
 // collect takes the connections touched since the last round.
-func (l *liveness) collect() []*conn {
+func (l *liveness) collect() []touchedConn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []*conn
-	for _, c := range l.conns {
+	var out []touchedConn
+	for id, c := range l.conns {
 		if c.touched.Swap(false) {
-			out = append(out, c)
+			out = append(out, touchedConn{c, id})
 		}
 	}
 	return out
@@ -187,16 +194,16 @@ func (s *server) renewLoop(ctx context.Context) {
 func (s *server) renewRound(ctx context.Context) {
 	batch := s.live.collect()
 	ids := make([]uint64, len(batch))
-	for i, c := range batch {
-		ids[i] = c.session
+	for i, t := range batch {
+		ids[i] = t.id
 	}
 	sent := s.live.since()
 	rctx, cancel := context.WithTimeout(ctx, s.renewTimeout())
 	notRenewed, err := s.sendRenewals(rctx, ids)
 	cancel()
 	if err != nil {
-		for _, c := range batch {
-			c.touched.Store(true) // with the next round
+		for _, t := range batch {
+			t.c.touched.Store(true) // with the next round
 		}
 		s.metrics.renewRounds.WithLabelValues("failed").Inc()
 		if ctx.Err() == nil {
@@ -210,9 +217,9 @@ func (s *server) renewRound(ctx context.Context) {
 	for _, id := range notRenewed {
 		refused[id] = true
 	}
-	for _, c := range batch {
-		if !refused[c.session] {
-			c.confirmed.Store(sent)
+	for _, t := range batch {
+		if !refused[t.id] {
+			t.c.confirmed.Store(sent)
 		}
 	}
 }

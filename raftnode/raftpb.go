@@ -177,28 +177,44 @@ func marshalSnapMeta(m *raftpb.SnapshotMetadata) ([]byte, error) {
 // entryTerm reads the Term of a marshalled raftpb.Entry without decoding
 // (and so copying) its Data: a term lookup in a log of 1 MiB entries would
 // otherwise cost a 1 MiB allocation. The encoding is protobuf's: Type (1),
-// Term (2), Index (3) are varints, Data (4) is length-delimited.
+// Term (2), Index (3) are varints, Data (4) is length-delimited. The fast
+// path takes only the layout Marshal writes (each field at most once, in
+// field order, Data last and exactly to the end); anything else, which a
+// full decode may read differently (a repeated field's last value wins), is
+// decoded whole.
 func entryTerm(entry []byte) (uint64, error) {
-	for b := entry; len(b) > 0; {
+	var term uint64
+	last := uint64(0) // the last field number seen
+	for b := entry; ; {
+		if len(b) == 0 {
+			return term, nil
+		}
 		tag, n := binary.Uvarint(b)
 		if n <= 0 {
-			return 0, fmt.Errorf("%w: bad entry tag", ErrCorrupt)
+			break
 		}
-		b = b[n:]
 		field, wire := tag>>3, tag&7
-		if wire != 0 {
-			break // Data: Term, if present, came before it
+		if field <= last || field > 4 || (field == 4) != (wire == 2) || (field < 4 && wire != 0) {
+			break
 		}
+		last = field
+		b = b[n:]
 		v, n := binary.Uvarint(b)
 		if n <= 0 {
-			return 0, fmt.Errorf("%w: bad entry varint", ErrCorrupt)
+			break
 		}
 		b = b[n:]
 		if field == 2 {
-			return v, nil
+			term = v
+		}
+		if field == 4 {
+			if v != uint64(len(b)) {
+				break
+			}
+			return term, nil
 		}
 	}
-	var e raftpb.Entry // an unusual layout: decode it whole
+	var e raftpb.Entry
 	if err := e.Unmarshal(entry); err != nil {
 		return 0, fmt.Errorf("%w: entry: %w", ErrCorrupt, err)
 	}

@@ -19,6 +19,11 @@ import (
 	"github.com/arbor-db/arbor/server/servertest/lincheck"
 )
 
+// watchHistory is the members' watch history in this suite: small, so that
+// a watcher of lincheck.StartWatchRun that pauses falls out of it and gets a
+// resync.
+const watchHistory = 100
+
 // vanishTimeoutMs is the timeout abandoned sessions ask for (the cluster's
 // minimum in this suite).
 const vanishTimeoutMs = 1000
@@ -111,7 +116,7 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); nem.run(ctx, eps) }()
-	wr := startWatchRun(ctx, c.addrs(), start, watchSeed)
+	wr := lincheck.StartWatchRun(ctx, c.addrs(), start, watchSeed, opTimeout)
 	ws := make([]*worker, workers)
 	for i := range ws {
 		ws[i] = newWorker(i, workerSeeds[i], c.addrs(), rec, ab)
@@ -151,22 +156,15 @@ func setup(t *testing.T, c *cluster) uint64 {
 	if _, _, err := cl.Create(ctx, ephParent, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := cl.Create(ctx, watchRoot, nil); err != nil {
+	start, err := lincheck.SetUpWatchTree(ctx, cl)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range watchNodes {
-		if _, _, err := cl.Create(ctx, watchNode(i), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := cl.Sync(ctx, "/"); err != nil {
-		t.Fatal(err)
-	}
-	return cl.LastZxid()
+	return start
 }
 
 // check runs every checker on the healed cluster and returns the violations.
-func check(t *testing.T, c *cluster, h []lincheck.Op, ab *lincheck.Abandoner, wr *watchRun, f *figures) []string {
+func check(t *testing.T, c *cluster, h []lincheck.Op, ab *lincheck.Abandoner, wr *lincheck.WatchRun, f *figures) []string {
 	var out []string
 	add := func(errs ...error) {
 		for _, e := range errs {
@@ -204,8 +202,8 @@ func check(t *testing.T, c *cluster, h []lincheck.Op, ab *lincheck.Abandoner, wr
 		}
 		_ = cl.Close(ctx)
 	}
-	add(wr.check(ctx)...)
-	f.watchAcked, f.watchEvents, f.watchResyncs = wr.log.Counts()
+	add(wr.Check(ctx)...)
+	f.watchAcked, f.watchEvents, f.watchResyncs = wr.Log.Counts()
 	add(ab.CheckGone(ctx, 10*time.Second)...)
 	add(lincheck.CheckExpiry(ab.Log)...)
 	f.abandoned, f.probes, f.sightings = ab.Log.Len()

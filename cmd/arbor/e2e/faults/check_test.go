@@ -17,16 +17,29 @@ import (
 
 // run is a workload recording against a cluster.
 type run struct {
-	c    *cluster
-	rec  *lincheck.Recorder
-	w    *workload
-	stop func()
+	c     *cluster
+	rec   *lincheck.Recorder
+	w     *workload
+	watch *lincheck.WatchRun
+	stop  func()
 }
 
-func startRun(ctx context.Context, c *cluster, seed uint64) *run {
+func startRun(t *testing.T, ctx context.Context, c *cluster, seed uint64) *run {
+	t.Helper()
 	rec := lincheck.NewRecorder()
+	cl, err := client.Dial(ctx, client.Config{Endpoints: c.clientAddrs(), Logger: quietLogger})
+	if err != nil {
+		t.Fatalf("dial to set up the watched subtree: %v", err)
+	}
+	start, err := lincheck.SetUpWatchTree(ctx, cl)
+	_ = cl.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	watch := lincheck.StartWatchRun(wctx, c.clientAddrs(), start, int64(seed), opTimeout)
 	w, stop := startWorkload(ctx, c, rec, 2, seed)
-	return &run{c: c, rec: rec, w: w, stop: stop}
+	return &run{c: c, rec: rec, w: w, watch: watch, stop: func() { stop(); stopWatch() }}
 }
 
 // finish stops the workload, brings every member back, and checks the
@@ -93,6 +106,11 @@ func (r *run) finish(t *testing.T, fig *runFigures) {
 	for _, e := range lincheck.CheckEphemerals(h) {
 		violation(e)
 	}
+	for _, e := range r.watch.Check(ctx) {
+		violation(e)
+	}
+	acked, events, resyncs := r.watch.Log.Counts()
+	t.Logf("watches: %d acknowledged writes under %s, %d events to the watchers, %d resyncs", acked, lincheck.WatchRoot, events, resyncs)
 	for _, e := range r.w.ab.CheckGone(ctx, 15*time.Second) {
 		violation(e)
 	}

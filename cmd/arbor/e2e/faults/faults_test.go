@@ -144,7 +144,7 @@ func runFaults(t *testing.T, faults []faultKind, seed uint64, hold time.Duration
 	if err := createParents(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	r := startRun(ctx, c, seed)
+	r := startRun(t, ctx, c, seed)
 	fig := runFigures{faults: map[faultKind]int{}}
 	time.Sleep(time.Second) // a stretch of healthy traffic first
 	for _, k := range faults {

@@ -1,4 +1,4 @@
-package faults
+package lincheck
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/arbor-db/arbor/client"
-	"github.com/arbor-db/arbor/server/servertest/lincheck"
 )
 
 // The watch workload: a writer sets the nodes of one subtree while three
@@ -19,38 +18,63 @@ import (
 // last zxid it saw, sometimes after a pause long enough for that zxid to
 // fall out of the members' history (a resync).
 const (
-	watchRoot     = "/w"
+	// WatchRoot is the subtree the watch workload writes and watches.
+	WatchRoot     = "/w"
 	watchNodes    = 6
 	watchWatchers = 3
-	// watchHistory is the members' watch history in this suite: small, so
-	// that a paused watcher falls out of it and gets a resync.
-	watchHistory = 100
 )
 
-func watchNode(i int) string { return fmt.Sprintf("%s/%d", watchRoot, i) }
+func watchNode(i int) string { return fmt.Sprintf("%s/%d", WatchRoot, i) }
 
-// watchRun is the watch workload of one seed.
-type watchRun struct {
-	start uint64 // the zxid at which the subtree was watchInitial()
-	log   *lincheck.WatchLog
-	addrs []string
-	ready sync.WaitGroup // every watcher has registered once
-	wg    sync.WaitGroup
+// SetUpWatchTree creates the workload's subtree (WatchRoot and its nodes,
+// all empty) and returns the zxid from which it is WatchInitial().
+func SetUpWatchTree(ctx context.Context, c *client.Client) (uint64, error) {
+	for _, p := range append([]string{WatchRoot}, watchNodePaths()...) {
+		if _, _, err := c.Create(ctx, p, nil); err != nil {
+			return 0, fmt.Errorf("lincheck: create %s: %w", p, err)
+		}
+	}
+	if err := c.Sync(ctx, "/"); err != nil {
+		return 0, fmt.Errorf("lincheck: sync: %w", err)
+	}
+	return c.LastZxid(), nil
 }
 
-func watchInitial() map[string]string {
-	m := map[string]string{watchRoot: ""}
+func watchNodePaths() []string {
+	out := make([]string, watchNodes)
+	for i := range out {
+		out[i] = watchNode(i)
+	}
+	return out
+}
+
+// WatchRun is the watch workload of one run.
+type WatchRun struct {
+	// Log is what the writer and the watchers recorded.
+	Log *WatchLog
+
+	opTimeout time.Duration
+	start     uint64 // the zxid at which the subtree was WatchInitial()
+	addrs     []string
+	ready     sync.WaitGroup // every watcher has registered once
+	wg        sync.WaitGroup
+}
+
+// WatchInitial is the subtree as SetUpWatchTree leaves it.
+func WatchInitial() map[string]string {
+	m := map[string]string{WatchRoot: ""}
 	for i := range watchNodes {
 		m[watchNode(i)] = ""
 	}
 	return m
 }
 
-// startWatchRun starts the watchers and, once they have registered, the
-// writer; they run until ctx ends. The subtree was watchInitial() at zxid
-// start, and every watch replays from there.
-func startWatchRun(ctx context.Context, addrs []string, start uint64, seed int64) *watchRun {
-	r := &watchRun{start: start, log: lincheck.NewWatchLog(watchInitial()), addrs: addrs}
+// StartWatchRun starts the watchers and, once they have registered, the
+// writer, on the members at addrs; they run until ctx ends. The subtree was
+// WatchInitial() at zxid start, and every watch replays from there.
+// opTimeout bounds one request.
+func StartWatchRun(ctx context.Context, addrs []string, start uint64, seed int64, opTimeout time.Duration) *WatchRun {
+	r := &WatchRun{start: start, Log: NewWatchLog(WatchInitial()), addrs: addrs, opTimeout: opTimeout}
 	r.ready.Add(watchWatchers)
 	for w := range watchWatchers {
 		rng := rand.New(rand.NewSource(seed + int64(w) + 1))
@@ -63,16 +87,16 @@ func startWatchRun(ctx context.Context, addrs []string, start uint64, seed int64
 	return r
 }
 
-func (r *watchRun) dial(ctx context.Context, first int) (*client.Client, error) {
+func (r *WatchRun) dial(ctx context.Context, first int) (*client.Client, error) {
 	eps := append(append([]string{}, r.addrs[first:]...), r.addrs[:first]...)
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	return client.Dial(dctx, client.Config{Endpoints: eps, SessionTimeout: 5 * time.Second,
-		DialTimeout: opTimeout, Logger: slog.New(slog.DiscardHandler)})
+		DialTimeout: r.opTimeout, Logger: slog.New(slog.DiscardHandler)})
 }
 
 // writer sets the subtree's nodes, recording what was acknowledged.
-func (r *watchRun) writer(ctx context.Context) {
+func (r *WatchRun) writer(ctx context.Context) {
 	var c *client.Client
 	defer func() {
 		if c != nil {
@@ -97,19 +121,19 @@ func (r *watchRun) writer(ctx context.Context) {
 
 // set writes data to path and records it if acknowledged; false means the
 // client should be replaced.
-func (r *watchRun) set(ctx context.Context, c *client.Client, path, data string) bool {
-	octx, cancel := context.WithTimeout(ctx, opTimeout)
+func (r *WatchRun) set(ctx context.Context, c *client.Client, path, data string) bool {
+	octx, cancel := context.WithTimeout(ctx, r.opTimeout)
 	defer cancel()
 	st, err := c.Set(octx, path, []byte(data), client.AnyVersion)
 	if err != nil {
 		return false
 	}
-	r.log.Acked(lincheck.AckedChange{Path: path, Data: data, Zxid: st.Mzxid})
+	r.Log.Acked(AckedChange{Path: path, Data: data, Zxid: st.Mzxid})
 	return true
 }
 
 // watcher follows the subtree until ctx ends.
-func (r *watchRun) watcher(ctx context.Context, id int, rng *rand.Rand) {
+func (r *WatchRun) watcher(ctx context.Context, id int, rng *rand.Rand) {
 	first := true
 	for ctx.Err() == nil {
 		c, err := r.dial(ctx, id%len(r.addrs))
@@ -117,8 +141,8 @@ func (r *watchRun) watcher(ctx context.Context, id int, rng *rand.Rand) {
 			sleepUntil(ctx, time.Now().Add(50*time.Millisecond))
 			continue
 		}
-		wctx, cancel := context.WithTimeout(ctx, opTimeout)
-		w, err := c.Watch(wctx, watchRoot, client.Recursive(), client.Since(r.lastSeen(id)))
+		wctx, cancel := context.WithTimeout(ctx, r.opTimeout)
+		w, err := c.Watch(wctx, WatchRoot, client.Recursive(), client.Since(r.lastSeen(id)))
 		cancel()
 		if err != nil {
 			closeSoon(c)
@@ -138,7 +162,7 @@ func (r *watchRun) watcher(ctx context.Context, id int, rng *rand.Rand) {
 				if !ok {
 					break follow // overflow or a lost session: watch again since last
 				}
-				r.log.Event(id, toLogged(ev))
+				r.Log.Event(id, toLogged(ev))
 			case <-until:
 				break follow
 			case <-ctx.Done():
@@ -155,8 +179,8 @@ func (r *watchRun) watcher(ctx context.Context, id int, rng *rand.Rand) {
 	}
 }
 
-func toLogged(ev client.WatchEvent) lincheck.WatchEvent {
-	e := lincheck.WatchEvent{Type: ev.Type.String(), Path: ev.Path, Zxid: ev.Zxid, Data: string(ev.Data)}
+func toLogged(ev client.WatchEvent) WatchEvent {
+	e := WatchEvent{Type: ev.Type.String(), Path: ev.Path, Zxid: ev.Zxid, Data: string(ev.Data)}
 	if ev.Type == client.EventResync {
 		e.Nodes = map[string]string{}
 		for _, n := range ev.Nodes {
@@ -172,10 +196,10 @@ func closeSoon(c *client.Client) {
 	_ = c.Close(cctx)
 }
 
-// check runs after the workload stopped and the cluster healed: one last
+// Check runs after the workload stopped and the cluster healed: one last
 // acknowledged write, every watcher made to catch up to it, then the log
 // checked against the subtree as it stands.
-func (r *watchRun) check(ctx context.Context) []error {
+func (r *WatchRun) Check(ctx context.Context) []error {
 	r.wg.Wait()
 	c, err := r.dial(ctx, 0)
 	if err != nil {
@@ -184,12 +208,12 @@ func (r *watchRun) check(ctx context.Context) []error {
 	defer closeSoon(c)
 	var marker uint64
 	for marker == 0 {
-		octx, cancel := context.WithTimeout(ctx, opTimeout)
+		octx, cancel := context.WithTimeout(ctx, r.opTimeout)
 		st, err := c.Set(octx, watchNode(0), []byte("end"), client.AnyVersion)
 		cancel()
 		if err == nil {
 			marker = st.Mzxid
-			r.log.Acked(lincheck.AckedChange{Path: watchNode(0), Data: "end", Zxid: marker})
+			r.Log.Acked(AckedChange{Path: watchNode(0), Data: "end", Zxid: marker})
 		} else if ctx.Err() != nil {
 			return []error{fmt.Errorf("watch check: the last write: %w", err)}
 		}
@@ -202,7 +226,7 @@ func (r *watchRun) check(ctx context.Context) []error {
 	}
 	wg.Wait()
 	final := map[string]string{}
-	for p := range watchInitial() {
+	for p := range WatchInitial() {
 		data, _, err := c.Get(ctx, p)
 		if err != nil {
 			return []error{fmt.Errorf("watch check: read %s: %w", p, err)}
@@ -215,32 +239,32 @@ func (r *watchRun) check(ctx context.Context) []error {
 			out = append(out, e)
 		}
 	}
-	return append(out, lincheck.CheckWatch(r.log, final)...)
+	return append(out, CheckWatch(r.Log, final)...)
 }
 
 // catchUp watches again since the last event watcher id received, until
 // it has seen zxid upto.
-func (r *watchRun) catchUp(ctx context.Context, id int, upto uint64) error {
+func (r *WatchRun) catchUp(ctx context.Context, id int, upto uint64) error {
 	deadline := time.Now().Add(20 * time.Second)
-	for !r.log.Seen(id, upto) {
+	for !r.Log.Seen(id, upto) {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: watcher %d did not reach zxid %d within 20s of healing", lincheck.ErrViolation, id, upto)
+			return fmt.Errorf("%w: watcher %d did not reach zxid %d within 20s of healing", ErrViolation, id, upto)
 		}
 		c, err := r.dial(ctx, id%len(r.addrs))
 		if err != nil {
 			continue
 		}
-		w, err := c.Watch(ctx, watchRoot, client.Recursive(), client.Since(r.lastSeen(id)))
+		w, err := c.Watch(ctx, WatchRoot, client.Recursive(), client.Since(r.lastSeen(id)))
 		if err == nil {
 			timeout := time.After(5 * time.Second)
 		loop:
-			for !r.log.Seen(id, upto) {
+			for !r.Log.Seen(id, upto) {
 				select {
 				case ev, ok := <-w.Events():
 					if !ok {
 						break loop
 					}
-					r.log.Event(id, toLogged(ev))
+					r.Log.Event(id, toLogged(ev))
 				case <-timeout:
 					break loop
 				}
@@ -252,4 +276,12 @@ func (r *watchRun) catchUp(ctx context.Context, id int, upto uint64) error {
 }
 
 // lastSeen is the zxid a new watch of watcher id starts after.
-func (r *watchRun) lastSeen(id int) uint64 { return max(r.log.Last(id), r.start) }
+func (r *WatchRun) lastSeen(id int) uint64 { return max(r.Log.Last(id), r.start) }
+
+// sleepUntil waits until t or the end of ctx.
+func sleepUntil(ctx context.Context, t time.Time) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Until(t)):
+	}
+}

@@ -17,6 +17,11 @@ type debugState struct {
 	Sessions    int    `json:"sessions"`
 	// ClusterVersion is the replicated cluster version (see command.go).
 	ClusterVersion uint64 `json:"cluster_version"`
+	// Commit is the raft commit index this member knows, and Leader whether
+	// it knows a leader: a member with a leader whose applied index has
+	// reached its commit index has settled.
+	Commit uint64 `json:"commit"`
+	Leader bool   `json:"leader"`
 }
 
 // stateDigest returns the applied index and the SHA-256 of the state
@@ -39,7 +44,8 @@ func (sm *stateMachine) stateDigest() (applied uint64, sum [sha256.Size]byte, no
 
 // serveDebugState answers GET /debug/state on the client port with
 //
-//	{"member": NAME, "applied": N, "state_sha256": "<hex>", "nodes": K, "sessions": S, "cluster_version": V}
+//	{"member": NAME, "applied": N, "state_sha256": "<hex>", "nodes": K, "sessions": S,
+//	 "cluster_version": V, "commit": C, "leader": true|false}
 //
 // where state_sha256 is the SHA-256 of the state machine snapshot (tree,
 // session table and apply clock; the format in snapshot.go) at exactly the
@@ -49,6 +55,7 @@ func (sm *stateMachine) stateDigest() (applied uint64, sum [sha256.Size]byte, no
 // a point-in-time view of the whole state while apply goes on: a debugging
 // tool, not something to poll in a hot loop on a large tree.
 func (s *server) serveDebugState(w http.ResponseWriter, _ *http.Request) {
+	st := s.rep.Status() // before the digest: its commit index is no later than the state's
 	applied, sum, nodes, sessions, err := s.sm.stateDigest()
 	if err != nil {
 		http.Error(w, fmt.Sprintf("state digest: %v", err), http.StatusInternalServerError)
@@ -58,5 +65,6 @@ func (s *server) serveDebugState(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(debugState{
 		Member: s.cfg.Name, Applied: applied, StateSHA256: hex.EncodeToString(sum[:]),
 		Nodes: nodes, Sessions: sessions, ClusterVersion: s.sm.clusterVersion.Load(),
+		Commit: st.Commit, Leader: st.Leader != 0,
 	})
 }

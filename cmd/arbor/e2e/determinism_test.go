@@ -17,6 +17,8 @@ type debugState struct {
 	Applied uint64 `json:"applied"`
 	Hash    string `json:"state_sha256"`
 	Nodes   int    `json:"nodes"`
+	Commit  uint64 `json:"commit"`
+	Leader  bool   `json:"leader"`
 }
 
 func fetchState(t *testing.T, addr string) debugState {
@@ -39,21 +41,22 @@ func fetchState(t *testing.T, addr string) debugState {
 	return st
 }
 
-// settledState fetches /debug/state until the applied index holds still:
-// right after /readyz a restarted member may still be applying the empty
-// entry its new term starts with.
+// settledState fetches /debug/state until the member has a leader and has
+// applied everything committed that it knows of, twice in a row at the same
+// index: right after /readyz a restarted member may still be committing and
+// applying the empty entry its new term starts with.
 func settledState(t *testing.T, addr string) debugState {
 	t.Helper()
-	last := fetchState(t, addr)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		time.Sleep(300 * time.Millisecond)
+	var last debugState
+	settled := func(st debugState) bool { return st.Leader && st.Commit > 0 && st.Applied >= st.Commit }
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		st := fetchState(t, addr)
-		if st.Applied == last.Applied {
+		if settled(st) && settled(last) && st.Applied == last.Applied {
 			return st
 		}
 		last = st
 	}
-	t.Fatalf("applied index of %s never settled (last %d)", addr, last.Applied)
+	t.Fatalf("%s never settled: applied %d, commit %d, leader %v", addr, last.Applied, last.Commit, last.Leader)
 	return last
 }
 

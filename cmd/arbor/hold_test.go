@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -40,40 +39,8 @@ func TestCreateEphemeralRunsCommand(t *testing.T) {
 // startHolder runs arbor with args and waits for its first line of output.
 func startHolder(t *testing.T, args ...string) (*exec.Cmd, chan error, string, *syncBuffer) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = cleanEnv()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		for sc.Scan() {
-		}
-		done <- cmd.Wait()
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	select {
-	case l, ok := <-line:
-		if !ok {
-			t.Fatalf("arbor %v printed nothing; stderr %q", args, stderr.String())
-		}
-		return cmd, done, l, stderr
-	case <-time.After(20 * time.Second):
-		t.Fatalf("arbor %v printed nothing within 20s; stderr %q", args, stderr.String())
-	}
-	return nil, nil, "", nil
+	cmd, out, done, stderr := lines(t, args...)
+	return cmd, done, nextLine(t, out), stderr
 }
 
 // Without a command, create --ephemeral holds the node until interrupted,

@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// lines runs arbor with args and returns its stdout lines as they come.
-func lines(t *testing.T, args ...string) (*exec.Cmd, <-chan string, chan error) {
+// lines runs arbor with args and returns its stdout lines as they come,
+// its exit and its stderr.
+func lines(t *testing.T, args ...string) (*exec.Cmd, <-chan string, chan error, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = cleanEnv()
@@ -35,7 +36,7 @@ func lines(t *testing.T, args ...string) (*exec.Cmd, <-chan string, chan error) 
 		done <- cmd.Wait()
 	}()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	return cmd, out, done
+	return cmd, out, done, stderr
 }
 
 func nextLine(t *testing.T, out <-chan string) string {
@@ -64,7 +65,7 @@ func TestWatchCommand(t *testing.T) {
 		t.Fatalf("stat: %+v", o)
 	}
 	// since the create of /w: nothing is missed however late it registers.
-	cmd, out, done := lines(t, "watch", ep, "--recursive", "--since", m[1], "/w")
+	cmd, out, done, _ := lines(t, "watch", ep, "--recursive", "--since", m[1], "/w")
 	arbor(t, nil, "", "create", ep, "/w/a", "x")
 	arbor(t, nil, "", "set", ep, "/w/a", "y")
 	for _, want := range []string{`^created /w/a \d+ "x"$`, `^data /w/a \d+ "y"$`} {
@@ -79,7 +80,7 @@ func TestWatchCommand(t *testing.T) {
 
 	// get --watch: the data, then the one event, then exit 0.
 	arbor(t, nil, "", "create", ep, "/g", "v1")
-	_, out, done = lines(t, "get", "--watch", ep, "/g")
+	_, out, done, _ = lines(t, "get", "--watch", ep, "/g")
 	if l := nextLine(t, out); l != "v1" {
 		t.Fatalf("get --watch printed %q first", l)
 	}

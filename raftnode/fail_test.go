@@ -34,28 +34,12 @@ func (s *countSM) Restore(uint64, io.Reader) error { return nil }
 
 func TestStorageWriteErrorStopsRun(t *testing.T) {
 	sm := &countSM{}
-	n, err := New(Config{Name: "solo", DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond}, sm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fail atomic.Bool
-	injected := errors.New("injected fsync failure")
-	n.disk.beforeCommit = func() error {
-		if fail.Load() {
-			return injected
-		}
-		return nil
-	}
+	n, fail, injected := soloWithFailingCommit(t, sm)
 	runErr := make(chan error, 1)
 	go func() { runErr <- n.Run(context.Background()) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for !n.Status().IsLeader {
-		if ctx.Err() != nil {
-			t.Fatal("no leader")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	awaitLeader(ctx, t, n)
 	if err := n.Propose(ctx, []byte("ok")); err != nil {
 		t.Fatal(err)
 	}
@@ -93,13 +77,7 @@ func TestApplyErrorStopsRun(t *testing.T) {
 	go func() { runErr <- n.Run(context.Background()) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for !n.Status().IsLeader {
-		select {
-		case <-ctx.Done():
-			t.Fatal("no leader within 10s")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	awaitLeader(ctx, t, n)
 	sm.failAt.Store(sm.applied.Load() + 1)
 	if err := n.Propose(ctx, []byte("x")); err != nil && !errors.Is(err, ErrStopped) {
 		t.Logf("propose: %v", err)
@@ -119,31 +97,14 @@ func TestApplyErrorStopsRun(t *testing.T) {
 // than nil.
 func TestCloseErrorIsRunsError(t *testing.T) {
 	sm := &countSM{}
-	n, err := New(Config{Name: "solo", DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond}, sm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fail atomic.Bool
-	injected := errors.New("injected fsync failure")
-	n.disk.beforeCommit = func() error {
-		if fail.Load() {
-			return injected
-		}
-		return nil
-	}
+	n, fail, injected := soloWithFailingCommit(t, sm)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	runErr := make(chan error, 1)
 	go func() { runErr <- n.Run(runCtx) }()
-	for !n.Status().IsLeader {
-		select {
-		case <-ctx.Done():
-			t.Fatal("no leader within 10s")
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	awaitLeader(ctx, t, n)
 	if err := n.Propose(ctx, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -166,5 +127,35 @@ func TestCloseErrorIsRunsError(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("Run did not return")
+	}
+}
+
+// soloWithFailingCommit opens a single-member node whose durable writes fail
+// (as a failed fsync would) once the returned flag is set.
+func soloWithFailingCommit(t *testing.T, sm StateMachine) (*Node, *atomic.Bool, error) {
+	t.Helper()
+	n, err := New(Config{Name: "solo", DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond}, sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := &atomic.Bool{}
+	injected := errors.New("injected fsync failure")
+	n.disk.beforeCommit = func() error {
+		if fail.Load() {
+			return injected
+		}
+		return nil
+	}
+	return n, fail, injected
+}
+
+// awaitLeader waits until n leads, or ctx ends.
+func awaitLeader(ctx context.Context, t *testing.T, n *Node) {
+	t.Helper()
+	for !n.Status().IsLeader {
+		if ctx.Err() != nil {
+			t.Fatal("no leader")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -158,13 +158,7 @@ func TestTCPClusterSnapshotCatchUp(t *testing.T) {
 	c := newTCPCluster(t)
 	defer c.stopAll()
 	ctx := ctxT(t, 30*time.Second)
-	l := c.leader()
-	f := (l + 1) % 3
-	c.propose(ctx, "first")
-	c.ms[f].stop(t)
-	for i := range 100 {
-		c.propose(ctx, fmt.Sprintf("c-%d", i))
-	}
+	l, f := c.leaveBehind(ctx, t)
 	c.restart(f, nil)
 	c.waitCaughtUp(f, l)
 	for _, m := range c.ms[f].node.Members() {
@@ -182,13 +176,7 @@ func TestReceivedSnapshotSyncErrorStopsRun(t *testing.T) {
 	c := newTCPCluster(t)
 	defer c.stopAll()
 	ctx := ctxT(t, 60*time.Second)
-	l := c.leader()
-	f := (l + 1) % 3
-	c.propose(ctx, "first")
-	c.ms[f].stop(t)
-	for i := range 100 {
-		c.propose(ctx, fmt.Sprintf("c-%d", i))
-	}
+	l, f := c.leaveBehind(ctx, t)
 	injected := errors.New("injected fsync failure")
 	var syncs atomic.Int32
 	c.restart(f, func(n *raftnode.Node) {
@@ -257,13 +245,7 @@ func TestTCPSlowSnapshotStreamKeepsFollowerHeartbeats(t *testing.T) {
 	defer c.stopAll()
 	defer release()
 	ctx := ctxT(t, 60*time.Second)
-	l := c.leader()
-	f := (l + 1) % 3
-	c.propose(ctx, "first")
-	c.ms[f].stop(t)
-	for i := range 100 {
-		c.propose(ctx, fmt.Sprintf("c-%d", i))
-	}
+	l, f := c.leaveBehind(ctx, t)
 	c.restart(f, nil)
 	select {
 	case <-started:
@@ -291,4 +273,18 @@ func TestTCPSlowSnapshotStreamKeepsFollowerHeartbeats(t *testing.T) {
 	if c.ms[f].kv.Restores() == restores {
 		t.Fatal("caught up without the streamed snapshot")
 	}
+}
+
+// leaveBehind stops a follower f and proposes 100 entries without it, so
+// that the leader l compacts past what f has: f catches up by snapshot.
+func (c *tcpCluster) leaveBehind(ctx context.Context, t *testing.T) (l, f int) {
+	t.Helper()
+	l = c.leader()
+	f = (l + 1) % 3
+	c.propose(ctx, "first")
+	c.ms[f].stop(t)
+	for i := range 100 {
+		c.propose(ctx, fmt.Sprintf("c-%d", i))
+	}
+	return l, f
 }

@@ -67,10 +67,15 @@ func (l *liveness) register(c *conn) (old *conn, err error) {
 	defer l.mu.Unlock()
 	old = l.conns[c.session]
 	if old == nil && len(l.conns) >= c.srv.cfg.MaxSessions {
-		return nil, fmt.Errorf("%w: this member serves %d sessions, the most it may (--max-sessions); connect to another member", errLimit, len(l.conns))
+		return nil, errTooManySessions(len(l.conns))
 	}
 	l.conns[c.session] = c
 	return old, nil
+}
+
+// errTooManySessions is the refusal of one session more than --max-sessions.
+func errTooManySessions(n int) error {
+	return fmt.Errorf("%w: this member serves %d sessions, the most it may (--max-sessions); connect to another member", errLimit, n)
 }
 
 // deregister forgets c, if it still serves its session here.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/arbor-db/arbor/client/wire"
@@ -318,7 +317,7 @@ func (c *conn) newSession(p *pending, req *wire.Request) {
 	s := c.srv
 	if s.live.numConns() >= s.cfg.MaxSessions {
 		s.metrics.limits.WithLabelValues("sessions").Inc()
-		c.fail(p, replicationError(fmt.Errorf("%w: this member serves %d sessions, the most it may (--max-sessions); connect to another member", errLimit, s.live.numConns())))
+		c.fail(p, replicationError(errTooManySessions(s.live.numConns())))
 		return
 	}
 	timeout := req.TimeoutMs

@@ -18,18 +18,28 @@ import (
 // instead of the run.
 const testTimeout = 30 * time.Second
 
-// startRecipeMember runs one member and dials n clients to it. The leak
-// check is registered first so that it runs last, after the clients and
-// the member have stopped.
+// startRecipeMember runs one member and dials n clients to it.
 func startRecipeMember(t *testing.T, n int) (context.Context, []*client.Client) {
 	t.Helper()
+	return startRecipeCluster(t, 1, n)
+}
+
+// startRecipeCluster runs members members and dials n clients, spread
+// over them. The leak check is registered first so that it runs last,
+// after the clients and the members have stopped.
+func startRecipeCluster(t *testing.T, members, n int) (context.Context, []*client.Client) {
+	t.Helper()
 	t.Cleanup(func() { goleak.VerifyNone(t) })
-	srv := arbortest.Start(t)
+	srv := arbortest.StartCluster(t, members)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
+	eps := srv.Endpoints()
 	cs := make([]*client.Client, n)
 	for i := range cs {
-		c, err := client.Dial(ctx, client.Config{Endpoints: srv.Endpoints()})
+		// Dial takes the first endpoint that answers: start each client's
+		// list at another member.
+		k := i % len(eps)
+		c, err := client.Dial(ctx, client.Config{Endpoints: append(eps[k:], eps[:k]...)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,8 +155,9 @@ func expectAll(t *testing.T, done <-chan error, n int, what string) {
 	}
 }
 
+// Three participants on three members, twice at the same path.
 func TestDoubleBarrierEnterAndLeaveTogether(t *testing.T) {
-	ctx, cs := startRecipeMember(t, 3)
+	ctx, cs := startRecipeCluster(t, 3, 3)
 	const path = "/compute/round"
 	for round := range 2 { // the second round shows the barrier closed again
 		var bs []*recipe.DoubleBarrier

@@ -151,8 +151,11 @@ func (q *Queue) claim(ctx context.Context, item string) (data []byte, ok bool, e
 	switch {
 	case err == nil:
 		return data, true, nil
-	case errors.Is(err, client.ErrNoNode), errors.Is(err, client.ErrBadVersion), errors.Is(err, client.ErrNotEmpty):
+	case errors.Is(err, client.ErrNoNode), errors.Is(err, client.ErrBadVersion):
 		return nil, false, nil
+	case errors.Is(err, client.ErrNotEmpty):
+		// Skipping it would spin on it for ever.
+		return nil, false, fmt.Errorf("item %s has children: the queue holds a node this recipe did not put: %w", item, err)
 	}
 	return nil, false, err
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/arbor-db/arbor/client"
 	"github.com/arbor-db/arbor/client/recipe"
 )
 
@@ -42,14 +43,26 @@ func TestQueueIsFIFOForOneConsumer(t *testing.T) {
 	if err != nil || !slices.Equal(kids, []string{"config"}) {
 		t.Fatalf("queue left with %v (%v)", kids, err)
 	}
+
+	// An item with a child is not one Put made: a clear error, not a spin.
+	if _, err := q.Put(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	kids, _, _ = cs[0].Children(ctx, "/work/queue")
+	if _, _, err := cs[0].Create(ctx, "/work/queue/"+kids[len(kids)-1]+"/child", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Take(ctx); !errors.Is(err, client.ErrNotEmpty) {
+		t.Fatalf("Take of an item with a child = %v, want ErrNotEmpty", err)
+	}
 }
 
-// Five consumers, each on its own session, race two producers for 200
-// items: every item is taken exactly once, and each consumer gets a
-// producer's items in the order they were put.
+// Five consumers, each on its own session and spread over three members,
+// race two producers for 200 items: every item is taken exactly once, and
+// each consumer gets a producer's items in the order they were put.
 func TestQueueEveryItemTakenOnce(t *testing.T) {
 	const consumers, producers, perProducer = 5, 2, 100
-	ctx, cs := startRecipeMember(t, consumers+producers)
+	ctx, cs := startRecipeCluster(t, 3, consumers+producers)
 	const path = "/jobs"
 
 	var wg sync.WaitGroup

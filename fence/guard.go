@@ -18,7 +18,7 @@ var ErrNoToken = errors.New("fence: token 0 is no token: pass the token of the l
 
 // StaleError is the refusal of Token because Highest has been seen.
 type StaleError struct {
-	Resource string // as given to Guards.Guard or read from SQL; "" for a lone Guard
+	Resource string // as given to Guards.Guard; "" for a lone Guard and for Exec
 	Token    uint64 // the token refused
 	Highest  uint64 // the highest token seen, greater than Token
 }

@@ -108,7 +108,7 @@ func (r *ServiceRegistry) Register(ctx context.Context, service string, inst Ins
 	}
 	g, err := guardNode(ctx, r.c, node)
 	if err != nil {
-		if werr := withdraw(ctx, r.c, node); werr != nil {
+		if werr := withdrawNode(ctx, r.c, node); werr != nil {
 			err = errors.Join(err, werr)
 		}
 		return nil, fmt.Errorf("recipe: registering %s: %w", node, err)

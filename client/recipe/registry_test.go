@@ -12,8 +12,8 @@ import (
 	"github.com/arbor-db/arbor/client"
 )
 
-// ids returns the ids of a set, in order.
-func ids(set []Instance) []string {
+// instanceIDs returns the ids of a set, in order.
+func instanceIDs(set []Instance) []string {
 	out := make([]string, len(set))
 	for i, in := range set {
 		out[i] = in.ID
@@ -31,11 +31,11 @@ func awaitSet(t *testing.T, sw *ServiceWatcher, want ...string) []Instance {
 			if !ok {
 				t.Fatalf("Updates closed while waiting for %v: %v", want, sw.Err())
 			}
-			if slices.Equal(ids(set), want) {
+			if slices.Equal(instanceIDs(set), want) {
 				return set
 			}
 		case <-timeout:
-			t.Fatalf("no set %v within 10s; current %v", want, ids(sw.Instances()))
+			t.Fatalf("no set %v within 10s; current %v", want, instanceIDs(sw.Instances()))
 		}
 	}
 }
@@ -46,7 +46,7 @@ func TestServiceRegistryRefusesBadInput(t *testing.T) {
 	defer srv.Close()
 	c := dialMembers(t, srv)
 	defer c.Close(context.Background())
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 
 	if _, err := NewServiceRegistry(nil, "/services"); !errors.Is(err, client.ErrBadRequest) {
 		t.Errorf("nil client: %v", err)
@@ -82,7 +82,7 @@ func TestServiceRegistryWatchFollowsInstances(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := runMembers(t, 3)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	var regs []*Registration
 	var clients []*client.Client
 	for _, id := range []string{"a", "b", "c"} {
@@ -155,8 +155,8 @@ func TestServiceRegistryWatchFollowsInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitSet(t, sw, "a", "c")
-	if got, err := r.Instances(ctx, "api"); err != nil || !slices.Equal(ids(got), []string{"a", "c"}) {
-		t.Errorf("Instances = %v, %v; want [a c]", ids(got), err)
+	if got, err := r.Instances(ctx, "api"); err != nil || !slices.Equal(instanceIDs(got), []string{"a", "c"}) {
+		t.Errorf("Instances = %v, %v; want [a c]", instanceIDs(got), err)
 	}
 	for _, g := range regs {
 		if err := g.Deregister(ctx); err != nil {
@@ -186,7 +186,7 @@ func TestServiceRegistryRefusesDuplicateID(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := runMembers(t, 1)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	a, b := dialMembers(t, srv), dialMembers(t, srv)
 	defer a.Close(context.Background())
 	defer b.Close(context.Background())
@@ -218,7 +218,7 @@ func TestRegistrationLostWhenNodeDeleted(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := runMembers(t, 1)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	a, b := dialMembers(t, srv), dialMembers(t, srv)
 	defer a.Close(context.Background())
 	defer b.Close(context.Background())
@@ -248,7 +248,7 @@ func TestServiceWatcherSurvivesOverflow(t *testing.T) {
 	serviceWatchBuffer = 1
 	srv := runMembers(t, 1)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	c := dialMembers(t, srv)
 	defer c.Close(context.Background())
 	r, _ := NewServiceRegistry(c, "/burst")
@@ -288,7 +288,7 @@ func TestServiceWatcherEndsWithSession(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := runMembers(t, 1)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	c := dialMembers(t, srv)
 	r, _ := NewServiceRegistry(c, "/svc")
 	g, err := r.Register(ctx, "db", Instance{ID: "x", Address: "a:1"})
@@ -343,7 +343,7 @@ func TestServiceStateSkipsWhatItHolds(t *testing.T) {
 		}
 	}
 	set := st.list()
-	if !slices.Equal(ids(set), []string{"a"}) || set[0].Address != "a:2" {
+	if !slices.Equal(instanceIDs(set), []string{"a"}) || set[0].Address != "a:2" {
 		t.Errorf("set = %+v, want a at a:2 (c's data is not an instance)", set)
 	}
 }

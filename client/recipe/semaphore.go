@@ -1,6 +1,7 @@
 package recipe
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -99,7 +100,7 @@ func (s *Semaphore) acquire(ctx context.Context, wait bool) (*Permit, error) {
 	}
 	p, err := s.grant(ctx, node, token, wait)
 	if err != nil {
-		if werr := withdraw(ctx, s.c, node); werr != nil {
+		if werr := withdrawNode(ctx, s.c, node); werr != nil {
 			err = errors.Join(err, werr)
 		}
 		return nil, fmt.Errorf("recipe: semaphore %s: %w", s.path, err)
@@ -200,7 +201,7 @@ func (s *Semaphore) removeOwn(ctx context.Context, prefix string) {
 	}
 	for _, k := range kids {
 		if node := s.path + "/" + k; strings.HasPrefix(node, prefix) {
-			_ = withdraw(ctx, s.c, node)
+			_ = withdrawNode(ctx, s.c, node)
 		}
 	}
 }
@@ -238,11 +239,13 @@ func (s *Semaphore) checkPermits(ctx context.Context) error {
 // whether other children wait behind it.
 //
 // Only one waiter wakes for each change. The first waiter, at position
-// permits (0-based), is admitted by the release of any holder, so it
-// watches the children of the path. Every later waiter can only move up
-// to first waiter once the waiter right before it is admitted or goes, so
-// it watches that one node; an admitted node wakes it by writing
-// grantedMark. Nodes only move up: a new child always sorts last.
+// permits (0-based), is admitted by the release of any holder, whichever
+// goes first, so it watches the children of the path (a newcomer wakes it
+// too, for one read). Every later waiter can only become the first waiter
+// once the waiter right before it is admitted or goes, so it watches that
+// one node; an admitted node with waiters behind it wakes the next by
+// writing grantedMark, one write per contended grant. Nodes only move up:
+// a new child always sorts last.
 func (s *Semaphore) await(ctx context.Context, node string, wait bool) (behind bool, err error) {
 	name := node[len(s.path)+1:]
 	watchKids := false
@@ -313,22 +316,12 @@ func (s *Semaphore) queue(ctx context.Context, kids []string, own string) ([]str
 		}
 		es = append(es, entry{k, seq})
 	}
-	slices.SortFunc(es, func(a, b entry) int { return compareUint(a.seq, b.seq) })
+	slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
 	names := make([]string, len(es))
 	for i, e := range es {
 		names[i] = e.name
 	}
 	return names, nil
-}
-
-func compareUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // parsePermitName splits "ID-permit-SEQ" into ID and SEQ.
@@ -398,9 +391,9 @@ func sessionOver(err error) bool {
 	return errors.Is(err, client.ErrSessionExpired) || errors.Is(err, client.ErrClosed)
 }
 
-// withdraw deletes a node this client made for a grant that failed. It runs
-// on its own context, since ctx may be what ended the grant.
-func withdraw(ctx context.Context, c *client.Client, node string) error {
+// withdrawNode deletes a node this client made for a grant that failed. It
+// runs on its own context, since ctx may be what ended the grant.
+func withdrawNode(ctx context.Context, c *client.Client, node string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 	defer cancel()
 	err := c.Delete(ctx, node, client.AnyVersion)

@@ -60,8 +60,8 @@ func awaitChildren(t *testing.T, c *client.Client, path string, n int) {
 	}
 }
 
-// numChildren counts path's children (0 when path is gone).
-func numChildren(t *testing.T, c *client.Client, path string) int {
+// countChildren counts path's children (0 when path is gone).
+func countChildren(t *testing.T, c *client.Client, path string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -75,7 +75,7 @@ func numChildren(t *testing.T, c *client.Client, path string) int {
 	return len(kids)
 }
 
-func testContext(t *testing.T) context.Context {
+func deadlineCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -127,7 +127,7 @@ func TestNewSemaphoreRefusesBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Acquire(testContext(t)); err == nil {
+	if _, err := s.Acquire(deadlineCtx(t)); err == nil {
 		t.Error("Acquire on a reserved path succeeded")
 	}
 }
@@ -139,7 +139,7 @@ func TestSemaphoreAdmitsAtMostN(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := runMembers(t, 3)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 
 	const clients, permits, rounds = 8, 3, 4
 	var holders, maxHolders atomic.Int32
@@ -211,7 +211,7 @@ func TestSemaphoreTokensGrow(t *testing.T) {
 	defer srv.Close()
 	c := dialMembers(t, srv)
 	defer c.Close(context.Background())
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	s, err := NewSemaphore(c, "/grow", 2)
 	if err != nil {
 		t.Fatal(err)
@@ -237,21 +237,21 @@ func TestSemaphoreTokensGrow(t *testing.T) {
 
 // acquireAsync runs Acquire on its own goroutine; the result arrives on the
 // channel.
-func acquireAsync(ctx context.Context, s *Semaphore) <-chan acquired {
-	ch := make(chan acquired, 1)
+func acquireAsync(ctx context.Context, s *Semaphore) <-chan acquireResult {
+	ch := make(chan acquireResult, 1)
 	go func() {
 		p, err := s.Acquire(ctx)
-		ch <- acquired{p, err}
+		ch <- acquireResult{p, err}
 	}()
 	return ch
 }
 
-type acquired struct {
+type acquireResult struct {
 	p   *Permit
 	err error
 }
 
-func mustGet(t *testing.T, ch <-chan acquired) *Permit {
+func mustGrant(t *testing.T, ch <-chan acquireResult) *Permit {
 	t.Helper()
 	select {
 	case a := <-ch:
@@ -265,7 +265,7 @@ func mustGet(t *testing.T, ch <-chan acquired) *Permit {
 	return nil
 }
 
-func notYet(t *testing.T, ch <-chan acquired) {
+func notGrantedYet(t *testing.T, ch <-chan acquireResult) {
 	t.Helper()
 	select {
 	case a := <-ch:
@@ -280,7 +280,7 @@ func TestSemaphoreReleaseInAnyOrder(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := runMembers(t, 1)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	sems := make([]*Semaphore, 5)
 	for i := range sems {
 		c := dialMembers(t, srv)
@@ -301,37 +301,37 @@ func TestSemaphoreReleaseInAnyOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var waiting []<-chan acquired
+	var waiting []<-chan acquireResult
 	for i, s := range sems[2:] {
 		waiting = append(waiting, acquireAsync(ctx, s))
 		// One at a time, so that they queue in this order.
 		awaitChildren(t, watcher, "/order", 3+i)
 	}
-	notYet(t, waiting[0])
+	notGrantedYet(t, waiting[0])
 
 	// The second holder goes first: the first waiter gets its permit.
 	if err := b.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c := mustGet(t, waiting[0])
-	notYet(t, waiting[1])
+	c := mustGrant(t, waiting[0])
+	notGrantedYet(t, waiting[1])
 	// The first waiter is now a holder; the one behind it moves up and is
 	// admitted when any holder goes.
 	if err := c.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	d := mustGet(t, waiting[1])
-	notYet(t, waiting[2])
+	d := mustGrant(t, waiting[1])
+	notGrantedYet(t, waiting[2])
 	if err := a.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e := mustGet(t, waiting[2])
+	e := mustGrant(t, waiting[2])
 	for _, p := range []*Permit{d, e} {
 		if err := p.Release(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := numChildren(t, watcher, "/order"); n != 0 {
+	if n := countChildren(t, watcher, "/order"); n != 0 {
 		t.Errorf("%d nodes left", n)
 	}
 }
@@ -342,7 +342,7 @@ func TestSemaphoreClosedHolderFreesPermit(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := runMembers(t, 3)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	holder, waiter := dialMembers(t, srv), dialMembers(t, srv)
 	defer waiter.Close(context.Background())
 	hs, err := NewSemaphore(holder, "/closed", 1)
@@ -359,7 +359,7 @@ func TestSemaphoreClosedHolderFreesPermit(t *testing.T) {
 	}
 	got := acquireAsync(ctx, ws)
 	awaitChildren(t, waiter, "/closed", 2)
-	notYet(t, got)
+	notGrantedYet(t, got)
 
 	if err := holder.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -372,7 +372,7 @@ func TestSemaphoreClosedHolderFreesPermit(t *testing.T) {
 	if err := p.Release(ctx); err != nil {
 		t.Errorf("Release after Close: %v", err)
 	}
-	q := mustGet(t, got)
+	q := mustGrant(t, got)
 	if q.Token() <= p.Token() {
 		t.Errorf("token %d after %d", q.Token(), p.Token())
 	}
@@ -395,7 +395,7 @@ func TestSemaphoreLostWhenNodeDeleted(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := runMembers(t, 1)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	c, other := dialMembers(t, srv), dialMembers(t, srv)
 	defer c.Close(context.Background())
 	defer other.Close(context.Background())
@@ -424,7 +424,7 @@ func TestSemaphoreTryAcquire(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := runMembers(t, 1)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	a, b := dialMembers(t, srv), dialMembers(t, srv)
 	defer a.Close(context.Background())
 	defer b.Close(context.Background())
@@ -438,7 +438,7 @@ func TestSemaphoreTryAcquire(t *testing.T) {
 	if _, err := bs.TryAcquire(ctx); !errors.Is(err, ErrNoPermit) {
 		t.Fatalf("TryAcquire while held: %v, want ErrNoPermit", err)
 	}
-	if n := numChildren(t, b, "/try"); n != 1 {
+	if n := countChildren(t, b, "/try"); n != 1 {
 		t.Errorf("%d nodes after a refused TryAcquire, want 1 (withdrawn)", n)
 	}
 	if err := p.Release(ctx); err != nil {
@@ -457,7 +457,7 @@ func TestSemaphoreAcquireCanceledWithdraws(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := runMembers(t, 1)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	a, b := dialMembers(t, srv), dialMembers(t, srv)
 	defer a.Close(context.Background())
 	defer b.Close(context.Background())
@@ -480,7 +480,7 @@ func TestSemaphoreAcquireCanceledWithdraws(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Acquire did not return after cancel")
 	}
-	if n := numChildren(t, a, "/cancel"); n != 1 {
+	if n := countChildren(t, a, "/cancel"); n != 1 {
 		t.Errorf("%d nodes after a canceled Acquire, want 1 (withdrawn)", n)
 	}
 
@@ -498,7 +498,7 @@ func TestSemaphorePermitsMismatch(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := runMembers(t, 1)
 	defer srv.Close()
-	ctx := testContext(t)
+	ctx := deadlineCtx(t)
 	a, b := dialMembers(t, srv), dialMembers(t, srv)
 	defer a.Close(context.Background())
 	defer b.Close(context.Background())
@@ -511,7 +511,7 @@ func TestSemaphorePermitsMismatch(t *testing.T) {
 	if _, err := three.Acquire(ctx); !errors.Is(err, ErrPermitsMismatch) {
 		t.Fatalf("Acquire with 3 permits on a 2-permit semaphore: %v", err)
 	}
-	if n := numChildren(t, a, "/mismatch"); n != 1 {
+	if n := countChildren(t, a, "/mismatch"); n != 1 {
 		t.Errorf("%d nodes after a refused Acquire, want 1", n)
 	}
 	if err := p.Release(ctx); err != nil {

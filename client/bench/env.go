@@ -32,6 +32,9 @@ type Options struct {
 	// Hold (sessions) keeps the sessions open and idle this long after
 	// opening them, measuring each member's memory and CPU meanwhile.
 	Hold time.Duration
+	// Path (lock) is the lock the clients contend for; default
+	// PREFIX/lock. Its parents are created if missing.
+	Path string
 }
 
 func (o Options) withDefaults() Options {

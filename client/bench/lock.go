@@ -96,7 +96,7 @@ func renew(ctx context.Context, env *Env, c *Client) {
 // previous grant's.
 type lockCheck struct {
 	holder atomic.Int64  // ID+1 of the client holding the lock; 0: none
-	last   atomic.Uint64 // token of the latest grant
+	last   atomic.Uint64 // token+1 of the latest grant; 0: none yet
 }
 
 // enter records client id's grant with token.
@@ -105,8 +105,8 @@ func (k *lockCheck) enter(id int, token uint64) error {
 	if !k.holder.CompareAndSwap(0, int64(id)+1) {
 		errs = append(errs, fmt.Errorf("%w: client %d was granted the lock while client %d held it", ErrMismatch, id, k.holder.Load()-1))
 	}
-	if prev := k.last.Swap(token); token <= prev {
-		errs = append(errs, fmt.Errorf("%w: client %d was granted token %d after token %d", ErrMismatch, id, token, prev))
+	if prev := k.last.Swap(token + 1); prev != 0 && token+1 <= prev {
+		errs = append(errs, fmt.Errorf("%w: client %d was granted token %d after token %d", ErrMismatch, id, token, prev-1))
 	}
 	return errors.Join(errs...)
 }

@@ -114,6 +114,7 @@ func TestLockCheck(t *testing.T) {
 		steps []step
 	}{
 		{"turns", []step{{true, 0, 5, ""}, {false, 0, 0, ""}, {true, 1, 6, ""}, {false, 1, 0, ""}, {true, 0, 9, ""}}},
+		{"first token 0", []step{{true, 0, 0, ""}, {false, 0, 0, ""}, {true, 1, 1, ""}, {false, 1, 0, ""}, {true, 0, 1, "token 1 after token 1"}}},
 		{"two holders", []step{{true, 0, 5, ""}, {true, 1, 6, "client 1 was granted the lock while client 0 held it"}}},
 		{"token repeated", []step{{true, 0, 5, ""}, {false, 0, 0, ""}, {true, 1, 5, "token 5 after token 5"}}},
 		{"token back", []step{{true, 0, 5, ""}, {false, 0, 0, ""}, {true, 1, 4, "token 4 after token 5"}}},

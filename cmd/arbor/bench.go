@@ -67,6 +67,7 @@ afterwards; --start-cluster does the same for any workload.`,
 	fs.StringVar(&f.serverBinary, "server-binary", "", "arbor binary the started cluster runs (default: this one)")
 	fs.DurationVar(&f.sessionTime, "session-timeout", client.DefaultSessionTimeout, "session timeout each client asks for (it pings every third of it)")
 	fs.StringVar(&f.prefix, "prefix", "", "path the run writes under (default /bench-<unix nanos>)")
+	fs.StringVar(&f.opts.Path, "path", "", "lock: the lock the clients contend for (default PREFIX/lock; missing parents are created)")
 	_ = fs.MarkHidden("server-binary") // for tests, which run as another binary
 	return cmd
 }
@@ -82,6 +83,9 @@ func workloadHelp() string {
 func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *benchFlags) error {
 	if f.opts.Clients < 1 || f.opts.ValueSize < 0 || f.opts.Ops < 0 || f.opts.Keys < 1 || f.opts.Sessions < 1 || f.opts.Hold < 0 {
 		return usageErrorf("--clients, --keys and --sessions must be at least 1; --ops, --value-size and --hold not negative")
+	}
+	if p := f.opts.Path; p != "" && (!strings.HasPrefix(p, "/") || p == "/" || strings.HasSuffix(p, "/")) {
+		return usageErrorf("--path %q: want an absolute path below the root, such as /locks/a", p)
 	}
 	known := false
 	for _, w := range bench.Workloads() {

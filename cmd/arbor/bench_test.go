@@ -28,6 +28,8 @@ func TestBenchUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"nosuchworkload"},
 		{"set", "--clients", "0"},
+		{"lock", "--path", "locks/a"},
+		{"lock", "--path", "/"},
 	} {
 		_, _, err := runBenchCmd(t, args...)
 		var ee *exitError
@@ -39,7 +41,7 @@ func TestBenchUsageErrors(t *testing.T) {
 
 func TestBenchHelpListsWorkloads(t *testing.T) {
 	long := newBenchCommand().Long
-	for _, w := range []string{"create", "set", "get", "get-local", "multi", "sessions", "failover"} {
+	for _, w := range []string{"create", "set", "get", "get-local", "multi", "sessions", "failover", "lock"} {
 		if !strings.Contains(long, "  "+w+" ") {
 			t.Errorf("help does not list %s:\n%s", w, long)
 		}

@@ -17,8 +17,9 @@ type ArborStore struct {
 }
 
 var (
-	_ Store  = (*ArborStore)(nil)
-	_ Locker = (*ArborStore)(nil)
+	_ Store   = (*ArborStore)(nil)
+	_ Locker  = (*ArborStore)(nil)
+	_ Elector = (*ArborStore)(nil)
 )
 
 // ArborDialer returns DialAt for Env: each call opens a new session.
@@ -121,3 +122,25 @@ func (s *ArborStore) Unlock(ctx context.Context, path string) error {
 	_, err := s.c.Do(ctx, &wire.Request{Op: wire.OpUnlock, Path: path})
 	return arborErr(err)
 }
+
+// Campaign stands for election at path (the elect op, answered once this
+// session leads).
+func (s *ArborStore) Campaign(ctx context.Context, path string, value []byte) error {
+	resp, err := s.c.Do(ctx, &wire.Request{Op: wire.OpElect, Path: path, Value: value})
+	if err != nil {
+		return arborErr(err)
+	}
+	if resp.Token == nil {
+		return fmt.Errorf("%w: elected at %s without a token", ErrMismatch, path)
+	}
+	return nil
+}
+
+// Resign ends the candidacy at path (the resign op).
+func (s *ArborStore) Resign(ctx context.Context, path string) error {
+	_, err := s.c.Do(ctx, &wire.Request{Op: wire.OpResign, Path: path})
+	return arborErr(err)
+}
+
+// SessionTimeout is the session's negotiated timeout.
+func (s *ArborStore) SessionTimeout() time.Duration { return s.c.SessionTimeout() }

@@ -79,6 +79,9 @@ type Env struct {
 	// Cluster is set only when the command started the cluster itself;
 	// failover needs it.
 	Cluster Cluster
+	// Spawn, when set, starts a candidate for the election at path in
+	// another process and returns once it leads (elect-failover).
+	Spawn func(ctx context.Context, path string) (Candidate, error)
 	// Progress, when set, gets a progress line every second.
 	Progress io.Writer
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // memSystem is an in-memory system with ZooKeeper's rules that matter
@@ -23,6 +24,8 @@ type memSystem struct {
 	locks  map[string]*memLock
 	tokens uint64 // the last lock token handed out
 
+	sessionTimeout time.Duration // what every session says its timeout is
+
 	dropSets    bool // acknowledge sets without applying them
 	staleGets   bool // answer gets with a wrong value
 	staleTokens bool // grant every lock with token 1
@@ -31,7 +34,7 @@ type memSystem struct {
 }
 
 func newMemSystem() *memSystem {
-	return &memSystem{nodes: map[string][]byte{"/": nil}, owner: map[string]int64{}, locks: map[string]*memLock{}}
+	return &memSystem{nodes: map[string][]byte{"/": nil}, owner: map[string]int64{}, locks: map[string]*memLock{}, sessionTimeout: 3 * time.Second}
 }
 
 func (m *memSystem) env(opts Options) *Env {
@@ -227,3 +230,15 @@ func (m *memSystem) held(path string) int64 {
 	}
 	return 0
 }
+
+// An election of a memSystem is its lock: the first candidate leads.
+func (s *memStore) Campaign(ctx context.Context, path string, _ []byte) error {
+	_, err := s.Lock(ctx, "elect:"+path)
+	return err
+}
+
+func (s *memStore) Resign(ctx context.Context, path string) error {
+	return s.Unlock(ctx, "elect:"+path)
+}
+
+func (s *memStore) SessionTimeout() time.Duration { return s.sys.sessionTimeout }

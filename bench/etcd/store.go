@@ -24,6 +24,8 @@ type Store struct {
 	c       *clientv3.Client
 	session *concurrency.Session          // created by the first ephemeral create or lock
 	mutexes map[string]*concurrency.Mutex // lock path -> this session's mutex, while held
+	// election path -> this session's election, while it leads
+	elections map[string]*concurrency.Election
 }
 
 var _ bench.Store = (*Store)(nil)
@@ -44,7 +46,7 @@ func Dial(ctx context.Context, endpoints []string) (bench.Store, error) {
 		c.Close()
 		return nil, fmt.Errorf("%w: %w", ErrConnect, err)
 	}
-	return &Store{c: c, mutexes: map[string]*concurrency.Mutex{}}, nil
+	return &Store{c: c, mutexes: map[string]*concurrency.Mutex{}, elections: map[string]*concurrency.Election{}}, nil
 }
 
 // Create puts path only if it has never been created (or was deleted).

@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/arbor-db/arbor/client/bench"
 )
 
-var _ bench.Locker = (*Store)(nil)
+var (
+	_ bench.Locker  = (*Store)(nil)
+	_ bench.Elector = (*Store)(nil)
+)
 
 // lockName is the name, before the sequence number, of a contender's node
 // under the lock's path (after go-zookeeper's protected _c_GUID- prefix).
@@ -29,18 +33,46 @@ const lockName = "lock-"
 // created, which grows with every child created or deleted as long as
 // path itself is not deleted (the workload creates it persistent).
 func (s *Store) Lock(ctx context.Context, path string) (uint64, error) {
+	seq, err := s.acquire(ctx, path, nil)
+	if err != nil {
+		return 0, fmt.Errorf("zk: lock %s: %w", path, err)
+	}
+	return uint64(seq), nil
+}
+
+// Campaign stands for election at path with the same recipe as Lock (the
+// leader is the lowest node, as in Curator's LeaderSelector); value is the
+// node's data.
+func (s *Store) Campaign(ctx context.Context, path string, value []byte) error {
+	if _, err := s.acquire(ctx, path, value); err != nil {
+		return fmt.Errorf("zk: campaign %s: %w", path, err)
+	}
+	return nil
+}
+
+// Resign deletes this session's node under path.
+func (s *Store) Resign(ctx context.Context, path string) error { return s.Unlock(ctx, path) }
+
+// SessionTimeout is the timeout asked for; the bench ensembles' tickTime
+// of 2 s lets ZooKeeper grant anything from 4 to 40 s, so it stands.
+func (s *Store) SessionTimeout() time.Duration { return SessionTimeout }
+
+// acquire creates this session's node under path, with data, and waits
+// until no node with a lower sequence number is left; it returns the
+// node's sequence number.
+func (s *Store) acquire(ctx context.Context, path string, data []byte) (int64, error) {
 	if _, ok := s.locks[path]; ok {
 		return 0, gozk.ErrDeadlock
 	}
 	node, err := run(ctx, func() (string, error) {
-		return s.conn.CreateProtectedEphemeralSequential(path+"/"+lockName, nil, acl)
+		return s.conn.CreateProtectedEphemeralSequential(path+"/"+lockName, data, acl)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("zk: lock %s: %w", path, err)
+		return 0, err
 	}
 	seq, ok := sequence(node)
 	if !ok {
-		return 0, fmt.Errorf("zk: lock %s: created %s, which has no sequence number", path, node)
+		return 0, fmt.Errorf("created %s, which has no sequence number", node)
 	}
 	for {
 		children, err := run(ctx, func() ([]string, error) {
@@ -48,12 +80,12 @@ func (s *Store) Lock(ctx context.Context, path string) (uint64, error) {
 			return c, err
 		})
 		if err != nil {
-			return 0, fmt.Errorf("zk: lock %s: %w", path, err)
+			return 0, err
 		}
 		pred, ok := predecessor(children, seq)
 		if !ok {
 			s.locks[path] = node
-			return uint64(seq), nil
+			return seq, nil
 		}
 		// A predecessor gone by now has no watch to fire: list again.
 		// (go-zookeeper keeps that exists watch until the session ends; a
@@ -67,7 +99,7 @@ func (s *Store) Lock(ctx context.Context, path string) (uint64, error) {
 			return watch{ok, ch}, err
 		})
 		if err != nil {
-			return 0, fmt.Errorf("zk: lock %s: %w", path, err)
+			return 0, err
 		}
 		if !w.exists {
 			continue
@@ -75,10 +107,10 @@ func (s *Store) Lock(ctx context.Context, path string) (uint64, error) {
 		select {
 		case ev := <-w.ch:
 			if ev.Err != nil {
-				return 0, fmt.Errorf("zk: lock %s: watching %s: %w", path, pred, ev.Err)
+				return 0, fmt.Errorf("watching %s: %w", pred, ev.Err)
 			}
 		case <-ctx.Done():
-			return 0, fmt.Errorf("zk: lock %s: %w", path, ctx.Err())
+			return 0, ctx.Err()
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 //	version  byte = 1
 //	type     byte (cmdCreateSession, cmdCloseSession, cmdTreeOps, cmdMemberAttrs;
 //	         from cluster version 2: cmdSetClusterVersion, cmdExpireSessions,
-//	         cmdSessionMoved, cmdReap)
+//	         cmdSessionMoved, cmdReap; from 3: cmdLock, cmdUnlock)
 //	origin   member uint64, seq uint64 (fixed 8 bytes each)
 //	time     varint (Unix ms, stamped by the proposer)
 //	body     per type:
@@ -26,6 +26,12 @@ import (
 //	  SessionMoved       session uint64, member uint64, connection uint64
 //	  Reap               count uvarint, then per node: kind byte (1 container,
 //	                     2 TTL), path, czxid uvarint, mzxid uvarint
+//	  Lock               session uint64, kind byte (lockWrite, lockRead,
+//	                     lockCandidate), try byte, path, data (uvarint length
+//	                     + bytes: a candidate's value)
+//	  Unlock             session uint64, class byte (1 lock, 2 election),
+//	                     withdraw czxid uvarint (0: release whatever the
+//	                     session has there), path
 //	op:      kind byte, flags byte, version varint, ttl varint, path, data
 //
 // Decoding never panics and rejects trailing bytes, so a command has exactly
@@ -45,11 +51,16 @@ const (
 	cmdExpireSessions
 	cmdSessionMoved
 	cmdReap
+	cmdLock
+	cmdUnlock
 )
 
 // introduced is the first cluster version whose code knows a command kind.
 func (t cmdType) introduced() uint64 {
-	if t >= cmdSetClusterVersion {
+	switch {
+	case t >= cmdLock:
+		return 3
+	case t >= cmdSetClusterVersion:
 		return 2
 	}
 	return 1
@@ -141,6 +152,20 @@ type command struct {
 	MovedTo, MovedConn uint64
 	// Reap.
 	Reap []reapNode
+	// Lock and Unlock (Session is the owner; Ops unused).
+	Lock lockSpec
+}
+
+// lockSpec is the body of a Lock or Unlock command.
+type lockSpec struct {
+	Path  string
+	Kind  lockKind // Lock
+	Try   bool     // Lock: take it only if granted at once (wait_ms 0)
+	Value []byte   // Lock of a candidate: its value, the node's data
+	Class lockClass
+	// Withdraw (Unlock): delete only the waiting node with this czxid, and
+	// only if it is still waiting (a wait_ms that ran out).
+	Withdraw uint64
 }
 
 // encode appends the encoding of c to b.
@@ -185,6 +210,17 @@ func (c *command) encode(b []byte) []byte {
 			b = binary.AppendUvarint(b, r.Czxid)
 			b = binary.AppendUvarint(b, r.Mzxid)
 		}
+	case cmdLock:
+		b = binary.BigEndian.AppendUint64(b, c.Session)
+		b = append(b, byte(c.Lock.Kind), boolByte(c.Lock.Try))
+		b = appendString(b, c.Lock.Path)
+		b = binary.AppendUvarint(b, uint64(len(c.Lock.Value)))
+		b = append(b, c.Lock.Value...)
+	case cmdUnlock:
+		b = binary.BigEndian.AppendUint64(b, c.Session)
+		b = append(b, byte(c.Lock.Class))
+		b = binary.AppendUvarint(b, c.Lock.Withdraw)
+		b = appendString(b, c.Lock.Path)
 	}
 	return b
 }

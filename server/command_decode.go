@@ -102,6 +102,36 @@ func decodeCommand(b []byte) (command, error) {
 			}
 			c.Reap = append(c.Reap, r)
 		}
+	case cmdLock:
+		c.Session = d.u64()
+		c.Lock.Kind = lockKind(d.byte())
+		switch d.byte() {
+		case 0:
+		case 1:
+			c.Lock.Try = true
+		default:
+			d.fail("bad try flag")
+		}
+		c.Lock.Path = d.string()
+		c.Lock.Value = d.bytes()
+		if d.err == nil && (c.Session == 0 || c.Lock.Kind.class() == 0) {
+			d.fail("lock without a session or with unknown kind %d", c.Lock.Kind)
+		}
+		if d.err == nil && c.Lock.Value != nil && c.Lock.Kind != lockCandidate {
+			d.fail("a lock node takes no value")
+		}
+		if d.err == nil && c.Lock.Try && c.Lock.Kind == lockCandidate {
+			d.fail("a candidacy cannot be tried")
+		}
+		c.Lock.Class = c.Lock.Kind.class()
+	case cmdUnlock:
+		c.Session = d.u64()
+		c.Lock.Class = lockClass(d.byte())
+		c.Lock.Withdraw = d.uvarint()
+		c.Lock.Path = d.string()
+		if d.err == nil && (c.Session == 0 || c.Lock.Class != classLock && c.Lock.Class != classElection) {
+			d.fail("unlock without a session or with unknown class %d", c.Lock.Class)
+		}
 	default:
 		return command{}, fmt.Errorf("%w: unknown type %d", errBadCommand, c.Type)
 	}

@@ -96,8 +96,11 @@ func (s *server) serve(ws *websocket.Conn) {
 		if c.session != 0 {
 			s.live.deregister(c)
 		}
-		// Watches are per connection.
-		s.sm.read(func(v stateView) { v.dropWatches(c) })
+		// Watches and lock waiters are per connection.
+		s.sm.read(func(v stateView) {
+			v.dropWatches(c)
+			v.dropWaiters(c)
+		})
 		c.events.close()
 	}()
 	writerDone := make(chan struct{})
@@ -199,6 +202,9 @@ func (c *conn) writeLoop() error {
 			}
 			return c.writeEnd()
 		default:
+		}
+		if resp == deferredResponse {
+			continue // a lock or elect that waits: answered when granted
 		}
 		if p.read != nil {
 			c.readEvaluated()
@@ -321,7 +327,14 @@ func (c *conn) awaitReads() error {
 
 // write encodes one response as one text frame.
 func (c *conn) write(resp *wire.Response) error {
-	b, err := json.Marshal(resp)
+	var b []byte
+	var err error
+	if lf := resp.Leader; lf != nil && resp.Error == nil {
+		lf.ID = resp.ID
+		b, err = json.Marshal(lf)
+	} else {
+		b, err = json.Marshal(resp)
+	}
 	if err != nil {
 		b, _ = json.Marshal(&wire.Response{ID: resp.ID, Error: errorf(wire.CodeInternal, "encode response: %v", err)})
 	}
@@ -404,7 +417,9 @@ func (s *server) awaitWrite(ctx context.Context, p *pending, timeout <-chan time
 		return &wire.Response{ID: p.id, Error: replicationError(r.Refused)}
 	}
 	resp := p.build(r)
-	resp.ID = p.id
+	if resp != deferredResponse {
+		resp.ID = p.id
+	}
 	return resp
 }
 

@@ -25,6 +25,7 @@ type queuedEvent struct {
 	size   int // estimated encoded bytes, for the queue's bound
 	watch  *wire.Event
 	resync *resyncFrame
+	resp   *wire.Response // a lock or elect answered when granted
 }
 
 // resyncFrame is a resync event. It is encoded through a type of its own
@@ -40,6 +41,9 @@ type resyncFrame struct {
 func (qe *queuedEvent) encode() ([]byte, error) {
 	if qe.resync != nil {
 		return json.Marshal(qe.resync)
+	}
+	if qe.resp != nil {
+		return json.Marshal(qe.resp)
 	}
 	return json.Marshal(qe.watch)
 }
@@ -217,7 +221,9 @@ func (c *conn) flushEvents(upTo uint64) error {
 		if err := c.writeFrame(b); err != nil {
 			return err
 		}
-		c.srv.metrics.watchEvents.Inc()
+		if qe.resp == nil {
+			c.srv.metrics.watchEvents.Inc()
+		}
 	}
 	return nil
 }

@@ -33,7 +33,8 @@ func (c *conn) handle(data []byte, now time.Time) *pending {
 		c.touched.Store(true)
 	}
 	switch req.Op {
-	case wire.OpClose, wire.OpCreate, wire.OpSet, wire.OpDelete, wire.OpMulti:
+	case wire.OpClose, wire.OpCreate, wire.OpSet, wire.OpDelete, wire.OpMulti,
+		wire.OpLock, wire.OpUnlock, wire.OpElect, wire.OpResign:
 		if err := c.awaitReads(); err != nil {
 			return c.fail(p, replicationError(errShuttingDown))
 		}
@@ -74,8 +75,12 @@ func (c *conn) handle(data []byte, now time.Time) *pending {
 		c.watchOp(p, &req)
 	case wire.OpUnwatch:
 		c.unwatchOp(p, &req)
-	case wire.OpLock, wire.OpUnlock, wire.OpElect, wire.OpResign, wire.OpLeader:
-		return c.fail(p, errorf(wire.CodeUnknownOp, "op %q is not implemented yet", req.Op))
+	case wire.OpLock, wire.OpElect:
+		c.lockOp(p, &req)
+	case wire.OpUnlock, wire.OpResign:
+		c.unlockOp(p, &req)
+	case wire.OpLeader:
+		c.leaderOp(p, &req)
 	case wire.OpCheck:
 		return c.fail(p, errorf(wire.CodeBadRequest, "op \"check\" is only allowed inside multi"))
 	default:

@@ -50,7 +50,7 @@ func TestSessionLimitsAndMetrics(t *testing.T) {
 		want   float64
 	}{
 		{"arbor_sessions_connected", nil, 1},
-		{"arbor_cluster_version", nil, 2},
+		{"arbor_cluster_version", nil, currentClusterVersion},
 		{"arbor_limit_refusals_total", []string{"limit=sessions"}, 1},
 		{"arbor_limit_refusals_total", []string{"limit=ephemerals"}, 1},
 		{"arbor_sessions_expired_total", nil, 0},

@@ -40,6 +40,9 @@ type metrics struct {
 	watchEvents     prometheus.Counter
 	watchSlowClosed prometheus.Counter
 	watchResyncs    prometheus.Counter
+
+	// Locks and elections.
+	lockGrants *prometheus.CounterVec // op
 }
 
 // latencyBuckets run from 100µs to about 3.3s, doubling.
@@ -105,8 +108,14 @@ func newMetrics(s *server) (*metrics, error) {
 		Name: "arbor_watch_resyncs_total",
 		Help: "Watches resumed with a since older than the history, answered with a resync.",
 	})
+	m.lockGrants = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "arbor_lock_grants_total",
+		Help: "Locks (op lock) and leaderships (op elect) granted to this member's clients, at once or after waiting.",
+	}, []string{"op"})
 	watchCollectors := []prometheus.Collector{
-		m.watchesSet, m.watchEvents, m.watchSlowClosed, m.watchResyncs,
+		m.watchesSet, m.watchEvents, m.watchSlowClosed, m.watchResyncs, m.lockGrants,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "arbor_lock_waiters", Help: "Lock and elect requests of this member's clients waiting for their grant."},
+			func() float64 { return float64(s.sm.count(func(v stateView) int { return v.numWaiters() })) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "arbor_watches", Help: "Watches set on this member."},
 			func() float64 { return float64(s.sm.count(func(v stateView) int { return v.numWatches(nil) })) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "arbor_watch_history_events", Help: "Changes held in the watch history."},

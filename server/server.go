@@ -39,6 +39,8 @@ type server struct {
 	conns     atomic.Int64
 	connSeq   atomic.Uint64
 
+	withdrawals *withdrawer
+
 	live        *liveness
 	renewClient *http.Client
 	started     int64 // liveness.since() when the server was built
@@ -55,17 +57,18 @@ type server struct {
 // newServer builds a server; it starts nothing. cfg must be defaulted.
 func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *waitRegistry) (*server, error) {
 	s := &server{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		id:        id,
-		rep:       rep,
-		sm:        sm,
-		waits:     waits,
-		proposals: make(chan struct{}, cfg.MaxProposals),
-		connSlots: make(chan struct{}, cfg.MaxConnections),
-		ctx:       context.Background(),
-		disk:      newDiskGuard(cfg.DataDir, cfg.MinFreeBytes, statfsFree, time.Now, cfg.Logger),
-		live:      newLiveness(),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		id:          id,
+		rep:         rep,
+		sm:          sm,
+		waits:       waits,
+		proposals:   make(chan struct{}, cfg.MaxProposals),
+		connSlots:   make(chan struct{}, cfg.MaxConnections),
+		ctx:         context.Background(),
+		disk:        newDiskGuard(cfg.DataDir, cfg.MinFreeBytes, statfsFree, time.Now, cfg.Logger),
+		live:        newLiveness(),
+		withdrawals: newWithdrawer(),
 		renewClient: &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: 2,
 			IdleConnTimeout:     time.Minute,
@@ -239,6 +242,7 @@ func (s *server) serveAll(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { s.publishAttrs(connCtx); return nil })
 	g.Go(func() error { s.renewLoop(connCtx); return nil })
 	g.Go(func() error { s.leaderLoop(connCtx); return nil })
+	g.Go(func() error { s.withdrawLoop(connCtx.Done()); return nil })
 	if s.cfg.OnReady != nil {
 		s.cfg.OnReady(ln.Addr().String())
 	}

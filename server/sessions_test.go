@@ -190,7 +190,11 @@ func TestClusterVersionGate(t *testing.T) {
 	if got := a.sm.clusterVersion.Load(); got != 2 {
 		t.Fatalf("cluster version %d after raising to 2", got)
 	}
-	if _, err := a.apply(command{Type: cmdSetClusterVersion, Version: 3}); !errors.Is(err, errUndecodable) {
+	if r := a.must(command{Type: cmdLock, Session: 1, Lock: lockSpec{Path: "/l", Kind: lockWrite, Class: classLock}}); !errors.Is(r.Err, errVersionGate) {
+		t.Fatalf("a version-3 command at cluster version 2: %v, want errVersionGate", r.Err)
+	}
+	a.must(command{Type: cmdSetClusterVersion, Version: 3})
+	if _, err := a.apply(command{Type: cmdSetClusterVersion, Version: currentClusterVersion + 1}); !errors.Is(err, errUndecodable) {
 		t.Fatalf("raising past what this member runs: %v, want it to stop", err)
 	}
 }

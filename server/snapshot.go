@@ -220,6 +220,7 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 	// connection, so its client registers again since the last change it
 	// saw and gets a resync.
 	sm.history.Reset(index)
+	sm.recheckWaiters()
 	lost := sm.watches.Owners()
 	for _, c := range lost {
 		sm.watches.RemoveOwner(c)

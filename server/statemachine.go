@@ -76,6 +76,12 @@ type stateMachine struct {
 	// snapshot restore dropped: the changes in between have no events.
 	onWatchesLost func([]*conn)
 
+	// Lock and election waiters of this member's connections (lockops.go),
+	// under the same locking as watches. grants holds the children the
+	// command being applied granted (grantAfterDeletes), for publish.
+	waiters lockWaiters
+	grants  []string
+
 	// appliedMu guards appliedCh, which is closed and replaced after every
 	// batch so that waitApplied can block without polling.
 	appliedMu sync.Mutex
@@ -97,6 +103,7 @@ func newStateMachine(log *slog.Logger, waits *waitRegistry) *stateMachine {
 		supported:  currentClusterVersion,
 		appliedCh:  make(chan struct{}),
 		watches:    watch.NewRegistry[*conn](),
+		waiters:    newLockWaiters(),
 		history:    watch.NewHistory(defaultHistoryEvents, defaultHistoryBytes, 0),
 
 		onWatchesLost: func([]*conn) {},
@@ -107,8 +114,8 @@ func newStateMachine(log *slog.Logger, waits *waitRegistry) *stateMachine {
 
 // currentClusterVersion is the highest cluster version this code runs. 1:
 // the core. 2: session expiry and moves, container and TTL reaping, and the
-// cluster version itself in the snapshot.
-const currentClusterVersion = 2
+// cluster version itself in the snapshot. 3: lock and election commands.
+const currentClusterVersion = 3
 
 // sessionEventKind says what happened to a session.
 type sessionEventKind uint8
@@ -289,7 +296,12 @@ func (sm *stateMachine) applyCommand(index uint64, c *command, sevs *[]sessionEv
 		}
 	case cmdReap:
 		r.Reaped = sm.applyReap(index, now, c.Reap)
+	case cmdLock:
+		r = sm.applyLock(index, now, c)
+	case cmdUnlock:
+		r = sm.applyUnlock(index, now, c)
 	}
+	sm.grantAfterDeletes(index, now)
 	return r, nil
 }
 
@@ -382,6 +394,9 @@ func (sm *stateMachine) publish() {
 	}
 	sm.fired = sm.watches.Match(evs, sm.fired[:0])
 	queueFired(sm.fired)
+	// After the watch events of the same zxid: a grant observes the
+	// release that made it.
+	sm.settleWaiters(evs)
 	clear(sm.fired) // do not pin connections or data until the next command
 	clear(sm.cmdEvents)
 	sm.cmdEvents = sm.cmdEvents[:0]

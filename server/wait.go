@@ -16,6 +16,7 @@ type applyResult struct {
 	Results []tree.Result // TreeOps: one per op
 	Session uint64        // CreateSession: the new session id
 	Reaped  int           // Reap: nodes deleted
+	Granted bool          // Lock: the child in Results[0] holds at Zxid
 	Err     error         // a tree error, errSessionExpired, ...
 	Refused error         // raft refused the proposal: nothing was applied
 	staleHW uint64        // with errStaleOrigin: the origin's applied seq

@@ -81,7 +81,7 @@ func TestBadInputs(t *testing.T) {
 		{`{"id":29,"op":"children","path":"/nope"}`, 29, wire.CodeNoNode, "/nope does not exist"},
 		{`{"id":30,"op":"delete","path":"/arbor"}`, 30, wire.CodeReadOnly, "reserved"},
 		{`{"id":31,"op":"check","path":"/a"}`, 31, wire.CodeBadRequest, "multi"},
-		{`{"id":32,"op":"lock","path":"/a"}`, 32, wire.CodeUnknownOp, "not implemented"},
+		{`{"id":32,"op":"lock","path":"/arbor/l"}`, 32, wire.CodeReadOnly, "/arbor/l"},
 	}
 	for _, tc := range cases {
 		r := c.call(tc.req)

@@ -259,6 +259,11 @@ type Response struct {
 	Token *uint64 `json:"token,omitempty"`
 	Node  string  `json:"node,omitempty"`
 	Value []byte  `json:"value,omitempty"`
+	// Leader, set by a server on a leader answer, is what it sends instead
+	// of this Response: value, session and token always present, null when
+	// there is no leader. Clients decode leader answers into Response (a
+	// null token: no leader).
+	Leader *LeaderFrame `json:"-"`
 
 	// Event fields, set only on events.
 	Event string `json:"event,omitempty"`
@@ -266,6 +271,17 @@ type Response struct {
 	Type  string `json:"type,omitempty"`
 	Nodes []Node `json:"nodes,omitempty"`
 	Last  bool   `json:"last,omitempty"`
+}
+
+// LeaderFrame is the answer to leader as it is sent.
+type LeaderFrame struct {
+	ID      uint64  `json:"id"`
+	OK      bool    `json:"ok"`
+	Zxid    uint64  `json:"zxid,omitempty"`
+	Value   *[]byte `json:"value"`
+	Session *string `json:"session"`
+	Token   *uint64 `json:"token"`
+	Watch   uint64  `json:"watch,omitempty"`
 }
 
 // Event is a pushed message with no id.

@@ -30,7 +30,7 @@ func addClientCommands(root *cobra.Command, g *globals, e env) {
 	group := []*cobra.Command{
 		createCmd(&cf, g, e), getCmd(&cf, g, e), setCmd(&cf, g, e), deleteCmd(&cf, g, e),
 		lsCmd(&cf, g, e), statCmd(&cf, g, e), membersCmd(&cf, g, e),
-		watchCmd(&cf, g, e),
+		watchCmd(&cf, g, e), lockCmd(&cf, g, e), electCmd(&cf, g, e), leaderCmd(&cf, g, e),
 	}
 	for _, cmd := range group {
 		fs := cmd.Flags()
@@ -268,7 +268,7 @@ func createAndHold(ctx context.Context, cf *clientFlags, g *globals, e env, req 
 		return err
 	}
 	env := []string{"ARBOR_NODE=" + resp.Path, "ARBOR_SESSION=" + c.Session()}
-	return hold(ctx, c, e, argv, env, "the ephemeral node "+resp.Path)
+	return hold(ctx, c.Context(), e, argv, env, "the ephemeral node "+resp.Path)
 }
 
 func getCmd(cf *clientFlags, g *globals, e env) *cobra.Command {

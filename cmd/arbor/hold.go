@@ -16,15 +16,15 @@ import (
 // killed (SIGKILL).
 const killGrace = 10 * time.Second
 
-// hold keeps c's session, and so what it owns, until ctx ends (SIGINT or
-// SIGTERM) or the session is lost (expired, or in jeopardy: the cluster may
-// expire it at any moment). With argv it runs that command meanwhile: the
+// hold keeps a session, and so what it owns, until ctx ends (SIGINT or
+// SIGTERM) or lost ends: the session's Context (expired, or in jeopardy: the
+// cluster may expire it at any moment), or a context derived from it that
+// also ends when what is held goes. With argv it runs that command meanwhile: the
 // command's end ends the hold, ctx's end is passed to it as SIGTERM, and a
 // lost session stops it (SIGTERM, then SIGKILL after killGrace). extraEnv
 // is added to the command's environment. It returns the command's exit
 // status as an *exitError (nil for 0), or why the hold ended early.
-func hold(ctx context.Context, c *client.Client, e env, argv []string, extraEnv []string, what string) error {
-	lost := c.Context()
+func hold(ctx context.Context, lost context.Context, e env, argv []string, extraEnv []string, what string) error {
 	if len(argv) == 0 {
 		select {
 		case <-ctx.Done():

@@ -359,6 +359,10 @@ func TestMixedVersionCluster(t *testing.T) {
 	if r.Error == nil || r.Error.Code != wire.CodeBadRequest || !strings.Contains(r.Error.Message, "cluster version") {
 		t.Fatalf("TTL create at cluster version 1: %+v", r)
 	}
+	r = s.do(wire.Request{Op: wire.OpLock, Path: "/l"})
+	if r.Error == nil || r.Error.Code != wire.CodeBadRequest || !strings.Contains(r.Error.Message, "cluster version") {
+		t.Fatalf("lock at cluster version 1: %+v", r)
+	}
 	// The old member still runs (it met nothing it cannot apply) and a
 	// session on it works.
 	o, _ := session(t, c.Addr(2), 2000)
@@ -368,8 +372,8 @@ func TestMixedVersionCluster(t *testing.T) {
 
 	old = false
 	c.Restart(2)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if debugStateOf(t, c.Addr(0)).ClusterVersion == 2 {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if debugStateOf(t, c.Addr(0)).ClusterVersion == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -379,10 +383,13 @@ func TestMixedVersionCluster(t *testing.T) {
 	if r := s.do(wire.Request{Op: wire.OpCreate, Path: "/t", TTLMs: 1000}); !r.OK {
 		t.Fatalf("TTL create after the upgrade: %+v", r.Error)
 	}
+	if r := s.do(wire.Request{Op: wire.OpLock, Path: "/l"}); !r.OK {
+		t.Fatalf("lock after the upgrade: %+v", r.Error)
+	}
 	for i := range c.Size() {
-		for deadline := time.Now().Add(5 * time.Second); debugStateOf(t, c.Addr(i)).ClusterVersion != 2; time.Sleep(50 * time.Millisecond) {
+		for deadline := time.Now().Add(5 * time.Second); debugStateOf(t, c.Addr(i)).ClusterVersion != 3; time.Sleep(50 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s not at cluster version 2", c.Name(i))
+				t.Fatalf("%s not at cluster version 3", c.Name(i))
 			}
 		}
 	}

@@ -31,6 +31,11 @@ func sampleCommands() []command {
 			{Kind: reapContainer, Path: "/locks/a", Czxid: 5},
 			{Kind: reapTTL, Path: "/t", Czxid: 6, Mzxid: 8},
 		}},
+		{Type: cmdLock, Origin: origin{1, 14}, TimeMs: 15, Session: 9, Lock: lockSpec{Path: "/locks/a", Kind: lockWrite, Class: classLock}},
+		{Type: cmdLock, Origin: origin{1, 15}, TimeMs: 16, Session: 9, Lock: lockSpec{Path: "/l", Kind: lockRead, Try: true, Class: classLock}},
+		{Type: cmdLock, Origin: origin{1, 16}, TimeMs: 17, Session: 9, Lock: lockSpec{Path: "/e", Kind: lockCandidate, Value: []byte("host:1"), Class: classElection}},
+		{Type: cmdUnlock, Origin: origin{1, 17}, TimeMs: 18, Session: 9, Lock: lockSpec{Path: "/l", Class: classLock, Withdraw: 42}},
+		{Type: cmdUnlock, Origin: origin{1, 18}, TimeMs: 19, Session: 9, Lock: lockSpec{Path: "/e", Class: classElection}},
 	}
 }
 
@@ -68,6 +73,11 @@ func TestDecodeCommandRejects(t *testing.T) {
 		"reap none":            (&command{Type: cmdReap}).encode(nil),
 		"reap kind 9":          (&command{Type: cmdReap, Reap: []reapNode{{Kind: 9, Path: "/a"}}}).encode(nil),
 		"move no member":       (&command{Type: cmdSessionMoved, Session: 1}).encode(nil),
+		"lock no session":      (&command{Type: cmdLock, Lock: lockSpec{Path: "/l", Kind: lockWrite}}).encode(nil),
+		"lock kind 9":          (&command{Type: cmdLock, Session: 1, Lock: lockSpec{Path: "/l", Kind: 9}}).encode(nil),
+		"lock with value":      (&command{Type: cmdLock, Session: 1, Lock: lockSpec{Path: "/l", Kind: lockWrite, Value: []byte("v")}}).encode(nil),
+		"try a candidacy":      (&command{Type: cmdLock, Session: 1, Lock: lockSpec{Path: "/l", Kind: lockCandidate, Try: true}}).encode(nil),
+		"unlock class 9":       (&command{Type: cmdUnlock, Session: 1, Lock: lockSpec{Path: "/l", Class: 9}}).encode(nil),
 	}
 	// Overwrite the op count of an empty multi with a huge uvarint.
 	huge := (&command{Type: cmdTreeOps, Multi: true}).encode(nil)

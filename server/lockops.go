@@ -30,12 +30,13 @@ var deferredResponse = &wire.Response{}
 
 // lockWaiter is a lock or elect request waiting for its child's grant.
 type lockWaiter struct {
-	c     *conn
-	id    uint64
-	op    string
-	start time.Time
-	node  string
-	token uint64
+	c       *conn
+	session uint64
+	id      uint64
+	op      string
+	start   time.Time
+	node    string
+	token   uint64
 	// timedOut is set when wait_ms ran out and the child is being
 	// withdrawn: its deletion then answers TIMEOUT.
 	timedOut atomic.Bool
@@ -151,7 +152,7 @@ func (sm *stateMachine) withdrawnError(w *lockWaiter) *wire.Error {
 	switch {
 	case w.timedOut.Load():
 		return errorf(wire.CodeTimeout, "%s was not granted within wait_ms; its waiting node %s was withdrawn", w.op, w.node)
-	case !sm.hasSession(w.c.session):
+	case !sm.hasSession(w.session):
 		return errorf(wire.CodeSessionExpired, "the session ended while waiting; its node %s went with it", w.node)
 	}
 	return errorf(wire.CodeNotHeld, "the waiting node %s was deleted before it was granted (unlock or resign withdraws it)", w.node)
@@ -261,11 +262,11 @@ func (c *conn) settleLock(r applyResult, spec lockSpec, id uint64, op string, st
 		s.metrics.lockGrants.WithLabelValues(op).Inc()
 		return &wire.Response{OK: true, Zxid: r.Zxid, Token: &token, Node: node}
 	}
-	w := &lockWaiter{c: c, id: id, op: op, start: start, node: node, token: token}
+	w := &lockWaiter{c: c, session: c.session, id: id, op: op, start: start, node: node, token: token}
 	if !deadline.IsZero() {
 		w.timer = time.AfterFunc(time.Until(deadline), func() {
 			w.timedOut.Store(true)
-			s.withdraw(withdrawal{session: c.session, dir: spec.Path, class: spec.Class, czxid: token})
+			s.withdraw(withdrawal{session: w.session, dir: spec.Path, class: spec.Class, czxid: token})
 		})
 	}
 	var resp *wire.Response

@@ -90,10 +90,12 @@ func parseQueued(name string) (queued, bool) {
 		if !ok || len(rest) != 10 {
 			continue
 		}
-		seq, err := strconv.ParseInt(rest, 10, 64)
-		if err != nil || seq < 0 {
-			return queued{}, false
+		for i := range len(rest) {
+			if rest[i] < '0' || rest[i] > '9' {
+				return queued{}, false
+			}
 		}
+		seq, _ := strconv.ParseInt(rest, 10, 64)
 		return queued{name: name, seq: seq, kind: k}, true
 	}
 	return queued{}, false

@@ -22,7 +22,7 @@ const (
 // locks, with the cluster's minimum session timeout, so that partitions
 // and crashes make holders lose their locks.
 func lockConfig(addrs []string, seed int64) lincheck.LockConfig {
-	return lincheck.LockConfig{Addrs: addrs, Clients: 5, Paths: 2, SessionTimeout: time.Second,
+	return lincheck.LockConfig{Addrs: addrs, Clients: 5, Pinned: 3, Paths: 2, SessionTimeout: time.Second,
 		OpTimeout: opTimeout, LockWait: 4 * time.Second, PauseEvery: 40, Seed: seed}
 }
 

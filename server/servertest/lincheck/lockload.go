@@ -13,9 +13,11 @@ import (
 )
 
 // The lock workload: LockConfig.Clients clients, each a session of its own
-// that prefers another member, contend for exclusive locks on a few paths
+// that prefers another member (the first LockConfig.Pinned of them talk to
+// that member only, so that a fault of their member can cost them their
+// session while they hold), contend for exclusive locks on a few paths
 // under LockRoot. Each grant is recorded in a LockLog; the holder holds a
-// few milliseconds, writes to the fenced resource the lock guards (one per
+// few milliseconds (one in eight up to 0.7 s), writes to the fenced resource the lock guards (one per
 // path, in this process) with its token, and unlocks. A holder whose Client.Context ends
 // while it holds behaves as a process that woke up from a pause: it waits
 // until its successor has written (or a while), then writes with its old
@@ -33,7 +35,10 @@ func LockPath(i int) string { return fmt.Sprintf("%s/%d", LockRoot, i) }
 type LockConfig struct {
 	Addrs   []string // client HOST:PORT of the members
 	Clients int      // sessions contending
-	Paths   int      // lock paths they contend for
+	// Pinned: the first Pinned clients talk to their home member only;
+	// the others move to another member when theirs fails.
+	Pinned int
+	Paths  int // lock paths they contend for
 	// SessionTimeout of the clients' sessions: short, so that faults make
 	// holders lose their locks.
 	SessionTimeout time.Duration
@@ -100,8 +105,12 @@ func StartLockRun(ctx context.Context, cfg LockConfig) *LockRun {
 	return r
 }
 
-func (r *LockRun) dial(ctx context.Context, first int) (*client.Client, error) {
+// dial opens a session, on member first if pinned, else there first.
+func (r *LockRun) dial(ctx context.Context, first int, pinned bool) (*client.Client, error) {
 	eps := append(append([]string{}, r.cfg.Addrs[first:]...), r.cfg.Addrs[:first]...)
+	if pinned {
+		eps = eps[:1]
+	}
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	return client.Dial(dctx, client.Config{Endpoints: eps, SessionTimeout: r.cfg.SessionTimeout,
@@ -129,7 +138,7 @@ func (r *LockRun) client(ctx context.Context, id int, rng *rand.Rand) {
 	for ctx.Err() == nil {
 		if c == nil {
 			var err error
-			if c, err = r.dial(ctx, home); err != nil {
+			if c, err = r.dial(ctx, home, id < r.cfg.Pinned); err != nil {
 				sleepUntil(ctx, time.Now().Add(50*time.Millisecond))
 				continue
 			}
@@ -169,7 +178,12 @@ func (r *LockRun) cycle(ctx context.Context, c *client.Client, id int, rng *rand
 		r.wg.Go(func() { r.wake(ctx, h, path, g.Token, 4*r.cfg.SessionTimeout) })
 		return vanish
 	}
-	hold := time.NewTimer(time.Duration(2+rng.Intn(20)) * time.Millisecond)
+	// Mostly short holds; some long ones, for faults to land in.
+	d := time.Duration(2+rng.Intn(20)) * time.Millisecond
+	if rng.Intn(8) == 0 {
+		d = time.Duration(200+rng.Intn(500)) * time.Millisecond
+	}
+	hold := time.NewTimer(d)
 	defer hold.Stop()
 	select {
 	case <-hold.C:
@@ -234,7 +248,7 @@ func abandon(c *client.Client) {
 func (r *LockRun) Check(ctx context.Context, settle time.Duration, exclusive bool) []error {
 	r.wg.Wait()
 	var errs []error
-	c, err := r.dial(ctx, 0)
+	c, err := r.dial(ctx, 0, false)
 	if err != nil {
 		return []error{fmt.Errorf("lock check: dial: %w", err)}
 	}

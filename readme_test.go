@@ -85,6 +85,10 @@ var want = map[string]outcome{
 	`./arbor create --ephemeral --sequential /services/web- '127.0.0.1:8080' -- sh -c 'echo "registered as $ARBOR_NODE"; sleep 2'`: {
 		stdout: `/services/web-0000000000\nregistered as /services/web-0000000000\n`},
 	"./arbor ls /services      # empty again: the node went with the command": {},
+	`./arbor lock /jobs/nightly -- sh -c 'echo "holding /jobs/nightly with fencing token $ARBOR_LOCK_TOKEN"'`: {
+		stdout: `holding /jobs/nightly with fencing token \d+\n`},
+	"./arbor elect /services/scheduler 'host-a:9000' -- ./arbor leader /services/scheduler": {
+		stdout: `host-a:9000 \(session [0-9a-f]{16}, token \d+\)\n`},
 }
 
 // readmePorts are the ports the README's members listen on (gossip ones

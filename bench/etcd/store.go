@@ -22,7 +22,10 @@ var ErrConnect = errors.New("etcd: could not connect")
 // Store is a bench.Store over one etcd client.
 type Store struct {
 	c       *clientv3.Client
-	session *concurrency.Session // created by the first ephemeral create
+	session *concurrency.Session          // created by the first ephemeral create or lock
+	mutexes map[string]*concurrency.Mutex // lock path -> this session's mutex, while held
+	// election path -> this session's election, while it leads
+	elections map[string]*concurrency.Election
 }
 
 var _ bench.Store = (*Store)(nil)
@@ -43,21 +46,18 @@ func Dial(ctx context.Context, endpoints []string) (bench.Store, error) {
 		c.Close()
 		return nil, fmt.Errorf("%w: %w", ErrConnect, err)
 	}
-	return &Store{c: c}, nil
+	return &Store{c: c, mutexes: map[string]*concurrency.Mutex{}, elections: map[string]*concurrency.Election{}}, nil
 }
 
 // Create puts path only if it has never been created (or was deleted).
 func (s *Store) Create(ctx context.Context, path string, data []byte, ephemeral bool) error {
 	var opts []clientv3.OpOption
 	if ephemeral {
-		if s.session == nil {
-			sess, err := concurrency.NewSession(s.c, concurrency.WithTTL(SessionTTL), concurrency.WithContext(context.WithoutCancel(ctx)))
-			if err != nil {
-				return fmt.Errorf("etcd: session: %w", err)
-			}
-			s.session = sess
+		sess, err := s.ensureSession(ctx)
+		if err != nil {
+			return err
 		}
-		opts = append(opts, clientv3.WithLease(s.session.Lease()))
+		opts = append(opts, clientv3.WithLease(sess.Lease()))
 	}
 	resp, err := s.c.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(path), "=", 0)).
@@ -70,6 +70,19 @@ func (s *Store) Create(ctx context.Context, path string, data []byte, ephemeral 
 		return fmt.Errorf("%w: %s", bench.ErrExists, path)
 	}
 	return nil
+}
+
+// ensureSession returns the Store's session, creating it on first use: a
+// lease of SessionTTL seconds that the session keeps alive.
+func (s *Store) ensureSession(ctx context.Context) (*concurrency.Session, error) {
+	if s.session == nil {
+		sess, err := concurrency.NewSession(s.c, concurrency.WithTTL(SessionTTL), concurrency.WithContext(context.WithoutCancel(ctx)))
+		if err != nil {
+			return nil, fmt.Errorf("etcd: session: %w", err)
+		}
+		s.session = sess
+	}
+	return s.session, nil
 }
 
 // Set puts path.

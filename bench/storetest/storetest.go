@@ -34,6 +34,7 @@ func Run(t *testing.T, system, endpoints, envVar string, dial func(ctx context.C
 		{"get-local", bench.Options{Clients: 4, Ops: 100, Keys: 16}, 100},
 		{"multi", bench.Options{Clients: 2, Ops: 50, Keys: 16}, 50},
 		{"sessions", bench.Options{Clients: 8, Sessions: 100}, 100},
+		{"lock", bench.Options{Clients: 4, Ops: 100}, 100},
 	} {
 		t.Run(tt.workload, func(t *testing.T) {
 			env := &bench.Env{System: system, Endpoints: strings.Split(endpoints, ","), DialAt: dial, Options: tt.opts}

@@ -21,7 +21,8 @@ var ErrConnect = errors.New("zk: could not connect")
 
 // Store is a bench.Store over one ZooKeeper session.
 type Store struct {
-	conn *gozk.Conn
+	conn  *gozk.Conn
+	locks map[string]string // lock path -> this session's node under it, while held
 }
 
 var _ bench.Store = (*Store)(nil)
@@ -42,7 +43,7 @@ func Dial(ctx context.Context, servers []string) (bench.Store, error) {
 		case ev := <-events:
 			if ev.State == gozk.StateHasSession {
 				go drain(events)
-				return &Store{conn: conn}, nil
+				return &Store{conn: conn, locks: map[string]string{}}, nil
 			}
 		case <-ctx.Done():
 			conn.Close()

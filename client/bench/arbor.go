@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/arbor-db/arbor/client"
+	"github.com/arbor-db/arbor/client/wire"
 )
 
 // ArborStore is a Store over one Arbor client session.
@@ -15,7 +16,11 @@ type ArborStore struct {
 	c *client.Client
 }
 
-var _ Store = (*ArborStore)(nil)
+var (
+	_ Store   = (*ArborStore)(nil)
+	_ Locker  = (*ArborStore)(nil)
+	_ Elector = (*ArborStore)(nil)
+)
 
 // ArborDialer returns DialAt for Env: each call opens a new session.
 func ArborDialer(logger *slog.Logger) func(ctx context.Context, endpoints []string) (Store, error) {
@@ -97,3 +102,45 @@ func (s *ArborStore) Sync(ctx context.Context, path string) error {
 
 // Close closes the session.
 func (s *ArborStore) Close(ctx context.Context) error { return s.c.Close(ctx) }
+
+// Lock takes the cluster's exclusive lock at path (the lock op, waiting
+// for as long as ctx allows) and returns its token.
+func (s *ArborStore) Lock(ctx context.Context, path string) (uint64, error) {
+	forever := int64(-1)
+	resp, err := s.c.Do(ctx, &wire.Request{Op: wire.OpLock, Path: path, WaitMs: &forever})
+	if err != nil {
+		return 0, arborErr(err)
+	}
+	if resp.Token == nil {
+		return 0, fmt.Errorf("%w: lock of %s granted without a token", ErrMismatch, path)
+	}
+	return *resp.Token, nil
+}
+
+// Unlock releases the lock at path (the unlock op).
+func (s *ArborStore) Unlock(ctx context.Context, path string) error {
+	_, err := s.c.Do(ctx, &wire.Request{Op: wire.OpUnlock, Path: path})
+	return arborErr(err)
+}
+
+// Campaign stands for election at path (the elect op, answered once this
+// session leads).
+func (s *ArborStore) Campaign(ctx context.Context, path string, value []byte) error {
+	resp, err := s.c.Do(ctx, &wire.Request{Op: wire.OpElect, Path: path, Value: value})
+	if err != nil {
+		return arborErr(err)
+	}
+	if resp.Token == nil {
+		return fmt.Errorf("%w: elected at %s without a token", ErrMismatch, path)
+	}
+	return nil
+}
+
+// Resign ends the candidacy at path (the resign op).
+func (s *ArborStore) Resign(ctx context.Context, path string) error {
+	_, err := s.c.Do(ctx, &wire.Request{Op: wire.OpResign, Path: path})
+	return arborErr(err)
+}
+
+// SessionTimeout is the session's negotiated timeout.
+func (s *ArborStore) SessionTimeout() time.Duration { return s.c.SessionTimeout() }

@@ -26,6 +26,7 @@ func TestWorkloadsAgainstArbor(t *testing.T) {
 		{"get-local", bench.Options{Clients: 2, Ops: 40, Keys: 8}, 40},
 		{"multi", bench.Options{Clients: 2, Ops: 20, Keys: 8}, 20},
 		{"sessions", bench.Options{Clients: 4, Sessions: 20}, 20},
+		{"lock", bench.Options{Clients: 4, Ops: 60}, 60},
 	} {
 		t.Run(tt.workload, func(t *testing.T) {
 			env := &bench.Env{

@@ -32,6 +32,9 @@ type Options struct {
 	// Hold (sessions) keeps the sessions open and idle this long after
 	// opening them, measuring each member's memory and CPU meanwhile.
 	Hold time.Duration
+	// Path (lock) is the lock the clients contend for; default
+	// PREFIX/lock. Its parents are created if missing.
+	Path string
 }
 
 func (o Options) withDefaults() Options {
@@ -76,6 +79,9 @@ type Env struct {
 	// Cluster is set only when the command started the cluster itself;
 	// failover needs it.
 	Cluster Cluster
+	// Spawn, when set, starts a candidate for the election at path in
+	// another process and returns once it leads (elect-failover).
+	Spawn func(ctx context.Context, path string) (Candidate, error)
 	// Progress, when set, gets a progress line every second.
 	Progress io.Writer
 }

@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // memSystem is an in-memory system with ZooKeeper's rules that matter
@@ -19,14 +21,20 @@ type memSystem struct {
 	sessions atomic.Int64
 	open     atomic.Int64
 
-	dropSets  bool // acknowledge sets without applying them
-	staleGets bool // answer gets with a wrong value
-	failEvery int64
-	calls     atomic.Int64
+	locks  map[string]*memLock
+	tokens uint64 // the last lock token handed out
+
+	sessionTimeout time.Duration // what every session says its timeout is
+
+	dropSets    bool // acknowledge sets without applying them
+	staleGets   bool // answer gets with a wrong value
+	staleTokens bool // grant every lock with token 1
+	failEvery   int64
+	calls       atomic.Int64
 }
 
 func newMemSystem() *memSystem {
-	return &memSystem{nodes: map[string][]byte{"/": nil}, owner: map[string]int64{}}
+	return &memSystem{nodes: map[string][]byte{"/": nil}, owner: map[string]int64{}, locks: map[string]*memLock{}, sessionTimeout: 3 * time.Second}
 }
 
 func (m *memSystem) env(opts Options) *Env {
@@ -155,5 +163,82 @@ func (s *memStore) Close(context.Context) error {
 			delete(s.sys.owner, p)
 		}
 	}
+	for _, l := range s.sys.locks {
+		if l.holder == s.id {
+			l.holder = 0
+			<-l.sem
+		}
+	}
 	return nil
 }
+
+// memLock is an exclusive lock of a memSystem: a semaphore of one.
+type memLock struct {
+	sem    chan struct{}
+	holder int64 // session holding it, 0 when free; under memSystem.mu
+}
+
+var errNotHeld = errors.New("mem: lock not held")
+
+func (s *memStore) Lock(ctx context.Context, path string) (uint64, error) {
+	if err := s.fault(); err != nil {
+		return 0, err
+	}
+	s.sys.mu.Lock()
+	l := s.sys.locks[path]
+	if l == nil {
+		l = &memLock{sem: make(chan struct{}, 1)}
+		s.sys.locks[path] = l
+	}
+	s.sys.mu.Unlock()
+	select {
+	case l.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	s.sys.mu.Lock()
+	defer s.sys.mu.Unlock()
+	l.holder = s.id
+	s.sys.tokens++
+	if s.sys.staleTokens {
+		return 1, nil
+	}
+	return s.sys.tokens, nil
+}
+
+func (s *memStore) Unlock(_ context.Context, path string) error {
+	if err := s.fault(); err != nil {
+		return err
+	}
+	s.sys.mu.Lock()
+	defer s.sys.mu.Unlock()
+	l := s.sys.locks[path]
+	if l == nil || l.holder != s.id {
+		return fmt.Errorf("%w: %s", errNotHeld, path)
+	}
+	l.holder = 0
+	<-l.sem
+	return nil
+}
+
+// held returns the session holding the lock at path, 0 if none.
+func (m *memSystem) held(path string) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l := m.locks[path]; l != nil {
+		return l.holder
+	}
+	return 0
+}
+
+// An election of a memSystem is its lock: the first candidate leads.
+func (s *memStore) Campaign(ctx context.Context, path string, _ []byte) error {
+	_, err := s.Lock(ctx, "elect:"+path)
+	return err
+}
+
+func (s *memStore) Resign(ctx context.Context, path string) error {
+	return s.Unlock(ctx, "elect:"+path)
+}
+
+func (s *memStore) SessionTimeout() time.Duration { return s.sys.sessionTimeout }

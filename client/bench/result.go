@@ -36,6 +36,9 @@ type Result struct {
 	// Sessions --hold and failover: sessions whose ephemeral was gone at
 	// the end (expired while their client was alive).
 	SessionsLost int `json:"sessions_lost,omitempty"`
+	// Elect-failover: the killed candidate's session timeout, which bounds
+	// the time to the next election from below.
+	SessionTimeoutMs float64 `json:"session_timeout_ms,omitempty"`
 }
 
 // fill sets the throughput and latency fields from a histogram.
@@ -89,6 +92,10 @@ func WriteTable(w io.Writer, results ...Result) error {
 		}
 		if r.Workload == "failover" || r.HoldSec > 0 {
 			fmt.Fprintf(w, "%s %s: sessions lost (expired while their client lived): %d\n", r.System, r.Workload, r.SessionsLost)
+		}
+		if r.Workload == "elect-failover" && r.Ops > 0 {
+			fmt.Fprintf(w, "%s %s: next candidate elected %.0f ms (p50; max %.0f ms) after kill -9 of the leader's process, whose session timeout was %.0f ms\n",
+				r.System, r.Workload, r.P50Ms, r.MaxMs, r.SessionTimeoutMs)
 		}
 		if r.FirstError != "" {
 			fmt.Fprintf(w, "%s %s: first error: %s\n", r.System, r.Workload, r.FirstError)

@@ -24,6 +24,11 @@ type Client struct {
 // operation's latency is recorded only when it succeeds.
 type OpFunc func(ctx context.Context, c *Client) error
 
+// TimedOpFunc is an OpFunc that says which latency to record, for
+// operations of which only a part is timed (lock: the acquire, not the
+// release).
+type TimedOpFunc func(ctx context.Context, c *Client) (time.Duration, error)
+
 // errorLog counts errors and keeps the first.
 type errorLog struct {
 	n     atomic.Int64
@@ -57,6 +62,15 @@ func (l *errorLog) into(r *Result) {
 // env.Options.Duration has passed, and returns the throughput, latency and
 // error count. It stops early, returning ctx's error, when ctx is done.
 func RunOps(ctx context.Context, env *Env, name string, clients []*Client, op OpFunc) (Result, error) {
+	return RunTimedOps(ctx, env, name, clients, func(ctx context.Context, c *Client) (time.Duration, error) {
+		t0 := time.Now()
+		err := op(ctx, c)
+		return time.Since(t0), err
+	})
+}
+
+// RunTimedOps is RunOps recording the latency each operation returns.
+func RunTimedOps(ctx context.Context, env *Env, name string, clients []*Client, op TimedOpFunc) (Result, error) {
 	o := env.Options
 	res := Result{System: env.System, Workload: name, Clients: len(clients), ValueSize: o.ValueSize}
 	var (
@@ -87,9 +101,7 @@ func RunOps(ctx context.Context, env *Env, name string, clients []*Client, op Op
 			h := &hists[i]
 			for more() {
 				opCtx, cancel := context.WithTimeout(ctx, o.OpTimeout)
-				t0 := time.Now()
-				err := op(opCtx, c)
-				d := time.Since(t0)
+				d, err := op(opCtx, c)
 				cancel()
 				c.Seq++
 				done.Add(1)

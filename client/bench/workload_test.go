@@ -14,7 +14,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	helperCandidate()
+	goleak.VerifyTestMain(m)
+}
 
 func opsOpts(clients int, ops int64) Options {
 	return Options{Clients: clients, Ops: ops, Keys: 20, ValueSize: 32, Sessions: 50}

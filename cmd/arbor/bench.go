@@ -25,6 +25,7 @@ type benchFlags struct {
 	serverBinary string
 	prefix       string
 	sessionTime  time.Duration
+	candidate    bool
 }
 
 // newBenchCommand is `arbor bench WORKLOAD`: it runs one workload of
@@ -45,7 +46,8 @@ Workloads:
 ` + workloadHelp() + `
 failover always runs on a cluster of 3 "arbor server" processes of this
 binary that the command starts on loopback (data in a temp dir) and stops
-afterwards; --start-cluster does the same for any workload.`,
+afterwards; --start-cluster does the same for any workload. elect-failover
+spawns its leading candidate as another process of this binary.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBench(cmd.Context(), cmd, args[0], &f)
@@ -67,7 +69,10 @@ afterwards; --start-cluster does the same for any workload.`,
 	fs.StringVar(&f.serverBinary, "server-binary", "", "arbor binary the started cluster runs (default: this one)")
 	fs.DurationVar(&f.sessionTime, "session-timeout", client.DefaultSessionTimeout, "session timeout each client asks for (it pings every third of it)")
 	fs.StringVar(&f.prefix, "prefix", "", "path the run writes under (default /bench-<unix nanos>)")
+	fs.StringVar(&f.opts.Path, "path", "", "lock: the lock the clients contend for (default PREFIX/lock; missing parents are created)")
+	fs.BoolVar(&f.candidate, "candidate", false, "elect-failover: be the candidate process it spawns")
 	_ = fs.MarkHidden("server-binary") // for tests, which run as another binary
+	_ = fs.MarkHidden("candidate")
 	return cmd
 }
 
@@ -82,6 +87,9 @@ func workloadHelp() string {
 func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *benchFlags) error {
 	if f.opts.Clients < 1 || f.opts.ValueSize < 0 || f.opts.Ops < 0 || f.opts.Keys < 1 || f.opts.Sessions < 1 || f.opts.Hold < 0 {
 		return usageErrorf("--clients, --keys and --sessions must be at least 1; --ops, --value-size and --hold not negative")
+	}
+	if p := f.opts.Path; p != "" && (!strings.HasPrefix(p, "/") || p == "/" || strings.HasSuffix(p, "/")) {
+		return usageErrorf("--path %q: want an absolute path below the root, such as /locks/a", p)
 	}
 	known := false
 	for _, w := range bench.Workloads() {
@@ -120,6 +128,22 @@ func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *bench
 		env.Memory = memoryOf(addrs, nil)
 		env.Stats = bench.MetricsStats(addrs)
 	}
+	if f.candidate {
+		if workload != "elect-failover" || f.opts.Path == "" {
+			return usageErrorf("--candidate is elect-failover's, with --path")
+		}
+		if err := bench.RunCandidate(ctx, env, f.opts.Path, cmd.OutOrStdout()); err != nil {
+			return &exitError{code: exitFail, msg: err.Error()}
+		}
+		return nil
+	}
+	if workload == "elect-failover" {
+		spawn, err := spawnSelf(cmd.ErrOrStderr(), f, env.Endpoints)
+		if err != nil {
+			return err
+		}
+		env.Spawn = spawn
+	}
 	res, err := bench.Run(ctx, workload, env)
 	if err != nil && res.Workload == "" {
 		return &exitError{code: exitFail, msg: err.Error()}
@@ -149,15 +173,38 @@ func splitEndpoints(s string) []string {
 	return eps
 }
 
+// spawnSelf returns elect-failover's Spawn: this binary (or
+// --server-binary) as `arbor bench elect-failover --candidate` against the
+// same endpoints, with the same session timeout.
+func spawnSelf(stderr io.Writer, f *benchFlags, endpoints []string) (func(context.Context, string) (bench.Candidate, error), error) {
+	binary, err := arborBinary(f.serverBinary)
+	if err != nil {
+		return nil, err
+	}
+	return bench.SpawnCommand(stderr, func(path string) []string {
+		return []string{binary, "bench", "elect-failover", "--candidate", "--path", path,
+			"--endpoints", strings.Join(endpoints, ","), "--session-timeout", f.sessionTime.String()}
+	}), nil
+}
+
+// arborBinary is binary, or this executable when it is empty.
+func arborBinary(binary string) (string, error) {
+	if binary != "" {
+		return binary, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", &exitError{code: exitFail, msg: "INTERNAL: cannot find this executable: " + err.Error()}
+	}
+	return exe, nil
+}
+
 // startBenchCluster starts 3 members of binary (default: this executable)
 // in a temp dir; stop stops them and removes the dir.
 func startBenchCluster(ctx context.Context, progress io.Writer, binary string, logger *slog.Logger) (*bench.LocalCluster, func(), error) {
-	if binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, nil, &exitError{code: exitFail, msg: "INTERNAL: cannot find this executable: " + err.Error()}
-		}
-		binary = exe
+	binary, err := arborBinary(binary)
+	if err != nil {
+		return nil, nil, err
 	}
 	dir, err := os.MkdirTemp("", "arbor-bench-")
 	if err != nil {

@@ -28,6 +28,8 @@ func TestBenchUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"nosuchworkload"},
 		{"set", "--clients", "0"},
+		{"lock", "--path", "locks/a"},
+		{"lock", "--path", "/"},
 	} {
 		_, _, err := runBenchCmd(t, args...)
 		var ee *exitError
@@ -39,7 +41,7 @@ func TestBenchUsageErrors(t *testing.T) {
 
 func TestBenchHelpListsWorkloads(t *testing.T) {
 	long := newBenchCommand().Long
-	for _, w := range []string{"create", "set", "get", "get-local", "multi", "sessions", "failover"} {
+	for _, w := range []string{"create", "set", "get", "get-local", "multi", "sessions", "failover", "lock"} {
 		if !strings.Contains(long, "  "+w+" ") {
 			t.Errorf("help does not list %s:\n%s", w, long)
 		}
@@ -58,6 +60,8 @@ func TestBenchAgainstAStartedCluster(t *testing.T) {
 		{[]string{"get", "--local", "--clients", "2", "--ops", "40", "--keys", "10"}, 40},
 		{[]string{"failover", "--ops", "1"}, 1},
 		{[]string{"sessions", "--sessions", "30", "--clients", "3"}, 30},
+		{[]string{"lock", "--clients", "3", "--ops", "50", "--path", "/locks/a"}, 50},
+		{[]string{"elect-failover", "--ops", "2", "--session-timeout", "2s"}, 2},
 	} {
 		t.Run(tt.args[0], func(t *testing.T) {
 			out, stderr, err := runBenchCmd(t, append(tt.args, "--json", "--start-cluster")...)
@@ -75,7 +79,10 @@ func TestBenchAgainstAStartedCluster(t *testing.T) {
 			if tt.args[0] == "sessions" && (res.MemBeforeBytes == 0 || res.MemAfterBytes == 0) {
 				t.Errorf("sessions reported no member memory: %+v", res)
 			}
-			if !strings.Contains(stderr, " ops (") && !strings.Contains(stderr, "first write") {
+			if tt.args[0] == "elect-failover" && (res.SessionTimeoutMs != 2000 || res.P50Ms < 1000) {
+				t.Errorf("elected %.0f ms after the kill with a session timeout of %.0f ms; want 2000 ms, and an election no sooner than half of it", res.P50Ms, res.SessionTimeoutMs)
+			}
+			if !strings.Contains(stderr, " ops (") && !strings.Contains(stderr, "first write") && !strings.Contains(stderr, "elected") {
 				t.Errorf("no progress line on stderr:\n%s", stderr)
 			}
 		})

@@ -113,7 +113,7 @@ func TestElectAndLeader(t *testing.T) {
 	if o.code != 0 || !strings.Contains(o.stdout, `"token":`+tok) {
 		t.Fatalf("leader --json: %+v", o)
 	}
-	b, bout, bdone, _ := lines(t, "elect", ep, "/svc", "host-b:9000", "--", "sh", "-c", `echo "$ARBOR_ELECTION_TOKEN"`)
+	b, bout, bdone, _ := lines(t, "elect", ep, "/svc", "host-b:9000", "--", "sh", "-c", `echo "$ARBOR_ELECTION_TOKEN"; sleep 2`) // leads long enough for the watcher to see it
 	defer func() { _ = b.Process.Kill() }()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if o := arbor(t, nil, "", "ls", ep, "/svc"); strings.Count(o.stdout, "cand-") == 2 {

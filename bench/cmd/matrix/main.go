@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,7 +45,12 @@ func dialer(system string) func(context.Context, []string) (bench.Store, error) 
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stderr)
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "candidate" {
+		err = candidate(ctx, os.Args[2:])
+	} else {
+		err = run(ctx, os.Args[1:], os.Stderr)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "matrix:", err)
@@ -147,5 +153,24 @@ func runCell(ctx context.Context, cfg config, system, workload string, clients i
 		Options:   opts,
 		Progress:  os.Stderr,
 	}
+	if workload == "elect-failover" {
+		exe, err := os.Executable()
+		if err != nil {
+			return bench.Result{}, err
+		}
+		env.Spawn = bench.SpawnCommand(os.Stderr, func(path string) []string {
+			return []string{exe, "candidate", system, cfg.endpoints[system], path}
+		})
+	}
 	return bench.Run(ctx, workload, env)
+}
+
+// candidate is `matrix candidate SYSTEM ENDPOINTS PATH`, the process
+// elect-failover spawns as the leading candidate and kills.
+func candidate(ctx context.Context, args []string) error {
+	if len(args) != 3 || !slices.Contains(systems, args[0]) {
+		return fmt.Errorf("usage: matrix candidate %s ENDPOINTS PATH", strings.Join(systems, "|"))
+	}
+	env := &bench.Env{System: args[0], Endpoints: strings.Split(args[1], ","), DialAt: dialer(args[0])}
+	return bench.RunCandidate(ctx, env, args[2], os.Stdout)
 }

@@ -30,8 +30,9 @@ type cellKey struct {
 
 // cell is the repetitions of one system, workload and client count.
 type cell struct {
-	opsPerSec, p50, p99 []float64
-	errors              int64
+	opsPerSec, p50, p99, max []float64
+	errors                   int64
+	sessionTimeoutMs         float64 // elect-failover
 }
 
 func group(results []bench.Result) map[cellKey]*cell {
@@ -50,6 +51,8 @@ func group(results []bench.Result) map[cellKey]*cell {
 		c.opsPerSec = append(c.opsPerSec, r.OpsPerSec)
 		c.p50 = append(c.p50, r.P50Ms)
 		c.p99 = append(c.p99, r.P99Ms)
+		c.max = append(c.max, r.MaxMs)
+		c.sessionTimeoutMs = max(c.sessionTimeoutMs, r.SessionTimeoutMs)
 	}
 	return cells
 }
@@ -69,9 +72,17 @@ func writeReport(w io.Writer, cfg config, active []string, results []bench.Resul
 		"Errors are the sum over the repetitions (failed operations and failed checks).\n\n",
 		cfg.reps, cfg.opts.Duration, cfg.opts.ValueSize, cfg.opts.Keys)
 	for _, wl := range cfg.workloads {
+		if wl == "elect-failover" {
+			writeElectFailover(&b, active, cells)
+			continue
+		}
+		rate := "ops/s"
+		if wl == "lock" {
+			rate = "grants/s"
+		}
 		fmt.Fprintf(&b, "## %s\n\n| clients |", wl)
 		for _, s := range active {
-			fmt.Fprintf(&b, " %s ops/s | %s p50 ms | %s p99 ms | %s errors |", s, s, s, s)
+			fmt.Fprintf(&b, " %s %s | %s p50 ms | %s p99 ms | %s errors |", s, rate, s, s, s)
 		}
 		b.WriteString("\n|---:|" + strings.Repeat("---:|", 4*len(active)) + "\n")
 		for _, c := range cfg.clients {
@@ -92,14 +103,44 @@ func writeReport(w io.Writer, cfg config, active []string, results []bench.Resul
 		}
 		b.WriteString("\n")
 	}
+	if slices.Contains(cfg.workloads, "set") {
+		writeSetLatency(&b, active, cells)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeElectFailover writes a row per system: the time from kill -9 of the
+// leading candidate's process to the next election, with the session
+// timeout that bounds it.
+func writeElectFailover(b *strings.Builder, active []string, cells map[cellKey]*cell) {
+	b.WriteString("## elect-failover: kill -9 of the leader's process to the next election\n\n" +
+		"| system | median ms | max ms | session timeout ms | rounds | errors |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, s := range active {
+		cl := cells[cellKey{s, "elect-failover", 1}]
+		if cl == nil || len(cl.p50) == 0 {
+			errs := int64(0)
+			if cl != nil {
+				errs = cl.errors
+			}
+			fmt.Fprintf(b, "| %s | – | – | – | 0 | %d |\n", s, errs)
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %.0f | %.0f | %.0f | %d | %d |\n", s, median(cl.p50), slices.Max(cl.max), cl.sessionTimeoutMs, len(cl.p50), cl.errors)
+	}
+	b.WriteString("\n")
+}
+
+// writeSetLatency writes the set p50 with one client, and the caveats.
+func writeSetLatency(b *strings.Builder, active []string, cells map[cellKey]*cell) {
 	b.WriteString("## Write latency: set, 1 client, p50 ms\n\n|")
 	for _, s := range active {
-		fmt.Fprintf(&b, " %s |", s)
+		fmt.Fprintf(b, " %s |", s)
 	}
 	b.WriteString("\n|" + strings.Repeat("---:|", len(active)) + "\n|")
 	for _, s := range active {
 		if cl := cells[cellKey{s, "set", 1}]; cl != nil && len(cl.p50) > 0 {
-			fmt.Fprintf(&b, " %.2f |", median(cl.p50))
+			fmt.Fprintf(b, " %.2f |", median(cl.p50))
 		} else {
 			b.WriteString(" – |")
 		}
@@ -107,6 +148,4 @@ func writeReport(w io.Writer, cfg config, active []string, results []bench.Resul
 	b.WriteString("\n\nZooKeeper's get-linearizable is sync + read, its closest equivalent " +
 		"(a sync is not a quorum read); etcd's get-local is a serializable read, and its set " +
 		"a plain put (no existence check).\n")
-	_, err := io.WriteString(w, b.String())
-	return err
 }

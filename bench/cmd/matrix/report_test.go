@@ -62,3 +62,31 @@ func TestParseNeedsASystem(t *testing.T) {
 		t.Fatalf("parse: %+v, %v", cfg, err)
 	}
 }
+
+func TestReportOfLocksAndElections(t *testing.T) {
+	cfg := config{workloads: []string{"lock", "elect-failover"}, clients: []int{2}, reps: 3}
+	var results []bench.Result
+	for _, d := range []float64{10500, 9800, 12000} {
+		results = append(results,
+			bench.Result{System: "etcd", Workload: "lock", Clients: 2, Ops: 10, OpsPerSec: 20, P50Ms: 50, P99Ms: 99},
+			bench.Result{System: "etcd", Workload: "elect-failover", Clients: 1, Ops: 1, P50Ms: d, MaxMs: d, SessionTimeoutMs: 10000},
+		)
+	}
+	var b strings.Builder
+	if err := writeReport(&b, cfg, []string{"etcd"}, results); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"etcd grants/s",
+		"| 2 | 20 | 50.00 | 99.00 | 0 |",
+		"| etcd | 10500 | 12000 | 10000 | 3 | 0 |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "set, 1 client") {
+		t.Errorf("report has a set section without set results:\n%s", out)
+	}
+}

@@ -2,7 +2,6 @@ package lincheck
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/arbor-db/arbor/client"
+	"github.com/arbor-db/arbor/fence"
 )
 
 // The lock workload: LockConfig.Clients clients, each a session of its own
@@ -17,13 +17,14 @@ import (
 // that member only, so that a fault of their member can cost them their
 // session while they hold), contend for exclusive locks on a few paths
 // under LockRoot. Each grant is recorded in a LockLog; the holder holds a
-// few milliseconds (one in eight up to 0.7 s), writes to the fenced resource the lock guards (one per
-// path, in this process) with its token, and unlocks. A holder whose Client.Context ends
-// while it holds behaves as a process that woke up from a pause: it waits
-// until its successor has written (or a while), then writes with its old
-// token. Now and then a holder is paused on purpose: its client vanishes
-// without a word, and it writes with its old token once another holder of
-// the lock has written. The fence must refuse both.
+// few milliseconds (one in eight up to 0.7 s), writes with its token to
+// the resource the lock guards (one fence.Guard per path, in this process),
+// and unlocks. A holder whose Client.Context ends while it holds behaves as
+// a process that woke up from a pause: it waits until its successor has
+// written (or a while), then writes with its old token. Now and then a
+// holder is paused on purpose: its client vanishes without a word, and it
+// writes with its old token once another holder of the lock has written.
+// The fence must refuse both.
 
 // LockRoot is the parent of the lock workload's lock paths.
 const LockRoot = "/locks"
@@ -52,52 +53,20 @@ type LockConfig struct {
 	Seed       int64
 }
 
-// Fence guards the workload's resource: Do runs fn, and returns its error,
-// only if token is at least the highest token it has accepted (and then
-// accepts it); otherwise it returns an error wrapping errStale.
-// (fence.Guard, once the fence package lands, is one.)
-type Fence interface {
-	Do(token uint64, fn func() error) error
-}
-
-// errStale: the fence refused a token lower than one it accepted.
-var errStale = errors.New("lincheck: stale fencing token")
-
-// guard is the Fence of the workload.
-type guard struct {
-	mu      sync.Mutex
-	highest uint64
-}
-
-var _ Fence = (*guard)(nil)
-
-func (g *guard) Do(token uint64, fn func() error) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if token < g.highest {
-		return fmt.Errorf("%w: %d below %d", errStale, token, g.highest)
-	}
-	g.highest = token
-	return fn()
-}
-
 // LockRun is the lock workload of one run.
 type LockRun struct {
 	// Log is what the clients recorded.
 	Log *LockLog
 
 	cfg     LockConfig
-	fenceMu sync.Mutex       // one write to a resource at a time, recorded in order
-	fences  map[string]Fence // the resource each lock path guards
+	fenceMu sync.Mutex   // one write to a resource at a time, recorded in order
+	fences  fence.Guards // the resource each lock path guards, by path
 	wg      sync.WaitGroup
 }
 
 // StartLockRun starts the workload's clients; they run until ctx ends.
 func StartLockRun(ctx context.Context, cfg LockConfig) *LockRun {
-	r := &LockRun{Log: NewLockLog(), cfg: cfg, fences: map[string]Fence{}}
-	for i := range cfg.Paths {
-		r.fences[LockPath(i)] = &guard{}
-	}
+	r := &LockRun{Log: NewLockLog(), cfg: cfg}
 	for id := range cfg.Clients {
 		rng := rand.New(rand.NewSource(cfg.Seed + int64(id) + 1))
 		r.wg.Go(func() { r.client(ctx, id, rng) })
@@ -227,8 +196,9 @@ func (r *LockRun) write(h int, path string, token uint64, stale func() bool) {
 	defer r.fenceMu.Unlock()
 	isStale := stale()
 	accepted := false
-	// The write itself cannot fail: a refusal is all Do can return.
-	_ = r.fences[path].Do(token, func() error { accepted = true; return nil })
+	// The write itself cannot fail, and tokens are never 0: a refusal
+	// (fence.ErrStale) is all Do can return.
+	_ = r.fences.Guard(path).Do(token, func() error { accepted = true; return nil })
 	r.Log.Wrote(h, time.Now(), accepted, isStale)
 }
 

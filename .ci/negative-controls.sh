@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-controls=(bug_staleread bug_ackbeforecommit bug_applyclock bug_splitclose bug_expirekeeps bug_earlyexpiry bug_watchdrop)
+controls=(bug_staleread bug_ackbeforecommit bug_applyclock bug_splitclose bug_expirekeeps bug_earlyexpiry bug_watchdrop bug_lockoverlap)
 export ARBOR_FAULT_SEEDS="${ARBOR_FAULT_SEEDS:-8}"
 export ARBOR_FAULT_DURATION="${ARBOR_FAULT_DURATION:-5s}"
 
@@ -23,7 +23,7 @@ for tag in "${controls[@]}"; do
 	elif grep -q -- '--- FAIL: TestFaults/seed=' "$log"; then
 		caught+=("$tag")
 		seed=$(grep -m1 -o -- '--- FAIL: TestFaults/seed=[0-9]*' "$log" | sed 's/.*seed=//')
-		what=$(grep -m1 -oE 'not linearizable|went back to zxid|saw an ephemeral|ephemeral .* remains|state hashes differ|did not converge|corrupt data|inside its .* timeout|seen after a resume answered SESSION_EXPIRED|still there .* after healing|never reached it|view its events build differs' "$log" || echo "see log")
+		what=$(grep -m1 -oE 'not linearizable|went back to zxid|saw an ephemeral|ephemeral .* remains|state hashes differ|did not converge|corrupt data|inside its .* timeout|seen after a resume answered SESSION_EXPIRED|still there .* after healing|never reached it|view its events build differs|two holders at once|had not learned it lost the lock' "$log" || echo "see log")
 		echo "CAUGHT  $tag: seed $seed, $what ($((SECONDS - start))s)"
 	else
 		# Failed, but not through a seed's checks (build error, panic...).

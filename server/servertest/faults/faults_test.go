@@ -41,6 +41,7 @@ type figures struct {
 	sightings int // reads of their ephemerals
 	// the watch workload: acknowledged writes, events received, resyncs
 	watchAcked, watchEvents, watchResyncs int
+	locks                                 lincheck.LockFigures
 	faults                                map[string]int
 	violations                            []string
 }
@@ -67,6 +68,7 @@ func TestFaults(t *testing.T) {
 
 func report(t *testing.T, all []figures, d time.Duration) {
 	var ops, unknown, checked, redials, violations, abandoned, probes, sightings, wAcked, wEvents, wResyncs int
+	var locks lincheck.LockFigures
 	faults := map[string]int{}
 	for _, f := range all {
 		ops += f.ops
@@ -75,6 +77,7 @@ func report(t *testing.T, all []figures, d time.Duration) {
 		redials += f.redials
 		abandoned, probes, sightings = abandoned+f.abandoned, probes+f.probes, sightings+f.sightings
 		wAcked, wEvents, wResyncs = wAcked+f.watchAcked, wEvents+f.watchEvents, wResyncs+f.watchResyncs
+		locks = addLockFigures(locks, f.locks)
 		violations += len(f.violations)
 		for k, v := range f.faults {
 			faults[k] += v
@@ -85,8 +88,9 @@ func report(t *testing.T, all []figures, d time.Duration) {
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, v))
 	}
 	sort.Strings(kinds)
-	t.Logf("FIGURES runs=%d duration/run=%v operations=%d (unknown outcome %d, linearizability-checked %d) redials=%d abandoned-sessions=%d resume-probes=%d sightings=%d watch-writes=%d watch-events=%d resyncs=%d faults: %s violations=%d",
-		len(all), d, ops, unknown, checked, redials, abandoned, probes, sightings, wAcked, wEvents, wResyncs, strings.Join(kinds, " "), violations)
+	t.Logf("FIGURES runs=%d duration/run=%v operations=%d (unknown outcome %d, linearizability-checked %d) redials=%d abandoned-sessions=%d resume-probes=%d sightings=%d watch-writes=%d watch-events=%d resyncs=%d lock-grants=%d lost-while-held=%d handovers-after-loss=%d paused-holders=%d fenced-writes=%d stale-writes-refused=%d faults: %s violations=%d",
+		len(all), d, ops, unknown, checked, redials, abandoned, probes, sightings, wAcked, wEvents, wResyncs,
+		locks.Grants, locks.Lost, locks.Handovers, locks.Paused, locks.Accepted, locks.StaleRefused, strings.Join(kinds, " "), violations)
 }
 
 // runSeed runs one seed: cluster, nemesis and workers for d, then heals and
@@ -112,11 +116,13 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	watchSeed := rng.Int63()
+	lockSeed := rng.Int63()
 	nem := newNemesis(c)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); nem.run(ctx, eps) }()
 	wr := lincheck.StartWatchRun(ctx, c.addrs(), start, watchSeed, opTimeout)
+	lr := lincheck.StartLockRun(ctx, lockConfig(c.addrs(), lockSeed))
 	ws := make([]*worker, workers)
 	for i := range ws {
 		ws[i] = newWorker(i, workerSeeds[i], c.addrs(), rec, ab)
@@ -135,7 +141,7 @@ func runSeed(t *testing.T, seed int64, d time.Duration) figures {
 	h := rec.History()
 	st := lincheck.Count(h)
 	f.ops, f.unknown = st.Ops, st.Unknown
-	f.violations = check(t, c, h, ab, wr, &f)
+	f.violations = check(t, c, h, ab, wr, lr, &f)
 	if len(f.violations) > 0 {
 		_, log := nem.summary()
 		t.Logf("seed %d: %d members, %d workers; nemesis:\n%s", seed, n, workers, log)
@@ -164,7 +170,7 @@ func setup(t *testing.T, c *cluster) uint64 {
 }
 
 // check runs every checker on the healed cluster and returns the violations.
-func check(t *testing.T, c *cluster, h []lincheck.Op, ab *lincheck.Abandoner, wr *lincheck.WatchRun, f *figures) []string {
+func check(t *testing.T, c *cluster, h []lincheck.Op, ab *lincheck.Abandoner, wr *lincheck.WatchRun, lr *lincheck.LockRun, f *figures) []string {
 	var out []string
 	add := func(errs ...error) {
 		for _, e := range errs {
@@ -204,6 +210,10 @@ func check(t *testing.T, c *cluster, h []lincheck.Op, ab *lincheck.Abandoner, wr
 	}
 	add(wr.Check(ctx)...)
 	f.watchAcked, f.watchEvents, f.watchResyncs = wr.Log.Counts()
+	// No client is ever paused here (the lock workload's own paused holders
+	// are accounted for): mutual exclusion is checked in every run.
+	add(lr.Check(ctx, 20*time.Second, true)...)
+	f.locks = lr.Log.Figures()
 	add(ab.CheckGone(ctx, 10*time.Second)...)
 	add(lincheck.CheckExpiry(ab.Log)...)
 	f.abandoned, f.probes, f.sightings = ab.Log.Len()

@@ -18,6 +18,21 @@ const (
 	ephParent = "/e"
 )
 
+// lockConfig is the lock workload of this suite: five sessions on two
+// locks, with the cluster's minimum session timeout, so that partitions
+// and crashes make holders lose their locks.
+func lockConfig(addrs []string, seed int64) lincheck.LockConfig {
+	return lincheck.LockConfig{Addrs: addrs, Clients: 5, Pinned: 3, Paths: 2, SessionTimeout: time.Second,
+		OpTimeout: opTimeout, LockWait: 4 * time.Second, PauseEvery: 40, Seed: seed}
+}
+
+func addLockFigures(a, b lincheck.LockFigures) lincheck.LockFigures {
+	return lincheck.LockFigures{Grants: a.Grants + b.Grants, Released: a.Released + b.Released,
+		Lost: a.Lost + b.Lost, Handovers: a.Handovers + b.Handovers, Paused: a.Paused + b.Paused,
+		Accepted: a.Accepted + b.Accepted, StaleRefused: a.StaleRefused + b.StaleRefused,
+		LiveRefused: a.LiveRefused + b.LiveRefused}
+}
+
 func key(i int) string { return fmt.Sprintf("/k%d", i) }
 
 // worker is one client of the workload: a session on one member, redialed

@@ -37,6 +37,10 @@
 // reads are only sequentially consistent, so they are left out too and
 // covered by CheckLocalReadsMonotonic.
 //
-// Later checkers (sessions, watches, locks) are meant to slot in as more
-// Kinds in the same history plus a Check function each.
+// Sessions, watches and locks have logs and workloads of their own, each
+// with a Check function: SessionLog and Abandoner (CheckExpiry), WatchLog
+// and StartWatchRun (CheckWatch), LockLog and StartLockRun (CheckLocks:
+// fencing tokens unique and in grant order, and no two holders of a lock
+// at once unless the earlier had learned, through Client.Context, that it
+// lost it).
 package lincheck

@@ -21,6 +21,7 @@ type run struct {
 	rec   *lincheck.Recorder
 	w     *workload
 	watch *lincheck.WatchRun
+	lock  *lincheck.LockRun
 	stop  func()
 }
 
@@ -38,8 +39,9 @@ func startRun(t *testing.T, ctx context.Context, c *cluster, seed uint64) *run {
 	}
 	wctx, stopWatch := context.WithCancel(ctx)
 	watch := lincheck.StartWatchRun(wctx, c.clientAddrs(), start, int64(seed), opTimeout)
+	lock := lincheck.StartLockRun(wctx, lockConfig(c.clientAddrs(), int64(seed)))
 	w, stop := startWorkload(ctx, c, rec, 2, seed)
-	return &run{c: c, rec: rec, w: w, watch: watch, stop: func() { stop(); stopWatch() }}
+	return &run{c: c, rec: rec, w: w, watch: watch, lock: lock, stop: func() { stop(); stopWatch() }}
 }
 
 // finish stops the workload, brings every member back, and checks the
@@ -111,6 +113,16 @@ func (r *run) finish(t *testing.T, fig *runFigures) {
 	}
 	acked, events, resyncs := r.watch.Log.Counts()
 	t.Logf("watches: %d acknowledged writes under %s, %d events to the watchers, %d resyncs", acked, lincheck.WatchRoot, events, resyncs)
+	// SIGSTOP pauses members, never the clients (all in this process):
+	// every holder can learn in time that it lost its lock, so mutual
+	// exclusion is checked too.
+	for _, e := range r.lock.Check(ctx, 30*time.Second, true) {
+		violation(e)
+	}
+	lf := r.lock.Log.Figures()
+	fig.locks = addLockFigures(fig.locks, lf)
+	t.Logf("locks: %d grants (%d released), %d lost while held, %d granted on after a loss, %d holders paused; fenced writes: %d accepted, %d stale refused",
+		lf.Grants, lf.Released, lf.Lost, lf.Handovers, lf.Paused, lf.Accepted, lf.StaleRefused)
 	for _, e := range r.w.ab.CheckGone(ctx, 15*time.Second) {
 		violation(e)
 	}

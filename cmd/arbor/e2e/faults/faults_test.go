@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/arbor-db/arbor/server/servertest/lincheck"
 )
 
 // faultKind names one kind of fault.
@@ -129,6 +131,7 @@ type runFigures struct {
 	faults               map[faultKind]int
 	violations           []error
 	recoveryMax          time.Duration
+	locks                lincheck.LockFigures
 }
 
 // runFaults starts a 3-member cluster and a workload, applies faults one
@@ -191,8 +194,8 @@ func TestFaultsProcess(t *testing.T) {
 }
 
 func logFigures(t *testing.T, runs int, f runFigures) {
-	t.Logf("figures: runs %d, operations %d (unknown outcome %d, failed %d), faults %v, violations %d, longest recovery %v",
-		runs, f.ops, f.unknown, f.failed, f.faults, len(f.violations), f.recoveryMax.Round(time.Millisecond))
+	t.Logf("figures: runs %d, operations %d (unknown outcome %d, failed %d), lock grants %d (lost while held %d, stale writes refused %d), faults %v, violations %d, longest recovery %v",
+		runs, f.ops, f.unknown, f.failed, f.locks.Grants, f.locks.Lost, f.locks.StaleRefused, f.faults, len(f.violations), f.recoveryMax.Round(time.Millisecond))
 }
 
 // TestFaultsLong repeats runs of random faults for $ARBOR_FAULT_LONG (a Go
@@ -232,6 +235,7 @@ func TestFaultsLong(t *testing.T) {
 			total.unknown += f.unknown
 			total.failed += f.failed
 			total.violations = append(total.violations, f.violations...)
+			total.locks = addLockFigures(total.locks, f.locks)
 			total.recoveryMax = max(total.recoveryMax, f.recoveryMax)
 			for k, n := range f.faults {
 				total.faults[k] += n

@@ -25,6 +25,21 @@ const (
 	abandonTimeoutMs = 2000
 )
 
+// lockConfig is the lock workload of this suite: four sessions spread
+// over the members on two locks, with the members' minimum session timeout,
+// so that faults make holders lose their locks.
+func lockConfig(addrs []string, seed int64) lincheck.LockConfig {
+	return lincheck.LockConfig{Addrs: addrs, Clients: 4, Pinned: 2, Paths: 2, SessionTimeout: abandonTimeoutMs * time.Millisecond,
+		OpTimeout: opTimeout, LockWait: 3 * opTimeout, PauseEvery: 40, Seed: seed}
+}
+
+func addLockFigures(a, b lincheck.LockFigures) lincheck.LockFigures {
+	return lincheck.LockFigures{Grants: a.Grants + b.Grants, Released: a.Released + b.Released,
+		Lost: a.Lost + b.Lost, Handovers: a.Handovers + b.Handovers, Paused: a.Paused + b.Paused,
+		Accepted: a.Accepted + b.Accepted, StaleRefused: a.StaleRefused + b.StaleRefused,
+		LiveRefused: a.LiveRefused + b.LiveRefused}
+}
+
 func keyPath(i int) string { return fmt.Sprintf("/k/%d", i) }
 
 // workload runs clients on every member, each recording its operations,

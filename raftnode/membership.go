@@ -223,3 +223,22 @@ func (n *Node) TransferLeadership(ctx context.Context) error {
 		}
 	}
 }
+
+// Progress returns, on the leader, how far each member's log is known to
+// match the leader's (raft's Match index), by member id; on any other
+// member it returns nil. A learner is caught up when its Match is close to
+// the leader's commit index.
+func (n *Node) Progress(ctx context.Context) (map[uint64]uint64, error) {
+	var out map[uint64]uint64
+	err := n.do(ctx, func() {
+		st := n.raw.Status()
+		if st.RaftState != raft.StateLeader {
+			return
+		}
+		out = make(map[uint64]uint64, len(st.Progress))
+		for id, pr := range st.Progress {
+			out[id] = pr.Match
+		}
+	})
+	return out, err
+}

@@ -21,12 +21,22 @@ type Config struct {
 	DataDir             string // required
 	ClientAddr          string // WebSocket + HTTP listen address; default 127.0.0.1:7400
 	PeerAddr            string // raft listen address; default 127.0.0.1:7401
-	GossipAddr          string // memberlist address (reserved for the gossip issue); default 127.0.0.1:7402
 	AdvertiseClientAddr string // default ClientAddr
 	AdvertisePeerAddr   string // default PeerAddr
 	InitialCluster      []Peer // bootstrap a new cluster; empty with no Join = single-member cluster of itself
-	Join                []string
-	Learner             bool
+
+	// GossipAddr is the memberlist address (TCP and UDP); empty: no gossip
+	// (the CLI's default is 127.0.0.1:7402). AdvertiseGossipAddr defaults
+	// to it. GossipKey (16, 24 or 32 bytes) encrypts and authenticates
+	// gossip.
+	GossipAddr, AdvertiseGossipAddr string
+	GossipKey                       []byte
+	// Join: gossip addresses of a running cluster. A member with an empty
+	// data dir and Join set starts empty and waits for the leader to add it
+	// (as a learner, promoted to voter once caught up; with Learner it
+	// stays a learner).
+	Join    []string
+	Learner bool
 
 	MaxFrameBytes int   // default 4 MiB
 	MaxDataBytes  int   // default 1 MiB

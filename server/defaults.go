@@ -37,9 +37,6 @@ func (cfg Config) withDefaults() Config {
 	if cfg.PeerAddr == "" {
 		cfg.PeerAddr = "127.0.0.1:7401"
 	}
-	if cfg.GossipAddr == "" {
-		cfg.GossipAddr = "127.0.0.1:7402"
-	}
 	if cfg.PeerListener != nil {
 		cfg.PeerAddr = cfg.PeerListener.Addr().String()
 	}

@@ -152,6 +152,7 @@ func treeRead(v stateView, op, path string) *wire.Response {
 // attributes under /arbor/members.
 func (s *server) membersRead() *wire.Response {
 	infos := s.rep.Members()
+	gossipAlive := s.gossipAlive()
 	var attrs map[string]memberAttrs
 	var zxid uint64
 	s.sm.read(func(v stateView) { attrs, zxid = v.memberAttrs(), v.zxid() })
@@ -164,9 +165,15 @@ func (s *server) membersRead() *wire.Response {
 		case m.Learner:
 			role = wire.RoleLearner
 		}
+		alive := m.Alive
+		if gossipAlive != nil {
+			// The same answer whichever member is asked (gossip converges),
+			// where raft's "recently heard from" is each member's own.
+			alive = gossipAlive[m.Name]
+		}
 		out = append(out, wire.Member{
 			Name: m.Name, PeerURL: m.PeerURL, ClientURL: attrs[m.Name].ClientURL,
-			Role: role, Alive: m.Alive,
+			Role: role, Alive: alive,
 		})
 	}
 	return &wire.Response{OK: true, Zxid: zxid, Members: out}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/arbor-db/arbor/client/wire"
+	"github.com/arbor-db/arbor/server/gossip"
 	"github.com/arbor-db/arbor/watch"
 )
 
@@ -40,6 +41,7 @@ type server struct {
 	connSeq   atomic.Uint64
 
 	withdrawals *withdrawer
+	gossip      *gossip.Gossip // nil without Config.GossipAddr
 
 	live        *liveness
 	renewClient *http.Client
@@ -131,6 +133,7 @@ func (s *server) handler() http.Handler {
 	mux.Handle("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /debug/state", s.serveDebugState)
 	mux.HandleFunc("POST "+renewPath, s.serveRenew)
+	mux.HandleFunc("GET "+gossipPath, s.serveGossipAddr)
 	return mux
 }
 
@@ -214,6 +217,14 @@ func (s *server) serveAll(ctx context.Context, ln net.Listener) error {
 	defer stopConns()
 	s.ctx = connCtx
 
+	if err := s.startGossip(); err != nil {
+		return err
+	}
+	defer func() {
+		if s.gossip != nil {
+			_ = s.gossip.Close()
+		}
+	}()
 	httpSrv := &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -243,6 +254,7 @@ func (s *server) serveAll(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { s.renewLoop(connCtx); return nil })
 	g.Go(func() error { s.leaderLoop(connCtx); return nil })
 	g.Go(func() error { s.withdrawLoop(connCtx.Done()); return nil })
+	g.Go(func() error { s.membershipLoop(connCtx); return nil })
 	if s.cfg.OnReady != nil {
 		s.cfg.OnReady(ln.Addr().String())
 	}

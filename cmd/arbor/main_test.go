@@ -102,7 +102,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"server without name", nil, []string{"server", "--data-dir", tmp}, "--name is required"},
 		{"server without data dir", nil, []string{"server", "--name", "a"}, "--data-dir is required"},
 		{"server bad client addr", nil, []string{"server", "--name", "a", "--data-dir", tmp, "--client-addr", "nope"}, `invalid --client-addr "nope"`},
-		{"join", nil, []string{"server", "--name", "a", "--data-dir", tmp, "--join", "127.0.0.1:7402"}, "--join needs gossip, which this build does not have yet"},
+		{"join and initial cluster", nil, []string{"server", "--name", "a", "--data-dir", tmp, "--join", "127.0.0.1:7402", "--initial-cluster", "a=127.0.0.1:7401"}, "cannot be combined"},
 		{"learner", nil, []string{"server", "--name", "a", "--data-dir", tmp, "--learner"}, "--learner applies only when joining"},
 		{"bad env value", []string{"ARBOR_CLIENT_ADDR=garbage"}, []string{"server", "--name", "a", "--data-dir", tmp}, `invalid --client-addr "garbage"`},
 		{"bad env bool", []string{"ARBOR_JSON=maybe"}, []string{"ls", "/"}, `invalid value "maybe" for --json (from ARBOR_JSON): want true or false`},
@@ -159,25 +159,32 @@ func TestUsageErrorsPrintTheCommandsUsage(t *testing.T) {
 	}
 }
 
-// --join, --learner and --gossip-addr stay out of --help until gossip
-// exists, and are still accepted as docs/cli.md lists them.
-func TestGossipFlagsHiddenButAccepted(t *testing.T) {
-	for _, sub := range []string{"server", "dev"} {
-		help := arbor(t, nil, "", sub, "--help").stdout
-		for _, flag := range []string{"--join", "--learner", "--gossip-addr"} {
-			if strings.Contains(help, flag) {
-				t.Errorf("arbor %s --help offers %s", sub, flag)
-			}
-		}
-		if !strings.Contains(help, "--client-addr") {
-			t.Errorf("arbor %s --help lacks --client-addr:\n%s", sub, help)
+// The gossip flags are offered, and their misuse is wrong usage naming the
+// flag.
+func TestGossipFlags(t *testing.T) {
+	help := arbor(t, nil, "", "server", "--help").stdout
+	for _, flag := range []string{"--join", "--learner", "--gossip-addr", "--gossip-key", "--gossip-key-file"} {
+		if !strings.Contains(help, flag) {
+			t.Errorf("arbor server --help lacks %s", flag)
 		}
 	}
 	tmp := t.TempDir()
-	// Parsed as before: the complaint is about the cluster, not the flag.
-	o := arbor(t, nil, "", "server", "--name", "a", "--data-dir", tmp, "--gossip-addr", "127.0.0.1:7402", "--initial-cluster", "b=127.0.0.1:1")
-	if o.code != 2 || !strings.Contains(o.stderr, `does not name this member "a"`) {
-		t.Errorf("server --gossip-addr: exit %d, stderr %q", o.code, o.stderr)
+	base := []string{"server", "--name", "a", "--data-dir", tmp}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--learner"}, "--learner applies only when joining"},
+		{[]string{"--join", "127.0.0.1:7402", "--initial-cluster", "a=127.0.0.1:1"}, "cannot be combined"},
+		{[]string{"--join", "nohost"}, "invalid --join"},
+		{[]string{"--gossip-key", "not base64!"}, "not base64"},
+		{[]string{"--gossip-key", "c2hvcnQ="}, "16, 24 or 32 bytes"},
+		{[]string{"--gossip-key-file", "/nonexistent/key"}, "invalid --gossip-key-file"},
+	} {
+		o := arbor(t, nil, "", append(base, tc.args...)...)
+		if o.code != 2 || !strings.Contains(o.stderr, tc.want) {
+			t.Errorf("arbor server %v: exit %d, stderr %q; want exit 2 with %q", tc.args, o.code, o.stderr, tc.want)
+		}
 	}
 }
 

@@ -1,15 +1,16 @@
 package main
 
 import (
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 // memberFlags are the flags of arbor dev and arbor server.
@@ -19,6 +20,10 @@ type memberFlags struct {
 	clientAddr          string
 	peerAddr            string
 	gossipAddr          string
+	advertiseGossipAddr string
+	gossipKey           string
+	gossipKeyFile       string
+	key                 []byte // decoded from gossipKey or gossipKeyFile
 	advertiseClientAddr string
 	advertisePeerAddr   string
 	initialCluster      string
@@ -77,20 +82,8 @@ state. SIGTERM or SIGINT stops it cleanly. It logs warnings and errors only;
 	fs.StringVar(&f.dataDir, "data-dir", "./arbor-data", "directory for the member's data")
 	fs.StringVar(&f.clientAddr, "client-addr", defaultClientAddr, "WebSocket + HTTP address for clients")
 	fs.StringVar(&f.peerAddr, "peer-addr", defaultPeerAddr, "raft address (unused by a single member, but bound)")
-	fs.StringVar(&f.gossipAddr, "gossip-addr", defaultGossipAddr, "memberlist gossip address")
-	hideUntilGossip(fs)
+	fs.StringVar(&f.gossipAddr, "gossip-addr", defaultGossipAddr, "memberlist gossip address (TCP and UDP)")
 	return cmd
-}
-
-// hideUntilGossip keeps the gossip flags out of --help while this build has
-// no gossip (they would promise what does nothing yet), but still accepts
-// them as docs/cli.md lists them: scripts written against it keep working.
-func hideUntilGossip(fs *pflag.FlagSet) {
-	for _, name := range []string{"gossip-addr", "join", "learner"} {
-		if fs.Lookup(name) != nil {
-			_ = fs.MarkHidden(name)
-		}
-	}
 }
 
 func newServerCmd(g *globals, e env) *cobra.Command {
@@ -117,12 +110,15 @@ SIGINT stops it cleanly (a leader hands leadership over first).`,
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the member's data (required)")
 	fs.StringVar(&f.clientAddr, "client-addr", defaultClientAddr, "WebSocket + HTTP address for clients")
 	fs.StringVar(&f.peerAddr, "peer-addr", defaultPeerAddr, "raft traffic between members")
-	fs.StringVar(&f.gossipAddr, "gossip-addr", defaultGossipAddr, "memberlist gossip address")
+	fs.StringVar(&f.gossipAddr, "gossip-addr", defaultGossipAddr, "memberlist gossip address (TCP and UDP), how members find each other")
+	fs.StringVar(&f.advertiseGossipAddr, "advertise-gossip-addr", "", "gossip address other members are told (default --gossip-addr)")
+	fs.StringVar(&f.gossipKey, "gossip-key", "", "encrypt and authenticate gossip with this key: 16, 24 or 32 bytes, base64 (or ARBOR_GOSSIP_KEY); members without it cannot join")
+	fs.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "read the gossip key (base64) from this file")
 	fs.StringVar(&f.advertiseClientAddr, "advertise-client-addr", "", "client address others are told (default --client-addr)")
 	fs.StringVar(&f.advertisePeerAddr, "advertise-peer-addr", "", "peer address other members dial (default --peer-addr)")
 	fs.StringVar(&f.initialCluster, "initial-cluster", "", "bootstrap a new cluster: NAME=PEERHOST:PORT,...")
-	fs.StringVar(&f.join, "join", "", "join a running cluster found by gossip: GOSSIPHOST:PORT,...")
-	fs.BoolVar(&f.learner, "learner", false, "join as a non-voting member")
+	fs.StringVar(&f.join, "join", "", "with an empty --data-dir: join the running cluster whose gossip is at GOSSIPHOST:PORT,... (added as a learner, promoted to voter once caught up)")
+	fs.BoolVar(&f.learner, "learner", false, "with --join: stay a non-voting member that serves reads and watches")
 	fs.IntVar(&f.maxFrameBytes, "max-frame-bytes", 0, "largest WebSocket frame accepted (default 4 MiB)")
 	fs.IntVar(&f.maxDataBytes, "max-data-bytes", 0, "largest node data accepted (default 1 MiB)")
 	fs.Uint64Var(&f.snapshotEntries, "snapshot-entries", 0, "log entries between snapshots (default 100000)")
@@ -138,7 +134,6 @@ SIGINT stops it cleanly (a leader hands leadership over first).`,
 	fs.IntVar(&f.queuedEventBytes, "max-queued-event-bytes", 64<<20, "bytes of watch events queued for one connection; past it the connection is closed")
 	fs.IntVar(&f.maxConns, "max-connections", 110000, "open client connections this member accepts; more are refused (HTTP 503)")
 	fs.IntVar(&f.maxPending, "max-pending-per-conn", 256, "requests one connection may have in flight; past it the member stops reading it until answers go out")
-	hideUntilGossip(fs)
 	return cmd
 }
 
@@ -180,10 +175,20 @@ func (f *memberFlags) validate() error {
 		return usageErrorf("--max-sessions, --max-connections, --max-ephemerals-per-session and --max-pending-per-conn must not be negative")
 	}
 	if f.join != "" {
-		return usageErrorf("--join needs gossip, which this build does not have yet")
+		if f.initialCluster != "" {
+			return usageErrorf("--join and --initial-cluster cannot be combined: join a running cluster, or bootstrap a new one")
+		}
+		for a := range strings.SplitSeq(f.join, ",") {
+			if err := checkHostPort(strings.TrimSpace(a), true); err != nil {
+				return usageErrorf("invalid --join %q: %v", a, err)
+			}
+		}
 	}
-	if f.learner {
-		return usageErrorf("--learner applies only when joining a running cluster with --join, which needs gossip, which this build does not have yet")
+	if f.learner && f.join == "" {
+		return usageErrorf("--learner applies only when joining a running cluster with --join")
+	}
+	if err := f.loadGossipKey(); err != nil {
+		return err
 	}
 	if f.initialCluster != "" {
 		peers, err := parseInitialCluster(f.initialCluster)
@@ -243,5 +248,33 @@ func checkHostPort(s string, zeroOK bool) error {
 	if err != nil || n < 0 || n > 65535 || (n == 0 && !zeroOK) {
 		return fmt.Errorf("port %q is not a port number", port)
 	}
+	return nil
+}
+
+// loadGossipKey decodes --gossip-key or --gossip-key-file (base64 of 16, 24
+// or 32 bytes).
+func (f *memberFlags) loadGossipKey() error {
+	if f.gossipKey != "" && f.gossipKeyFile != "" {
+		return usageErrorf("--gossip-key and --gossip-key-file cannot be combined")
+	}
+	text, from := f.gossipKey, "--gossip-key"
+	if f.gossipKeyFile != "" {
+		b, err := os.ReadFile(f.gossipKeyFile)
+		if err != nil {
+			return usageErrorf("invalid --gossip-key-file: %v", err)
+		}
+		text, from = strings.TrimSpace(string(b)), "--gossip-key-file "+f.gossipKeyFile
+	}
+	if text == "" {
+		return nil
+	}
+	key, err := base64.StdEncoding.DecodeString(text)
+	if err != nil {
+		return usageErrorf("invalid %s: not base64 (make one with: head -c 32 /dev/urandom | base64)", from)
+	}
+	if n := len(key); n != 16 && n != 24 && n != 32 {
+		return usageErrorf("invalid %s: %d bytes; a gossip key is 16, 24 or 32 bytes", from, n)
+	}
+	f.key = key
 	return nil
 }

@@ -34,6 +34,8 @@ func serve(ctx context.Context, g *globals, e env, f *memberFlags, dev bool) err
 		ClientAddr:              f.clientAddr,
 		PeerAddr:                f.peerAddr,
 		GossipAddr:              f.gossipAddr,
+		AdvertiseGossipAddr:     f.advertiseGossipAddr,
+		GossipKey:               f.key,
 		ClientListener:          clientLn,
 		PeerListener:            peerLn,
 		AdvertiseClientAddr:     f.advertiseClientAddr,

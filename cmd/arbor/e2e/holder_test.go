@@ -196,6 +196,14 @@ func (h *holder) kill9() time.Time {
 	return killed
 }
 
+// interrupt sends arbor SIGINT, as ^C does.
+func (h *holder) interrupt() time.Time {
+	if err := h.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		h.t.Fatalf("SIGINT to the holder: %v", err)
+	}
+	return time.Now()
+}
+
 // wait waits up to within for arbor to exit and returns its exit code.
 func (h *holder) wait(within time.Duration) int {
 	h.t.Helper()

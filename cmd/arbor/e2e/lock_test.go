@@ -1,6 +1,14 @@
 package e2e
 
 import (
+	"bufio"
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -20,6 +28,17 @@ const minExpiry = holderTimeout - holderTimeout/3
 const maxExpiry = holderTimeout + 5*time.Second
 
 func (c *cluster) addr(i int) string { return c.members[i].clientAddr }
+
+// endpoints lists every member's address, first's first.
+func (c *cluster) endpoints(first int) []string {
+	eps := []string{c.addr(first)}
+	for i := range c.members {
+		if i != first {
+			eps = append(eps, c.addr(i))
+		}
+	}
+	return eps
+}
 
 // awaitGrant waits up to within for the contender's grant, failing the
 // test on an error or none.
@@ -77,6 +96,50 @@ func killBeforePing(t *testing.T, h *holder, p *proxy) (killed, heard time.Time)
 	return killed, p.lastSent()
 }
 
+// sessionsConnected reads member i's arbor_sessions_connected gauge.
+func (c *cluster) sessionsConnected(ctx context.Context, i int) (int, error) {
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.addr(i)+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "arbor_sessions_connected "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			return int(n), err
+		}
+	}
+	return 0, fmt.Errorf("no arbor_sessions_connected in the metrics of %s (%v)", c.members[i].name, sc.Err())
+}
+
+// waitSessionsConnected polls until the members named have n sessions
+// connected between them.
+func (c *cluster) waitSessionsConnected(t *testing.T, n int, members ...int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sum, err := 0, error(nil)
+		for _, i := range members {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			k, kerr := c.sessionsConnected(ctx, i)
+			cancel()
+			sum, err = sum+k, cmp.Or(err, kerr)
+		}
+		if err == nil && sum == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members %v have %d sessions connected (%v), want %d", members, sum, err, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // A lock holder killed with kill -9 keeps the lock until its session
 // expires: the contender waiting on another member is granted it no sooner
 // than the expiry can come, soon after, and with a higher fencing token.
@@ -95,5 +158,83 @@ func TestLockOfKilledHolderGoesToNextAfterExpiry(t *testing.T) {
 	checkExpiryBounds(t, "granted", killed, heard, g.at)
 	if g.grant.Token <= h.token {
 		t.Errorf("the contender's token %d is not above the killed holder's %d", g.grant.Token, h.token)
+	}
+}
+
+// A lock holder keeps its lock through kill -9 of the member it is connected
+// to, or of the leader: its client resumes the session elsewhere, its
+// command keeps running, and the contender waits for as long as the holder
+// lives; once the holder is interrupted, the contender is granted at once.
+func TestLockHolderKeepsLockThroughMemberKill(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// holder and victim say which member the holder is connected to
+		// and which is killed, as the leader or its followers.
+		holder, victim string
+	}{
+		{"its follower", "follower", "follower"},
+		{"the leader, holder on a follower", "follower", "leader"},
+		{"its member the leader", "leader", "leader"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startCluster(t, 3)
+			lead := c.findLeader(10 * time.Second)
+			at := map[string]int{"leader": lead, "follower": (lead + 1) % 3}
+			holderAt, victim := at[tc.holder], at[tc.victim]
+			contenderAt := (lead + 2) % 3 // a follower that survives
+			holdThroughKill(t, c, holderAt, victim, contenderAt)
+		})
+	}
+}
+
+func holdThroughKill(t *testing.T, c *cluster, holderAt, victim, contenderAt int) {
+	h := startHolder(t, "ARBOR_LOCK_TOKEN", "lock", "--session-timeout", holderTimeout.String(),
+		"--endpoints", strings.Join(c.endpoints(holderAt), ","), "/l")
+	cl := dialContender(t, c.endpoints(contenderAt)...)
+	grant := lockAsync(t, cl, "/l")
+	waitQueued(t, cl, "/l", 2)
+	c.waitSessionsConnected(t, 1, holderAt) // the holder, where it was sent
+
+	c.kill(victim)
+	killed := time.Now()
+	// Twice the holder's timeout: long past when its session would have
+	// expired had its client not resumed it on another member.
+	timer := time.NewTimer(2 * holderTimeout)
+	defer timer.Stop()
+	select {
+	case g := <-grant:
+		t.Fatalf("the contender got %+v (err %v) %v after the kill of %s, while the holder lives; holder stderr %q",
+			g.grant, g.err, g.at.Sub(killed), c.members[victim].name, h.stderr.String())
+	case <-h.exited:
+		t.Fatalf("the holder exited %v after the kill of %s; stderr %q", time.Since(killed), c.members[victim].name, h.stderr.String())
+	case <-timer.C:
+	}
+	if s := h.stderr.String(); s != "" {
+		t.Fatalf("the holder says %q", s)
+	}
+	var survivors []int
+	for i := range c.members {
+		if i != victim {
+			survivors = append(survivors, i)
+		}
+	}
+	c.waitSessionsConnected(t, 2, survivors...) // the holder and the contender
+	heldBy(t, cl, "/l", h.session)
+
+	stopped := h.interrupt()
+	// Promptly: sooner than an expiry could come (the holder pinged until
+	// the interrupt), so through arbor's own release.
+	g := awaitGrant(t, grant, minExpiry, stopped)
+	t.Logf("granted %v after the holder's interrupt", g.at.Sub(stopped).Round(time.Millisecond))
+	if g.grant.Token <= h.token {
+		t.Errorf("the contender's token %d is not above the holder's %d", g.grant.Token, h.token)
+	}
+	// SIGINT stops the command with SIGTERM, and arbor exits with its
+	// status, as a shell would give it.
+	if code := h.wait(10 * time.Second); code != 128+int(syscall.SIGTERM) {
+		t.Errorf("the interrupted holder exited %d, want %d; stderr %q", code, 128+int(syscall.SIGTERM), h.stderr.String())
+	}
+	if s := h.stderr.String(); s != "" {
+		t.Errorf("the interrupted holder says %q", s)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -236,5 +237,44 @@ func holdThroughKill(t *testing.T, c *cluster, holderAt, victim, contenderAt int
 	}
 	if s := h.stderr.String(); s != "" {
 		t.Errorf("the interrupted holder says %q", s)
+	}
+}
+
+// A holder cut off from the cluster (a black hole between it and its member)
+// learns that its lock may be lost, stops its command and says so, before
+// the cluster expires its session and grants the lock to the next.
+func TestCutOffHolderKnowsLockIsLostBeforeNextIsGranted(t *testing.T) {
+	c := startCluster(t, 3)
+	p := startProxy(t, c.addr(0))
+	h := startHolder(t, "ARBOR_LOCK_TOKEN", "lock", "--session-timeout", holderTimeout.String(),
+		"--endpoints", p.addr(), "/l")
+	cl := dialContender(t, c.addr(1))
+	grant := lockAsync(t, cl, "/l")
+	waitQueued(t, cl, "/l", 2)
+	heldBy(t, cl, "/l", h.session)
+
+	p.blackhole()
+	cut := time.Now()
+	g := awaitGrant(t, grant, maxExpiry+2*time.Second, cut)
+	checkExpiryBounds(t, "granted", cut, p.lastSent(), g.at)
+	lost, err := h.stderr.find("the lock /l is lost", 0)
+	if err != nil {
+		t.Fatalf("the contender was granted the lock %v after the cut, and the holder had not said it lost it: %v",
+			g.at.Sub(cut), err)
+	}
+	t.Logf("the holder said %q %v after the cut", lost.text, lost.at.Sub(cut).Round(time.Millisecond))
+	if !lost.at.Before(g.at) {
+		t.Errorf("the holder said the lock was lost %v after the cut, the contender was granted it %v after",
+			lost.at.Sub(cut), g.at.Sub(cut))
+	}
+	if g.grant.Token <= h.token {
+		t.Errorf("the contender's token %d is not above the cut-off holder's %d", g.grant.Token, h.token)
+	}
+	if code := h.wait(15 * time.Second); code != 1 {
+		t.Errorf("the cut-off holder exited %d, want 1", code)
+	}
+	// arbor waits for its command to end before it exits.
+	if err := syscall.Kill(h.cmdPid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the cut-off holder's command (pid %d) after arbor's exit: %v, want it gone", h.cmdPid, err)
 	}
 }

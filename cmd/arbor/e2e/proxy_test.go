@@ -41,6 +41,13 @@ func startProxy(t *testing.T, upstream string) *proxy {
 
 func (p *proxy) addr() string { return p.ln.Addr().String() }
 
+// blackhole cuts the proxy.
+func (p *proxy) blackhole() {
+	p.mu.Lock()
+	p.cut = true
+	p.mu.Unlock()
+}
+
 func (p *proxy) isCut() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -7,11 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/arbor-db/arbor/client"
+	"github.com/arbor-db/arbor/client/recipe"
 )
 
 // holderTimeout is the session timeout of the arbor lock and arbor elect
@@ -276,5 +280,115 @@ func TestCutOffHolderKnowsLockIsLostBeforeNextIsGranted(t *testing.T) {
 	// arbor waits for its command to end before it exits.
 	if err := syscall.Kill(h.cmdPid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("the cut-off holder's command (pid %d) after arbor's exit: %v, want it gone", h.cmdPid, err)
+	}
+}
+
+// observation is a leader reported by recipe.Election.Observe.
+type observation struct {
+	leader client.LeaderInfo
+	at     time.Time
+}
+
+// observe collects el's reports. stop ends Observe and returns the reports
+// not read yet; it is called at the end of the test too.
+func observe(t *testing.T, el *recipe.Election) (reports <-chan observation, stop func() []observation) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan observation, 16)
+	go func() {
+		defer close(out)
+		for l := range el.Observe(ctx) {
+			out <- observation{leader: l, at: time.Now()}
+		}
+	}()
+	stop = func() []observation {
+		cancel()
+		var rest []observation
+		for o := range out {
+			rest = append(rest, o)
+		}
+		return rest
+	}
+	t.Cleanup(func() { stop() })
+	return out, stop
+}
+
+func nextReport(t *testing.T, reports <-chan observation, within time.Duration) observation {
+	t.Helper()
+	select {
+	case o, ok := <-reports:
+		if !ok {
+			t.Fatal("Observe ended early")
+		}
+		return o
+	case <-time.After(within):
+		t.Fatalf("Observe reported nothing within %v", within)
+	}
+	return observation{}
+}
+
+// An elected arbor process killed with kill -9 keeps the leadership until
+// its session expires; then the next candidate is elected, arbor leader
+// shows it, and Observe has reported each leader once.
+func TestElectionFailsOverFromKilledLeader(t *testing.T) {
+	c := startCluster(t, 3)
+	p := startProxy(t, c.addr(0)) // to see when the leader was last heard
+	h := startHolder(t, "ARBOR_ELECTION_TOKEN", "elect", "--session-timeout", holderTimeout.String(),
+		"--endpoints", p.addr(), "/svc", "host-a")
+	cl := dialContender(t, c.addr(1))
+	reports, stopObserving := observe(t, recipe.NewElection(cl, "/svc"))
+	if o := nextReport(t, reports, 10*time.Second); string(o.leader.Value) != "host-a" || o.leader.Token != h.token ||
+		o.leader.Session != h.session {
+		t.Fatalf("Observe first reported %+v, want host-a with token %d, session %s", o.leader, h.token, h.session)
+	}
+
+	el := recipe.NewElection(cl, "/svc")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	elected := make(chan granted, 1) // only err and at
+	go func() {
+		err := el.Campaign(ctx, []byte("host-b"))
+		elected <- granted{err: err, at: time.Now()}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-elected // Campaign has returned
+	})
+	waitQueued(t, cl, "/svc", 2)
+
+	killed, heard := killBeforePing(t, h, p)
+	var at time.Time
+	select {
+	case g := <-elected:
+		elected <- g // for the cleanup
+		if g.err != nil {
+			t.Fatalf("Campaign: %v", g.err)
+		}
+		at = g.at
+	case <-time.After(maxExpiry + 2*time.Second):
+		t.Fatalf("the next candidate was not elected within %v of the kill", maxExpiry+2*time.Second)
+	}
+	checkExpiryBounds(t, "elected", killed, heard, at)
+	if el.Token() <= h.token {
+		t.Errorf("the new leader's token %d is not above the killed leader's %d", el.Token(), h.token)
+	}
+	o := nextReport(t, reports, 5*time.Second)
+	if string(o.leader.Value) != "host-b" || o.leader.Token != el.Token() || o.leader.Session != cl.Session() {
+		t.Errorf("Observe then reported %+v, want host-b with token %d, session %s", o.leader, el.Token(), cl.Session())
+	}
+
+	// arbor leader, on the member the killed leader was not connected to.
+	lctx, lcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer lcancel()
+	out, err := exec.CommandContext(lctx, binary, "leader", "--endpoints", c.addr(2), "/svc").CombinedOutput()
+	want := fmt.Sprintf("host-b (session %s, token %d)\n", cl.Session(), el.Token())
+	if err != nil || string(out) != want {
+		t.Errorf("arbor leader: %q, %v; want %q", out, err, want)
+	}
+
+	for _, o := range stopObserving() {
+		t.Errorf("Observe reported %+v again", o.leader)
+	}
+	if err := el.Resign(ctx); err != nil {
+		t.Errorf("Resign: %v", err)
 	}
 }

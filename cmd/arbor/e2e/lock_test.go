@@ -283,28 +283,24 @@ func TestCutOffHolderKnowsLockIsLostBeforeNextIsGranted(t *testing.T) {
 	}
 }
 
-// observation is a leader reported by recipe.Election.Observe.
-type observation struct {
-	leader client.LeaderInfo
-	at     time.Time
-}
-
-// observe collects el's reports. stop ends Observe and returns the reports
-// not read yet; it is called at the end of the test too.
-func observe(t *testing.T, el *recipe.Election) (reports <-chan observation, stop func() []observation) {
+// observe collects el's reports in the background, so that a test that
+// does not read at once does not hold Observe back. stop ends Observe and
+// returns the reports not read yet; it is called at the end of the test
+// too.
+func observe(t *testing.T, el *recipe.Election) (reports <-chan client.LeaderInfo, stop func() []client.LeaderInfo) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := make(chan observation, 16)
+	out := make(chan client.LeaderInfo, 16)
 	go func() {
 		defer close(out)
 		for l := range el.Observe(ctx) {
-			out <- observation{leader: l, at: time.Now()}
+			out <- l
 		}
 	}()
-	stop = func() []observation {
+	stop = func() []client.LeaderInfo {
 		cancel()
-		var rest []observation
-		for o := range out {
-			rest = append(rest, o)
+		var rest []client.LeaderInfo
+		for l := range out {
+			rest = append(rest, l)
 		}
 		return rest
 	}
@@ -312,18 +308,18 @@ func observe(t *testing.T, el *recipe.Election) (reports <-chan observation, sto
 	return out, stop
 }
 
-func nextReport(t *testing.T, reports <-chan observation, within time.Duration) observation {
+func nextReport(t *testing.T, reports <-chan client.LeaderInfo, within time.Duration) client.LeaderInfo {
 	t.Helper()
 	select {
-	case o, ok := <-reports:
+	case l, ok := <-reports:
 		if !ok {
 			t.Fatal("Observe ended early")
 		}
-		return o
+		return l
 	case <-time.After(within):
 		t.Fatalf("Observe reported nothing within %v", within)
 	}
-	return observation{}
+	return client.LeaderInfo{}
 }
 
 // An elected arbor process killed with kill -9 keeps the leadership until
@@ -336,30 +332,27 @@ func TestElectionFailsOverFromKilledLeader(t *testing.T) {
 		"--endpoints", p.addr(), "/svc", "host-a")
 	cl := dialContender(t, c.addr(1))
 	reports, stopObserving := observe(t, recipe.NewElection(cl, "/svc"))
-	if o := nextReport(t, reports, 10*time.Second); string(o.leader.Value) != "host-a" || o.leader.Token != h.token ||
-		o.leader.Session != h.session {
-		t.Fatalf("Observe first reported %+v, want host-a with token %d, session %s", o.leader, h.token, h.session)
+	if l := nextReport(t, reports, 10*time.Second); string(l.Value) != "host-a" || l.Token != h.token || l.Session != h.session {
+		t.Fatalf("Observe first reported %+v, want host-a with token %d, session %s", l, h.token, h.session)
 	}
 
 	el := recipe.NewElection(cl, "/svc")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	elected := make(chan granted, 1) // only err and at
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		err := el.Campaign(ctx, []byte("host-b"))
 		elected <- granted{err: err, at: time.Now()}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		<-elected // Campaign has returned
-	})
+	t.Cleanup(func() { cancel(); <-done })
 	waitQueued(t, cl, "/svc", 2)
 
 	killed, heard := killBeforePing(t, h, p)
 	var at time.Time
 	select {
 	case g := <-elected:
-		elected <- g // for the cleanup
 		if g.err != nil {
 			t.Fatalf("Campaign: %v", g.err)
 		}
@@ -371,12 +364,11 @@ func TestElectionFailsOverFromKilledLeader(t *testing.T) {
 	if el.Token() <= h.token {
 		t.Errorf("the new leader's token %d is not above the killed leader's %d", el.Token(), h.token)
 	}
-	o := nextReport(t, reports, 5*time.Second)
-	if string(o.leader.Value) != "host-b" || o.leader.Token != el.Token() || o.leader.Session != cl.Session() {
-		t.Errorf("Observe then reported %+v, want host-b with token %d, session %s", o.leader, el.Token(), cl.Session())
+	if l := nextReport(t, reports, 5*time.Second); string(l.Value) != "host-b" || l.Token != el.Token() || l.Session != cl.Session() {
+		t.Errorf("Observe then reported %+v, want host-b with token %d, session %s", l, el.Token(), cl.Session())
 	}
 
-	// arbor leader, on the member the killed leader was not connected to.
+	// arbor leader, on a third member.
 	lctx, lcancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer lcancel()
 	out, err := exec.CommandContext(lctx, binary, "leader", "--endpoints", c.addr(2), "/svc").CombinedOutput()
@@ -385,8 +377,8 @@ func TestElectionFailsOverFromKilledLeader(t *testing.T) {
 		t.Errorf("arbor leader: %q, %v; want %q", out, err, want)
 	}
 
-	for _, o := range stopObserving() {
-		t.Errorf("Observe reported %+v again", o.leader)
+	for _, l := range stopObserving() {
+		t.Errorf("Observe reported %+v again", l)
 	}
 	if err := el.Resign(ctx); err != nil {
 		t.Errorf("Resign: %v", err)

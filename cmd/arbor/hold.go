@@ -39,7 +39,7 @@ func hold(ctx context.Context, lost context.Context, e env, argv []string, extra
 	// Its own process group, so that stopping it stops what it started
 	// (a shell's children) too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := startHeld(cmd); err != nil {
 		return &exitError{code: exitFail, msg: fmt.Sprintf("BAD_REQUEST: cannot run %s: %v", argv[0], err)}
 	}
 	exited := make(chan error, 1)

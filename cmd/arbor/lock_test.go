@@ -151,3 +151,22 @@ func mustUint(t *testing.T, s string) uint64 {
 	}
 	return n
 }
+
+// kill -9 of arbor lock takes its command with it: nobody could stop the
+// command once the lock is lost.
+func TestLockCommandDiesWithArbor(t *testing.T) {
+	addr, _ := startDev(t)
+	ep := "--endpoints=" + addr
+	cmd, _, line, _ := startHolder(t, "lock", ep, "/orphan", "--", "sh", "-c", `echo $$; exec sleep 600`)
+	pid, err := strconv.Atoi(line)
+	if err != nil {
+		t.Fatalf("first line %q: want the command's pid", line)
+	}
+	_ = cmd.Process.Kill()
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatal("the command outlived kill -9 of arbor lock")
+		}
+	}
+}

@@ -25,6 +25,22 @@ func Fsync() Option { return func(cfg *server.Config) { cfg.NoSync = false } }
 // WithConfig applies f to every member's config.
 func WithConfig(f func(*server.Config)) Option { return Option(f) }
 
+// autoGossip marks a config whose member gossips on a port of its own.
+const autoGossip = "127.0.0.1:auto"
+
+// Gossip makes every member run gossip (on a free loopback port each),
+// with key when it is not nil.
+func Gossip(key []byte) Option {
+	return func(cfg *server.Config) {
+		if cfg.GossipAddr == "" {
+			cfg.GossipAddr = autoGossip
+		}
+		if cfg.GossipKey == nil {
+			cfg.GossipKey = key
+		}
+	}
+}
+
 // readyTimeout bounds how long a member may take to become ready.
 const readyTimeout = 30 * time.Second
 
@@ -41,6 +57,10 @@ type member struct {
 	dataDir    string
 	clientAddr string
 	peerAddr   string
+	gossipAddr string   // with Gossip
+	join       []string // a member that joined with Cluster.Join
+	learner    bool
+	key        []byte
 	cancel     context.CancelFunc // nil when stopped
 	done       chan error
 }
@@ -168,8 +188,17 @@ func (c *Cluster) start(i int, clientLn, peerLn net.Listener) {
 		NoSync:         true,
 		Logger:         testLogger(),
 	}
+	if m.join != nil {
+		cfg.InitialCluster, cfg.Join, cfg.Learner, cfg.GossipKey = nil, m.join, m.learner, m.key
+	}
 	for _, o := range c.opts {
 		o(&cfg)
+	}
+	if cfg.GossipAddr == autoGossip {
+		if m.gossipAddr == "" {
+			m.gossipAddr = freeUDPAndTCP(c.t)
+		}
+		cfg.GossipAddr = m.gossipAddr
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -208,4 +237,55 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// GossipAddr returns member i's gossip address (with Gossip).
+func (c *Cluster) GossipAddr(i int) string { return c.members[i].gossipAddr }
+
+// Join starts a new member with an empty data dir that joins the cluster
+// through member 0's gossip (as a learner that stays one with learner;
+// with key instead of the cluster's when key is not nil), and returns its
+// index. It does not wait: the leader has to add it first (WaitReady).
+func (c *Cluster) Join(learner bool, key []byte) int {
+	c.t.Helper()
+	if c.members[0].gossipAddr == "" {
+		c.t.Fatal("Join needs a cluster started with Gossip")
+	}
+	clientLn, peerLn := listen(c.t, "127.0.0.1:0"), listen(c.t, "127.0.0.1:0")
+	c.mu.Lock()
+	m := &member{
+		name:       fmt.Sprintf("m%d", len(c.members)+1),
+		dataDir:    filepath.Join(c.t.TempDir(), "data"),
+		clientAddr: clientLn.Addr().String(),
+		peerAddr:   peerLn.Addr().String(),
+		join:       []string{c.members[0].gossipAddr},
+		learner:    learner,
+		key:        key,
+	}
+	c.members = append(c.members, m)
+	i := len(c.members) - 1
+	c.mu.Unlock()
+	c.start(i, clientLn, peerLn)
+	return i
+}
+
+// freeUDPAndTCP returns a loopback address free for both TCP and UDP
+// (memberlist binds both on one port).
+func freeUDPAndTCP(t testing.TB) string {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr
+		}
+	}
+	t.Fatal("no loopback port free for both TCP and UDP")
+	return ""
 }

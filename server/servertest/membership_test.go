@@ -1,0 +1,150 @@
+package servertest_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/arbor-db/arbor/client"
+	"github.com/arbor-db/arbor/server/servertest"
+)
+
+var gossipKey = []byte("0123456789abcdef0123456789abcdef")
+
+// roles renders the members op as "name:role:alive" sorted by name.
+func roles(t *testing.T, c *client.Client) string {
+	t.Helper()
+	ms, err := c.Members(context.Background())
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var out []string
+	for _, m := range ms {
+		out = append(out, fmt.Sprintf("%s:%s:%t", m.Name, m.Role, m.Alive))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+func waitRoles(t *testing.T, c *client.Client, want func(string) bool, what string) string {
+	t.Helper()
+	var got string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if got = roles(t, c); want(got) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: members are %q", what, got)
+		}
+	}
+}
+
+func countRole(s, role string) int { return strings.Count(s, ":"+role+":true") }
+
+// A one-member cluster grows to three with Join while a client writes: the
+// joiners are added as learners, promoted once caught up, and no
+// acknowledged write is lost.
+func TestGrowByGossipJoin(t *testing.T) {
+	cl := servertest.NewCluster(t, 1, servertest.Gossip(gossipKey))
+	w := dialClient(t, cl.Addr(0))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var acked []string
+	var wg sync.WaitGroup
+	var werr error
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			p := fmt.Sprintf("/w%05d", i)
+			if _, _, err := w.Create(ctx, p, []byte(p)); err != nil {
+				if ctx.Err() == nil && !client.IsIndeterminate(err) {
+					werr = err
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				continue
+			}
+			acked = append(acked, p)
+		}
+	})
+	for range 2 {
+		i := cl.Join(false, nil)
+		cl.WaitReady(i)
+	}
+	got := waitRoles(t, w, func(s string) bool { return countRole(s, "leader") == 1 && countRole(s, "follower") == 2 },
+		"two joiners promoted to voters")
+	cancel()
+	wg.Wait()
+	if werr != nil {
+		t.Fatalf("the writer failed while members joined: %v", werr)
+	}
+	if len(acked) == 0 {
+		t.Fatal("no write was acknowledged")
+	}
+	// Every acknowledged write is on the newest member.
+	r := dialClient(t, cl.Addr(2))
+	for _, p := range acked {
+		if data, _, err := r.Get(context.Background(), p); err != nil || string(data) != p {
+			t.Fatalf("acknowledged %s: %q %v on the joined member (members %s)", p, data, err, got)
+		}
+	}
+	// The members op says the same on every member.
+	for i := range cl.Size() {
+		if g := roles(t, dialClient(t, cl.Addr(i))); g != got {
+			t.Errorf("members via %s: %q, via m1: %q", cl.Name(i), g, got)
+		}
+	}
+}
+
+// A learner serves local reads and watches, and takes no part in quorum.
+func TestLearnerJoinServesReadsNotQuorum(t *testing.T) {
+	cl := servertest.NewCluster(t, 1, servertest.Gossip(gossipKey))
+	w := dialClient(t, cl.Addr(0))
+	li := cl.Join(true, nil)
+	cl.WaitReady(li)
+	waitRoles(t, w, func(s string) bool { return strings.Contains(s, "m2:learner:true") }, "the learner added")
+	lc := dialClient(t, cl.Addr(li))
+	watcher, err := lc.Watch(context.Background(), "/cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close(context.Background())
+	if _, _, err := w.Create(context.Background(), "/cfg", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-watcher.Events():
+		if ev.Type != client.EventCreated {
+			t.Fatalf("learner's watch: %+v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the learner's watch saw no event")
+	}
+	if data, _, err := lc.Get(context.Background(), "/cfg", client.Local()); err != nil || string(data) != "v1" {
+		t.Fatalf("local read on the learner: %q %v", data, err)
+	}
+	// It stays a learner (it asked to), and writes go on without it.
+	time.Sleep(2 * time.Second) // several reconcile rounds
+	if got := roles(t, w); !strings.Contains(got, "m2:learner") {
+		t.Fatalf("the learner was promoted: %s", got)
+	}
+	cl.Stop(li)
+	if _, err := w.Set(context.Background(), "/cfg", []byte("v2"), client.AnyVersion); err != nil {
+		t.Fatalf("a write with the learner stopped: %v", err)
+	}
+}
+
+// A member with the wrong gossip key is never added.
+func TestWrongGossipKeyCannotJoin(t *testing.T) {
+	cl := servertest.NewCluster(t, 1, servertest.Gossip(gossipKey))
+	w := dialClient(t, cl.Addr(0))
+	cl.Join(false, []byte("fedcba9876543210fedcba9876543210"))
+	time.Sleep(3 * time.Second) // several join attempts and reconcile rounds
+	if got := roles(t, w); got != "m1:leader:true" {
+		t.Fatalf("members after a join with the wrong key: %s", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,11 @@ type Config struct {
 	// OnEvent, when set, receives every pushed event (watches, session
 	// state). It is called on the reader goroutine and must not block.
 	OnEvent func(ev *wire.Response)
+	// NoDiscovery keeps the client to Endpoints. By default, every time it
+	// opens or resumes its session it asks the member for the cluster's
+	// members and adds their client addresses to the endpoints it fails
+	// over to, so one address of a running cluster is enough.
+	NoDiscovery bool
 }
 
 // Client is a session with an Arbor cluster, kept across disconnects. It is
@@ -85,6 +91,7 @@ type Client struct {
 	cur      *conn         // the live connection; nil while disconnected
 	up       chan struct{} // closed once cur is set; replaced when cur breaks
 	server   string        // member of the last live connection
+	eps      []string      // Config.Endpoints, then the members learned (discover.go)
 	closing  bool          // Close was called: never reconnect again
 	closed   bool          // Close finished its work: state Closed
 	over     *Error        // why calls fail for good (expired or closed); nil while usable
@@ -191,6 +198,7 @@ func withDefaults(cfg Config) Config {
 func newClient(cfg Config) *Client {
 	c := &Client{
 		cfg:       cfg,
+		eps:       slices.Clone(cfg.Endpoints),
 		log:       cfg.Logger,
 		states:    make(chan State, StateBuffer),
 		deadlineC: make(chan struct{}, 1),
@@ -222,6 +230,9 @@ func (c *Client) begin(cn *conn, resp *wire.Response, sentAt time.Time) {
 	c.wg.Add(2)
 	go func() { defer c.wg.Done(); c.supervise(cn) }()
 	go func() { defer c.wg.Done(); c.watchDeadline() }()
+	c.mu.Lock()
+	c.discover()
+	c.mu.Unlock()
 }
 
 // Session returns the session id (16 hex digits).

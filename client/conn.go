@@ -68,7 +68,7 @@ type result struct {
 // of the connection runs: a new session, or with resume the session of c.
 // sentAt is when the hello was written.
 func (c *Client) open(ctx context.Context, i int, resume bool) (cn *conn, resp *wire.Response, sentAt time.Time, err error) {
-	endpoint := c.cfg.Endpoints[i]
+	endpoint := c.endpoint(i)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	dialNet := c.cfg.NetDialContext

@@ -74,7 +74,7 @@ func (c *Client) reconnect(from int) *conn {
 		case <-c.run.Done():
 			return nil
 		}
-		i = (i + 1) % len(c.cfg.Endpoints)
+		i = (i + 1) % c.numEndpoints()
 		cn, _, _, err := c.open(c.run, i, true)
 		if err == nil {
 			if !c.adopt(cn) {
@@ -89,7 +89,7 @@ func (c *Client) reconnect(from int) *conn {
 				Message: "session " + c.session + " cannot be resumed: " + e.Error()})
 			return nil
 		}
-		c.log.Debug("arbor: resume failed", "endpoint", c.cfg.Endpoints[i], "session", c.session, "err", err)
+		c.log.Debug("arbor: resume failed", "endpoint", c.endpoint(i), "session", c.session, "err", err)
 		backoff = min(2*backoff, c.cfg.MaxReconnectBackoff)
 	}
 }
@@ -116,5 +116,6 @@ func (c *Client) adopt(cn *conn) bool {
 	close(c.up)
 	c.setStateLocked()
 	c.log.Info("arbor: session resumed", "endpoint", cn.endpoint, "server", cn.server, "session", c.session)
+	c.discover()
 	return true
 }

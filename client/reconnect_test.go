@@ -20,7 +20,9 @@ const testTimeout = 3 * time.Second // session timeout: pings every second
 
 func dialCluster(t *testing.T, fc *fakeCluster, mod ...func(*Config)) *Client {
 	t.Helper()
-	cfg := Config{Endpoints: fc.endpoints(), NetDialContext: fc.dial, Logger: quiet, SessionTimeout: testTimeout}
+	// NoDiscovery: the fake's one-shot faults are for the calls under
+	// test, not for the members request discovery sends.
+	cfg := Config{Endpoints: fc.endpoints(), NetDialContext: fc.dial, Logger: quiet, SessionTimeout: testTimeout, NoDiscovery: true}
 	for _, m := range mod {
 		m(&cfg)
 	}

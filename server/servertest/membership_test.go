@@ -148,3 +148,27 @@ func TestWrongGossipKeyCannotJoin(t *testing.T) {
 		t.Fatalf("members after a join with the wrong key: %s", got)
 	}
 }
+
+// A client given one member's address learns the others and fails over to
+// them when that member goes.
+func TestClientLearnsMembersFromOne(t *testing.T) {
+	cl := servertest.NewCluster(t, 3)
+	c := dialClient(t, cl.Addr(0))
+	for deadline := time.Now().Add(10 * time.Second); len(c.Endpoints()) < 3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("endpoints %v: the client did not learn the members", c.Endpoints())
+		}
+	}
+	if _, _, err := c.Create(context.Background(), "/x", nil); err != nil {
+		t.Fatal(err)
+	}
+	cl.Stop(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.Exists(ctx, "/x"); err != nil {
+		t.Fatalf("after its only given member stopped: %v", err)
+	}
+	if c.Server() == cl.Name(0) {
+		t.Fatalf("still on %s", c.Server())
+	}
+}

@@ -134,6 +134,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET /debug/state", s.serveDebugState)
 	mux.HandleFunc("POST "+renewPath, s.serveRenew)
 	mux.HandleFunc("GET "+gossipPath, s.serveGossipAddr)
+	mux.HandleFunc("POST "+AdminMembersPath, s.serveAdminMembers)
 	return mux
 }
 

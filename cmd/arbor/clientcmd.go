@@ -32,6 +32,7 @@ func addClientCommands(root *cobra.Command, g *globals, e env) {
 		lsCmd(&cf, g, e), statCmd(&cf, g, e), membersCmd(&cf, g, e),
 		watchCmd(&cf, g, e), lockCmd(&cf, g, e), electCmd(&cf, g, e), leaderCmd(&cf, g, e),
 	}
+	root.AddCommand(memberCmd(&cf, g, e))
 	for _, cmd := range group {
 		fs := cmd.Flags()
 		fs.StringVar(&cf.endpoints, "endpoints", "127.0.0.1:7400", "members to try, HOST:PORT,...")

@@ -95,4 +95,3 @@ func writeAdminError(w http.ResponseWriter, status int, e *wire.Error) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(e)
 }
-

@@ -44,8 +44,40 @@ type localMember struct {
 var _ Cluster = (*LocalCluster)(nil)
 
 // StartLocalCluster starts n members of binary (an arbor executable) with
-// data under dir and waits until every member is ready.
+// data under dir and waits until every member is ready. Ports are picked
+// free and released before the members bind them, so another process can
+// take one in between: a start that fails on a port in use is tried again
+// on new ports (twice at most).
 func StartLocalCluster(ctx context.Context, binary, dir string, n int, logger *slog.Logger) (*LocalCluster, error) {
+	for attempt := 1; ; attempt++ {
+		lc, err := startLocalCluster(ctx, binary, filepath.Join(dir, fmt.Sprintf("try%d", attempt)), n, logger)
+		if err == nil {
+			return lc, nil
+		}
+		if attempt == 3 || !lc.portTaken() {
+			return nil, err
+		}
+		logger.Warn("a port of the local cluster was taken meanwhile; starting again on new ports", "attempt", attempt)
+	}
+}
+
+// portTaken reports whether a member's log says its address was in use.
+func (lc *LocalCluster) portTaken() bool {
+	if lc == nil {
+		return false
+	}
+	for _, m := range lc.members {
+		if b, err := os.ReadFile(filepath.Join(lc.dir, m.name+".log")); err == nil && strings.Contains(string(b), "address already in use") {
+			return true
+		}
+	}
+	return false
+}
+
+func startLocalCluster(ctx context.Context, binary, dir string, n int, logger *slog.Logger) (*LocalCluster, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	lc := &LocalCluster{binary: binary, dir: dir, log: logger}
 	var initial []string
 	for i := range n {
@@ -61,13 +93,13 @@ func StartLocalCluster(ctx context.Context, binary, dir string, n int, logger *s
 	for _, m := range lc.members {
 		if err := lc.start(m, strings.Join(initial, ",")); err != nil {
 			lc.Stop(ctx)
-			return nil, err
+			return lc, err
 		}
 	}
 	for _, m := range lc.members {
 		if err := lc.awaitReady(ctx, m); err != nil {
 			lc.Stop(ctx)
-			return nil, err
+			return lc, err
 		}
 	}
 	return lc, nil

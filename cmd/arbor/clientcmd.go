@@ -18,10 +18,14 @@ import (
 
 // clientFlags are the flags of every command that talks to a cluster.
 type clientFlags struct {
-	endpoints string
-	json      bool
-	timeout   time.Duration
+	endpoints   string
+	json        bool
+	timeout     time.Duration
+	noDiscovery bool
 }
+
+// noDiscoveryHelp says what --no-discovery is for.
+const noDiscoveryHelp = "use only --endpoints, not the members they name (behind a proxy or NAT that the members' own addresses do not reach)"
 
 // addClientCommands adds the commands that talk to a cluster. Later
 // commands (watch, lock, elect, member, bench) go here too.
@@ -38,6 +42,7 @@ func addClientCommands(root *cobra.Command, g *globals, e env) {
 		fs.StringVar(&cf.endpoints, "endpoints", "127.0.0.1:7400", "members to try, HOST:PORT,...")
 		fs.BoolVar(&cf.json, "json", false, "print the full response as one JSON object (wire field names)")
 		fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "how long to wait for a reachable member with a leader, and for the answer")
+		fs.BoolVar(&cf.noDiscovery, "no-discovery", false, noDiscoveryHelp)
 		root.AddCommand(cmd)
 	}
 }
@@ -91,7 +96,7 @@ func dialCluster(ctx context.Context, cf *clientFlags, g *globals, e env, sessio
 	if g.logSet {
 		logger = g.logger(e.stderr)
 	}
-	cfg := client.Config{Endpoints: eps, Logger: logger, SessionTimeout: sessionTimeout}
+	cfg := client.Config{Endpoints: eps, Logger: logger, SessionTimeout: sessionTimeout, NoDiscovery: cf.noDiscovery}
 	var prev error
 	start, wait, waiting := time.Now(), firstRedial, false
 	for {

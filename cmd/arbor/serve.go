@@ -28,6 +28,15 @@ func serve(ctx context.Context, g *globals, e env, f *memberFlags, dev bool) err
 		clientLn.Close()
 		return err
 	}
+	// memberlist binds the gossip port itself (TCP and UDP); a port in use
+	// is said here the way the others are.
+	gossipLn, err := listen("gossip-addr", f.gossipAddr)
+	if err != nil {
+		clientLn.Close()
+		peerLn.Close()
+		return err
+	}
+	gossipLn.Close()
 	cfg := server.Config{
 		Name:                    f.name,
 		DataDir:                 f.dataDir,

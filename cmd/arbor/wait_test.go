@@ -80,7 +80,7 @@ func TestCommandNamesNoLeader(t *testing.T) {
 	addr, peer := deadAddr(t), deadAddr(t)
 	cluster := "a=" + peer + ",b=" + deadAddr(t) + ",c=" + deadAddr(t)
 	out, _, _, _ := startArbor(t, "server", "--name", "a", "--data-dir", filepath.Join(t.TempDir(), "a"),
-		"--client-addr", addr, "--peer-addr", peer, "--initial-cluster", cluster)
+		"--client-addr", addr, "--peer-addr", peer, "--gossip-addr", deadAddr(t), "--initial-cluster", cluster)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()

@@ -152,7 +152,7 @@ func TestLockOfKilledHolderGoesToNextAfterExpiry(t *testing.T) {
 	c := startCluster(t, 3)
 	p := startProxy(t, c.addr(0)) // to see when the holder was last heard
 	h := startHolder(t, "ARBOR_LOCK_TOKEN", "lock", "--session-timeout", holderTimeout.String(),
-		"--endpoints", p.addr(), "/l")
+		"--no-discovery", "--endpoints", p.addr(), "/l") // the proxy is its only way in
 	cl := dialContender(t, c.addr(1))
 	grant := lockAsync(t, cl, "/l")
 	waitQueued(t, cl, "/l", 2)
@@ -251,7 +251,7 @@ func TestCutOffHolderKnowsLockIsLostBeforeNextIsGranted(t *testing.T) {
 	c := startCluster(t, 3)
 	p := startProxy(t, c.addr(0))
 	h := startHolder(t, "ARBOR_LOCK_TOKEN", "lock", "--session-timeout", holderTimeout.String(),
-		"--endpoints", p.addr(), "/l")
+		"--no-discovery", "--endpoints", p.addr(), "/l") // the proxy is its only way in
 	cl := dialContender(t, c.addr(1))
 	grant := lockAsync(t, cl, "/l")
 	waitQueued(t, cl, "/l", 2)
@@ -329,7 +329,7 @@ func TestElectionFailsOverFromKilledLeader(t *testing.T) {
 	c := startCluster(t, 3)
 	p := startProxy(t, c.addr(0)) // to see when the leader was last heard
 	h := startHolder(t, "ARBOR_ELECTION_TOKEN", "elect", "--session-timeout", holderTimeout.String(),
-		"--endpoints", p.addr(), "/svc", "host-a")
+		"--no-discovery", "--endpoints", p.addr(), "/svc", "host-a") // the proxy is its only way in
 	cl := dialContender(t, c.addr(1))
 	reports, stopObserving := observe(t, recipe.NewElection(cl, "/svc"))
 	if l := nextReport(t, reports, 10*time.Second); string(l.Value) != "host-a" || l.Token != h.token || l.Session != h.session {

@@ -29,7 +29,7 @@ func TestDuplicatedProposalAppliesOnce(t *testing.T) {
 	f := (l + 1) % c.size()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cl, err := client.Dial(ctx, client.Config{Endpoints: []string{c.members[f].addr}, Logger: slog.New(slog.DiscardHandler)})
+	cl, err := client.Dial(ctx, client.Config{Endpoints: []string{c.members[f].addr}, NoDiscovery: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,7 @@ func (w *worker) dial(ctx context.Context) (*lincheck.Conn, error) {
 	defer cancel()
 	c, err := client.Dial(dctx, client.Config{
 		Endpoints:      []string{w.addrs[i]},
+		NoDiscovery:    true, // the history names the member each operation went through
 		SessionTimeout: 5 * time.Second,
 		DialTimeout:    opTimeout,
 		Logger:         slog.New(slog.DiscardHandler),

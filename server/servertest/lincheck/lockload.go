@@ -82,8 +82,10 @@ func (r *LockRun) dial(ctx context.Context, first int, pinned bool) (*client.Cli
 	}
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	// A pinned client stays on its member: the client does not learn
+	// the others.
 	return client.Dial(dctx, client.Config{Endpoints: eps, SessionTimeout: r.cfg.SessionTimeout,
-		DialTimeout: r.cfg.OpTimeout, Logger: slog.New(slog.DiscardHandler)})
+		DialTimeout: r.cfg.OpTimeout, Logger: slog.New(slog.DiscardHandler), NoDiscovery: pinned})
 }
 
 // outcome of one lock cycle: what becomes of the session.
@@ -228,6 +230,11 @@ func (r *LockRun) Check(ctx context.Context, settle time.Duration, exclusive boo
 		asked := time.Now()
 		lctx, cancel := context.WithTimeout(ctx, settle)
 		g, err := c.Lock(lctx, path)
+		// A connection the healing cluster breaks under the request is no
+		// violation: asking again goes on with the same place in the queue.
+		for err != nil && client.IsIndeterminate(err) && lctx.Err() == nil && !c.Expired() {
+			g, err = c.Lock(lctx, path)
+		}
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%w: lock %s not granted within %v of healing: %v", ErrLockViolation, path, settle, err))

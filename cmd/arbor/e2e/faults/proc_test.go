@@ -285,7 +285,7 @@ func (c *cluster) clientAddrs() []string { return c.endpoints(-1) }
 func (c *cluster) dial(ctx context.Context, i int) (*client.Client, error) {
 	return client.Dial(ctx, client.Config{
 		Endpoints: []string{c.members[i].clientAddr}, DialTimeout: time.Second,
-		Logger: quietLogger,
+		Logger: quietLogger, NoDiscovery: true,
 	})
 }
 

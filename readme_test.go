@@ -81,6 +81,10 @@ var want = map[string]outcome{
 	"./arbor create /service/web 'v1'": {stdout: `/service/web\n`},
 	"./arbor --endpoints 127.0.0.1:7430 get /service/web   # read through another member": {stdout: `v1`},
 	"source <(./arbor completion bash)":                                                   {},
+	"./arbor server --name d --data-dir arbor-d --log-level warn --client-addr 127.0.0.1:7440 --peer-addr 127.0.0.1:7441 --gossip-addr 127.0.0.1:7442 --join 127.0.0.1:7412 &": {
+		stdout: `arbor server d: ready; clients connect to ws://127\.0\.0\.1:7440/v1\narbor server d: stopped .*\n`, stderr: anyWarnings},
+	"./arbor --endpoints 127.0.0.1:7440 get /service/web   # answers once d is in the cluster": {stdout: `v1`, stderr: waitingLine},
+	"./arbor member list": {stdout: `NAME +CLIENT_URL +PEER_URL +ROLE +ALIVE\na +.*\nb +.*\nc +.*\nd +127\.0\.0\.1:7440 +127\.0\.0\.1:7441 +(learner|follower) +true\n`},
 	"./arbor create /services ''":                                                         {stdout: `/services\n`},
 	`./arbor create --ephemeral --sequential /services/web- '127.0.0.1:8080' -- sh -c 'echo "registered as $ARBOR_NODE"; sleep 2'`: {
 		stdout: `/services/web-0000000000\nregistered as /services/web-0000000000\n`},
@@ -93,7 +97,7 @@ var want = map[string]outcome{
 
 // readmePorts are the ports the README's members listen on (gossip ones
 // included: a later build binds them).
-var readmePorts = []int{7400, 7401, 7402, 7410, 7411, 7412, 7420, 7421, 7422, 7430, 7431, 7432}
+var readmePorts = []int{7400, 7401, 7402, 7410, 7411, 7412, 7420, 7421, 7422, 7430, 7431, 7432, 7440, 7441, 7442}
 
 func TestReadmeShellBlocks(t *testing.T) {
 	if testing.Short() {

@@ -59,16 +59,20 @@ type Peer struct {
 type Config struct {
 	Name              string
 	DataDir           string
-	ListenPeerAddr    string        // host:port to listen on for raft traffic
-	AdvertisePeerAddr string        // what the others dial; default ListenPeerAddr
-	InitialCluster    []Peer        // bootstrap; ignored when the data dir holds state
-	Join              bool          // start empty and wait to be added by the cluster
-	SnapshotEntries   uint64        // take a snapshot and compact every N applied entries (default 100000)
-	TickInterval      time.Duration // default 100ms
-	ElectionTicks     int           // default 10
-	HeartbeatTicks    int           // default 1
-	NoSync            bool          // tests only
-	Logger            *slog.Logger
+	ListenPeerAddr    string // host:port to listen on for raft traffic
+	AdvertisePeerAddr string // what the others dial; default ListenPeerAddr
+	InitialCluster    []Peer // bootstrap; ignored when the data dir holds state
+	Join              bool   // start empty and wait to be added by the cluster
+	// FreshID gives a member that starts empty with Join an id of its own
+	// incarnation (kept in the data dir) instead of the one its name
+	// gives, so that a name whose member was removed can join again.
+	FreshID         bool
+	SnapshotEntries uint64        // take a snapshot and compact every N applied entries (default 100000)
+	TickInterval    time.Duration // default 100ms
+	ElectionTicks   int           // default 10
+	HeartbeatTicks  int           // default 1
+	NoSync          bool          // tests only
+	Logger          *slog.Logger
 
 	// Added by the raftnode implementation (all optional).
 	ClusterToken       string       // peers presenting a different token are rejected (default "arbor")

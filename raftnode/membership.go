@@ -31,10 +31,16 @@ func (n *Node) Members() []MemberInfo {
 	return out
 }
 
-// AddMember adds a member (as a learner when learner is true) and returns
-// once the change is applied on this member.
+// AddMember adds a member (as a learner when learner is true) with the id
+// its name gives, and returns once the change is applied on this member.
 func (n *Node) AddMember(ctx context.Context, name, peerURL string, learner bool) error {
-	id := MemberID(name)
+	return n.AddMemberID(ctx, MemberID(name), name, peerURL, learner)
+}
+
+// AddMemberID adds a member under id (a joiner with an id of its own
+// incarnation: Config.FreshID). A name in use by a member is refused
+// (ErrMemberExists), as is an id that was removed (ErrMemberIDReused).
+func (n *Node) AddMemberID(ctx context.Context, id uint64, name, peerURL string, learner bool) error {
 	typ := ccAddNode
 	if learner {
 		typ = ccAddLearner
@@ -46,13 +52,31 @@ func (n *Node) AddMember(ctx context.Context, name, peerURL string, learner bool
 		if m, ok := n.members[id]; ok && m.Removed {
 			return ErrMemberIDReused
 		}
+		for other, m := range n.members {
+			if m.Name == name && !m.Removed && (slices.Contains(n.confState.Voters, other) || slices.Contains(n.confState.Learners, other)) {
+				return ErrMemberExists
+			}
+		}
 		return nil
 	})
 }
 
+// idOf returns the id of the current member called name, or the id the
+// name gives when no member has it.
+func (n *Node) idOf(name string) uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, m := range n.members {
+		if m.Name == name && !m.Removed && (slices.Contains(n.voters, id) || slices.Contains(n.learners, id)) {
+			return id
+		}
+	}
+	return MemberID(name)
+}
+
 // PromoteMember turns a learner into a voter.
 func (n *Node) PromoteMember(ctx context.Context, name string) error {
-	id := MemberID(name)
+	id := n.idOf(name)
 	return n.changeMembership(ctx, ccAddNode, id, ccContext{Name: name}, func() error {
 		if slices.Contains(n.confState.Learners, id) {
 			return nil
@@ -68,7 +92,7 @@ func (n *Node) PromoteMember(ctx context.Context, name string) error {
 // transfers leadership first. The removed member's Run returns ErrRemoved
 // once it applies its removal.
 func (n *Node) RemoveMember(ctx context.Context, name string) error {
-	id := MemberID(name)
+	id := n.idOf(name)
 	if id == n.id && n.lead.Load() == n.id {
 		if err := n.TransferLeadership(ctx); err != nil {
 			return err

@@ -201,6 +201,9 @@ func (n *Node) open() error {
 		return err
 	}
 	fresh := p.empty()
+	if err := n.chooseID(fresh); err != nil {
+		return err
+	}
 	n.store = newLogStore(n.disk.db, n.cfg.MaxLogCacheBytes)
 	if err := n.restoreFromDisk(p); err != nil {
 		return err

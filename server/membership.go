@@ -27,6 +27,7 @@ const gossipPath = "/internal/v1/gossip"
 // membershipChanger is what the leader needs of raft to change membership.
 type membershipChanger interface {
 	AddMember(ctx context.Context, name, peerURL string, learner bool) error
+	AddMemberID(ctx context.Context, id uint64, name, peerURL string, learner bool) error
 	PromoteMember(ctx context.Context, name string) error
 	RemoveMember(ctx context.Context, name string) error
 	Progress(ctx context.Context) (map[uint64]uint64, error)
@@ -167,19 +168,33 @@ func (s *server) reconcile(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	for _, m := range gm {
-		if _, ok := known[m.Name]; ok || !m.Alive || m.PeerURL == "" {
+		if k, ok := known[m.Name]; ok && m.Alive && m.ID != 0 && k.ID != m.ID && !k.Alive {
+			// The name's member in raft is not this incarnation (added by
+			// hand before it started, or a dead member's replacement
+			// started with an empty data dir): swap it for the one that
+			// runs, removing the old first.
+			if err := mc.RemoveMember(ctx, m.Name); err != nil {
+				s.log.Warn("replacing a member by its new incarnation failed; will retry", "member", m.Name, "err", err)
+			} else {
+				s.log.Warn("removed a member that never answered, for the new incarnation of its name that gossips", "member", m.Name,
+					"old_id", k.ID, "new_id", m.ID)
+			}
+			return
+		}
+		if _, ok := known[m.Name]; ok || !m.Alive || m.PeerURL == "" || m.ID == 0 {
 			continue
 		}
-		if m.ID != raftnode.MemberID(m.Name) {
-			s.log.Warn("gossip member with a raft id that does not match its name; not adding it", "member", m.Name, "id", m.ID)
-			continue
+		if s.removedIDs[m.ID] {
+			continue // said once already
 		}
-		err := mc.AddMember(ctx, m.Name, m.PeerURL, true)
+		err := mc.AddMemberID(ctx, m.ID, m.Name, m.PeerURL, true)
 		switch {
 		case err == nil:
-			s.log.Info("added a member found by gossip, as a learner", "member", m.Name, "peer", m.PeerURL)
+			s.log.Info("added a member found by gossip, as a learner", "member", m.Name, "id", m.ID, "peer", m.PeerURL)
 		case errors.Is(err, raftnode.ErrMemberIDReused):
-			s.log.Warn("a removed member's name cannot join again in this build; give it a new name", "member", m.Name)
+			s.removedIDs[m.ID] = true
+			s.log.Warn("a removed member gossips again with its old data dir; to join again it must start with an empty one",
+				"member", m.Name, "id", m.ID)
 			continue
 		default:
 			s.log.Warn("adding a member found by gossip failed; will retry", "member", m.Name, "err", err)

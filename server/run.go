@@ -8,9 +8,13 @@ import (
 	"github.com/arbor-db/arbor/raftnode"
 )
 
+// ErrRemoved is what Run's error matches when the cluster removed this
+// member: it stops. To join again it starts with an empty data dir and Join.
+var ErrRemoved = raftnode.ErrRemoved
+
 // Run serves a member until ctx is done (then a leader hands leadership
 // over and the member stops cleanly, returning nil) or a fatal error
-// (storage, listen), which it returns.
+// (storage, listen, ErrRemoved), which it returns.
 func Run(ctx context.Context, cfg Config) error {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -56,6 +60,7 @@ func Run(ctx context.Context, cfg Config) error {
 		AdvertisePeerAddr: cfg.AdvertisePeerAddr,
 		InitialCluster:    peers,
 		Join:              len(cfg.Join) > 0,
+		FreshID:           len(cfg.Join) > 0,
 		SnapshotEntries:   cfg.SnapshotEntries,
 		TickInterval:      cfg.TickInterval,
 		ElectionTicks:     cfg.ElectionTicks,
@@ -71,6 +76,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return fmt.Errorf("server: open raft node: %w", err)
 	}
+	s.id = node.ID() // a joiner's may be its own incarnation's, not its name's
 	s.setReplicator(node)
 	return s.serveAll(ctx, ln)
 }

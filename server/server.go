@@ -42,6 +42,9 @@ type server struct {
 
 	withdrawals *withdrawer
 	gossip      *gossip.Gossip // nil without Config.GossipAddr
+	// removedIDs are ids of removed members seen gossiping again (their
+	// refusal was logged once); the membership loop's own.
+	removedIDs map[uint64]bool
 
 	live        *liveness
 	renewClient *http.Client
@@ -71,6 +74,7 @@ func newServer(cfg Config, id uint64, rep replicator, sm *stateMachine, waits *w
 		disk:        newDiskGuard(cfg.DataDir, cfg.MinFreeBytes, statfsFree, time.Now, cfg.Logger),
 		live:        newLiveness(),
 		withdrawals: newWithdrawer(),
+		removedIDs:  make(map[uint64]bool),
 		renewClient: &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: 2,
 			IdleConnTimeout:     time.Minute,

@@ -2,6 +2,7 @@ package servertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -122,8 +123,35 @@ func (c *Cluster) Stop(i int) {
 		return
 	}
 	cancel()
-	if err := <-m.done; err != nil {
+	if err := <-m.done; err != nil && !errors.Is(err, server.ErrRemoved) {
 		c.t.Errorf("member %s: Run: %v", m.name, err)
+	}
+}
+
+// Rejoin stops member i (removed from the cluster, say), empties its data
+// dir and starts it again joining through member 0's gossip, as an operator
+// brings a removed member back. It does not wait.
+func (c *Cluster) Rejoin(i int) {
+	c.t.Helper()
+	c.Stop(i)
+	m := c.members[i]
+	if err := os.RemoveAll(m.dataDir); err != nil {
+		c.t.Fatal(err)
+	}
+	m.join = []string{c.members[0].gossipAddr}
+	c.start(i, listen(c.t, m.clientAddr), listen(c.t, m.peerAddr))
+}
+
+// Exited reports whether member i's Run returned on its own (removed,
+// say), and with what.
+func (c *Cluster) Exited(i int) (bool, error) {
+	m := c.members[i]
+	select {
+	case err := <-m.done:
+		m.done <- err // keep it for Stop
+		return true, err
+	default:
+		return false, nil
 	}
 }
 

@@ -1,8 +1,13 @@
 package servertest_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -10,6 +15,8 @@ import (
 	"time"
 
 	"github.com/arbor-db/arbor/client"
+	"github.com/arbor-db/arbor/client/wire"
+	"github.com/arbor-db/arbor/server"
 	"github.com/arbor-db/arbor/server/servertest"
 )
 
@@ -171,4 +178,94 @@ func TestClientLearnsMembersFromOne(t *testing.T) {
 	if c.Server() == cl.Name(0) {
 		t.Fatalf("still on %s", c.Server())
 	}
+}
+
+// adminMember posts a membership change to member i.
+func adminMember(t *testing.T, cl *servertest.Cluster, i int, mc server.MemberChange) error {
+	t.Helper()
+	body, _ := json.Marshal(mc)
+	resp, err := http.Post("http://"+cl.Addr(i)+server.AdminMembersPath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return nil
+}
+
+// A removed member stops; brought back with an empty data dir under the
+// same name it joins again (an id of its own incarnation), and the leader
+// itself can be removed.
+func TestRemoveAndRejoin(t *testing.T) {
+	cl := servertest.NewCluster(t, 1, servertest.Gossip(gossipKey))
+	w := dialClient(t, cl.Addr(0))
+	for range 2 {
+		cl.WaitReady(cl.Join(false, nil))
+	}
+	waitRoles(t, w, func(s string) bool { return countRole(s, "follower") == 2 }, "three voters")
+	if err := adminMember(t, cl, 0, server.MemberChange{Op: "remove", Name: "m3"}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoles(t, w, func(s string) bool { return !strings.Contains(s, "m3") }, "m3 removed")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if done, err := cl.Exited(2); done {
+			if !errors.Is(err, server.ErrRemoved) {
+				t.Fatalf("the removed member stopped with %v, want ErrRemoved", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the removed member did not stop")
+		}
+	}
+	cl.Rejoin(2)
+	cl.WaitReady(2)
+	waitRoles(t, w, func(s string) bool { return strings.Contains(s, "m3:follower:true") }, "m3 back as a voter")
+	// The leader removes itself: the others go on.
+	leader := -1
+	for i := range 3 {
+		for _, m := range mustMembers(t, w) {
+			if m.Role == "leader" && m.Name == cl.Name(i) {
+				leader = i
+			}
+		}
+	}
+	if err := adminMember(t, cl, leader, server.MemberChange{Op: "remove", Name: cl.Name(leader)}); err != nil {
+		t.Fatalf("removing the leader %s: %v", cl.Name(leader), err)
+	}
+	other := (leader + 1) % 3
+	c := dialClient(t, cl.Addr(other))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, _, err := c.Create(ctx, "/after-leader-removed", nil); err != nil {
+		t.Fatalf("a write after the leader removed itself: %v", err)
+	}
+	if got := roles(t, c); strings.Contains(got, cl.Name(leader)) || countRole(got, "leader") != 1 {
+		t.Fatalf("members after the leader's removal: %s", got)
+	}
+}
+
+func mustMembers(t *testing.T, c *client.Client) []wire.Member {
+	t.Helper()
+	ms, err := c.Members(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+// A member added by hand and then started with --join (its own
+// incarnation's id) takes the place of the one added by hand.
+func TestAddedByHandThenJoined(t *testing.T) {
+	cl := servertest.NewCluster(t, 1, servertest.Gossip(gossipKey))
+	w := dialClient(t, cl.Addr(0))
+	if err := adminMember(t, cl, 0, server.MemberChange{Op: "add", Name: "m2", PeerURL: "127.0.0.1:1", Learner: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoles(t, w, func(s string) bool { return strings.Contains(s, "m2:learner") }, "m2 added by hand")
+	cl.WaitReady(cl.Join(false, nil))
+	waitRoles(t, w, func(s string) bool { return strings.Contains(s, "m2:follower:true") }, "m2 running as a voter")
 }

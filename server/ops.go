@@ -153,6 +153,13 @@ func treeRead(v stateView, op, path string) *wire.Response {
 func (s *server) membersRead() *wire.Response {
 	infos := s.rep.Members()
 	gossipAlive := s.gossipAlive()
+	st := s.rep.Status()
+	var progress map[uint64]uint64
+	if mc, ok := s.rep.(membershipChanger); ok && st.IsLeader {
+		ctx, cancel := context.WithTimeout(s.ctx, 200*time.Millisecond)
+		progress, _ = mc.Progress(ctx)
+		cancel()
+	}
 	var attrs map[string]memberAttrs
 	var zxid uint64
 	s.sm.read(func(v stateView) { attrs, zxid = v.memberAttrs(), v.zxid() })
@@ -171,12 +178,19 @@ func (s *server) membersRead() *wire.Response {
 			// where raft's "recently heard from" is each member's own.
 			alive = gossipAlive[m.Name]
 		}
-		out = append(out, wire.Member{
+		wm := wire.Member{
 			Name: m.Name, PeerURL: m.PeerURL, ClientURL: attrs[m.Name].ClientURL,
 			Role: role, Alive: alive,
-		})
+		}
+		if match, ok := progress[m.ID]; ok {
+			lag := st.Commit - min(match, st.Commit)
+			wm.Applied, wm.Lag = match, &lag
+		} else if m.ID == s.id {
+			wm.Applied = st.Applied
+		}
+		out = append(out, wm)
 	}
-	return &wire.Response{OK: true, Zxid: zxid, Members: out}
+	return &wire.Response{OK: true, Zxid: zxid, Members: out, NoLeader: st.Leader == 0}
 }
 
 // pingRead answers ping: it says how long ago this member sent the last

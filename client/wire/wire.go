@@ -214,6 +214,11 @@ type Member struct {
 	PeerURL   string `json:"peer_url"`
 	Role      string `json:"role"` // leader, follower, learner
 	Alive     bool   `json:"alive"`
+	// Applied (an Arbor extension): how far the member's log is known to
+	// match the leader's, when the answering member leads (for itself:
+	// its applied index); Lag is the leader's commit index minus it.
+	Applied uint64  `json:"applied,omitempty"`
+	Lag     *uint64 `json:"lag,omitempty"`
 }
 
 // Roles of a member.
@@ -254,6 +259,9 @@ type Response struct {
 	Results  []Response `json:"results,omitempty"`
 	Watch    uint64     `json:"watch,omitempty"`
 	Members  []Member   `json:"members,omitempty"`
+	// NoLeader (members, an Arbor extension): the answering member knows
+	// no leader, so the list is its own last view of the membership.
+	NoLeader bool `json:"no_leader,omitempty"`
 
 	// lock, elect, leader
 	Token *uint64 `json:"token,omitempty"`

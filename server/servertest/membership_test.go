@@ -269,3 +269,43 @@ func TestAddedByHandThenJoined(t *testing.T) {
 	cl.WaitReady(cl.Join(false, nil))
 	waitRoles(t, w, func(s string) bool { return strings.Contains(s, "m2:follower:true") }, "m2 running as a voter")
 }
+
+// members answers from the member's own view when there is no quorum, and
+// says so; with a leader, the leader reports each member's progress.
+func TestMembersWithoutQuorum(t *testing.T) {
+	cl := servertest.NewCluster(t, 3)
+	raw := connect(t, cl.Addr(0))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r := raw.do(wire.Request{Op: wire.OpMembers})
+		withLag, selfLeads, selfApplied := 0, false, uint64(0)
+		for _, m := range r.Members {
+			if m.Lag != nil && m.Applied > 0 {
+				withLag++
+			}
+			if m.Name == cl.Name(0) {
+				selfLeads, selfApplied = m.Role == "leader", m.Applied
+			}
+		}
+		if r.NoLeader {
+			t.Fatalf("a member of a healthy cluster says it has no leader: %+v", r)
+		}
+		// The leader reports everyone's progress; a follower its own.
+		if selfLeads && withLag == 3 || !selfLeads && withLag == 0 && selfApplied > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members: %+v", r.Members)
+		}
+	}
+	cl.Stop(1)
+	cl.Stop(2)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r := raw.do(wire.Request{Op: wire.OpMembers})
+		if r.OK && r.NoLeader && len(r.Members) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members without a quorum: %+v", r)
+		}
+	}
+}

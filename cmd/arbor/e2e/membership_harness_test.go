@@ -66,18 +66,6 @@ func (c *cluster) join(name string, extra ...string) int {
 	return len(c.members) - 1
 }
 
-// index returns the index of the member called name.
-func (c *cluster) index(name string) int {
-	c.t.Helper()
-	for i, m := range c.members {
-		if m.name == name {
-			return i
-		}
-	}
-	c.t.Fatalf("no member %q", name)
-	return -1
-}
-
 // roles asks member i for the members op and renders it as
 // "name:role:alive ..." sorted by name.
 func (c *cluster) roles(ctx context.Context, i int) (string, error) {

@@ -220,9 +220,8 @@ func (c *cluster) waitRole(i int, role string, within time.Duration) time.Durati
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		cl, err := c.dial(ctx, l)
 		if err == nil {
-			ms, merr := cl.Members(ctx)
+			ms, _ := cl.Members(ctx) // none on an error: asked again
 			cl.Close(ctx)
-			err = merr
 			for _, m := range ms {
 				if m.Name == c.members[i].name {
 					got = fmt.Sprintf("%s alive=%t", m.Role, m.Alive)

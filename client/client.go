@@ -87,20 +87,22 @@ type Client struct {
 	deadlineC chan struct{} // buffered 1: wakes the watchdog when the deadline moves
 	wg        sync.WaitGroup
 
-	mu       sync.Mutex
-	cur      *conn         // the live connection; nil while disconnected
-	up       chan struct{} // closed once cur is set; replaced when cur breaks
-	server   string        // member of the last live connection
-	eps      []string      // Config.Endpoints, then the members learned (discover.go)
-	closing  bool          // Close was called: never reconnect again
-	closed   bool          // Close finished its work: state Closed
-	over     *Error        // why calls fail for good (expired or closed); nil while usable
-	overC    chan struct{} // closed when over is set
-	state    State
-	deadline time.Time // see session.go
-	jeopardy bool
-	sessCtx  context.Context
-	sessStop context.CancelCauseFunc
+	mu     sync.Mutex
+	cur    *conn         // the live connection; nil while disconnected
+	up     chan struct{} // closed once cur is set; replaced when cur breaks
+	server string        // member of the last live connection
+	eps    []string      // Config.Endpoints, then the members learned (discover.go)
+	// membersHash is the last members fingerprint a ping answered.
+	membersHash atomic.Uint64
+	closing     bool          // Close was called: never reconnect again
+	closed      bool          // Close finished its work: state Closed
+	over        *Error        // why calls fail for good (expired or closed); nil while usable
+	overC       chan struct{} // closed when over is set
+	state       State
+	deadline    time.Time // see session.go
+	jeopardy    bool
+	sessCtx     context.Context
+	sessStop    context.CancelCauseFunc
 }
 
 // Dial connects to the first endpoint that accepts a WebSocket and answers

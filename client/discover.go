@@ -45,8 +45,23 @@ func (c *Client) discover() {
 		if err != nil {
 			return // an older member, or a broken connection: the next resume asks again
 		}
+		if resp.MembersHash != 0 {
+			c.membersHash.Store(resp.MembersHash)
+		}
 		c.learn(resp.Members)
 	}()
+}
+
+// membersChanged asks for the members again when a ping says their set
+// is not the one the client last learned (members join and leave while a
+// session lives).
+func (c *Client) membersChanged(hash uint64) {
+	if hash == 0 || c.membersHash.Swap(hash) == hash {
+		return
+	}
+	c.mu.Lock()
+	c.discover()
+	c.mu.Unlock()
 }
 
 // learn adds the client addresses of ms that the client does not know yet.

@@ -267,6 +267,7 @@ func (c *Client) ping(cn *conn, wait time.Duration) (sentAt time.Time, confirmed
 	resp, sentAt, err := c.send(ctx, cn, &wire.Request{Op: wire.OpPing})
 	switch {
 	case err == nil:
+		c.membersChanged(resp.MembersHash)
 		return sentAt, c.renewed(cn, sentAt, resp)
 	case errors.Is(err, ErrUnavailable):
 		c.breakConn(cn, &Error{Code: CodeConnectionLost, Index: -1, cause: err,

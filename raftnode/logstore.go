@@ -40,6 +40,11 @@ type logStore struct {
 
 	hs   hardState
 	snap snapshotMeta // newest snapshot; Snapshot's Data names its file
+	// A member was added at staleBefore, and a member refuses a snapshot
+	// whose ConfState lacks it: until a snapshot at or after that index
+	// exists, Snapshot answers "temporarily unavailable" (raft asks again
+	// later) rather than have raft stream a useless file again and again.
+	staleBefore uint64 // snapshots below this index are stale
 
 	// The log raft may read is (prevIndex, last]; prevTerm is the term of
 	// prevIndex, the compaction point, which raft needs to match appends.
@@ -98,6 +103,9 @@ func (s *logStore) LastIndex() (uint64, error) { return s.last, nil }
 func (s *logStore) Snapshot() (snapshot, error) {
 	if s.snap.Index == 0 {
 		return snapshot{}, nil
+	}
+	if s.snap.Index < s.staleBefore {
+		return snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
 	}
 	return fileSnapshot(s.snap.Term, s.snap.Index, s.snap.ConfState), nil
 }

@@ -173,6 +173,9 @@ func (n *Node) applyConfChange(e logEntry) (uint64, error) {
 			// A new member refuses a snapshot whose ConfState lacks it, so
 			// the next snapshot must postdate this change.
 			n.forceSnapshot = true
+			if n.store.snap.Index != 0 {
+				n.store.staleBefore = e.Index
+			}
 			if op.ctx.Name != "" {
 				m.Name = op.ctx.Name
 			}

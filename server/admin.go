@@ -83,7 +83,7 @@ func memberChangeError(err error, mc MemberChange) (int, *wire.Error) {
 	case errors.Is(err, raftnode.ErrLastVoter):
 		return http.StatusConflict, errorf(wire.CodeBadRequest, "member %s is the last voter; add another first", mc.Name)
 	case errors.Is(err, raftnode.ErrMemberIDReused):
-		return http.StatusConflict, errorf(wire.CodeBadRequest, "the name %s belonged to a removed member and cannot be used again in this build; choose another", mc.Name)
+		return http.StatusConflict, errorf(wire.CodeBadRequest, "the id the name %s gives belonged to a removed member and cannot be used again; start the member with an empty --data-dir and --join instead (a joiner takes an id of its own)", mc.Name)
 	case errors.Is(err, raftnode.ErrMemberChangePending):
 		return http.StatusServiceUnavailable, errorf(wire.CodeUnavailable, "another membership change is in progress; retry")
 	}

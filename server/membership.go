@@ -1,11 +1,15 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -235,4 +239,19 @@ func (s *server) gossipAlive() map[string]bool {
 		out[m.Name] = m.Alive
 	}
 	return out
+}
+
+// membersHash fingerprints the set of members (ids and peer addresses),
+// for pings: a client learns the members again when it changes.
+func (s *server) membersHash() uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	ms := s.rep.Members()
+	slices.SortFunc(ms, func(a, b raftnode.MemberInfo) int { return cmp.Compare(a.ID, b.ID) })
+	for _, m := range ms {
+		binary.BigEndian.PutUint64(b[:], m.ID)
+		h.Write(b[:])
+		h.Write([]byte(m.PeerURL))
+	}
+	return h.Sum64() | 1 // never 0, which means "not said"
 }

@@ -190,7 +190,7 @@ func (s *server) membersRead() *wire.Response {
 		}
 		out = append(out, wm)
 	}
-	return &wire.Response{OK: true, Zxid: zxid, Members: out, NoLeader: st.Leader == 0}
+	return &wire.Response{OK: true, Zxid: zxid, Members: out, NoLeader: st.Leader == 0, MembersHash: s.membersHash()}
 }
 
 // pingRead answers ping: it says how long ago this member sent the last
@@ -201,7 +201,7 @@ func (c *conn) pingRead() *wire.Response {
 	if why := c.srv.cutOff(c.timeout / 3); why != "" {
 		return &wire.Response{Error: errorf(wire.CodeUnavailable, "%s", why)}
 	}
-	resp := &wire.Response{OK: true, Zxid: c.srv.sm.appliedIndex()}
+	resp := &wire.Response{OK: true, Zxid: c.srv.sm.appliedIndex(), MembersHash: c.srv.membersHash()}
 	if at := c.confirmed.Load(); at != 0 {
 		// Rounded up: a client must never think the renewal more recent.
 		ago := (c.srv.live.since() - at + int64(time.Millisecond) - 1) / int64(time.Millisecond)

@@ -251,6 +251,10 @@ type Response struct {
 	// on its session until T - renewed_ago_ms + timeout_ms. Absent when the
 	// member has no confirmed renewal of the session yet.
 	RenewedAgoMs *int64 `json:"renewed_ago_ms,omitempty"`
+	// MembersHash (ping and members, an Arbor extension): a fingerprint of
+	// the set of members; when a ping's differs from the last members
+	// answer's, a client asks for the members again.
+	MembersHash uint64 `json:"members_hash,omitempty"`
 
 	Path     string     `json:"path,omitempty"`
 	Data     []byte     `json:"data,omitempty"`

@@ -98,6 +98,12 @@ func serve(ctx context.Context, g *globals, e env, f *memberFlags, dev bool) err
 	err = server.Run(ctx, cfg)
 	stopWaiting()
 	waiting.Wait()
+	if errors.Is(err, server.ErrRemoved) {
+		// An operator's doing, not a failure of the member; still not a
+		// clean stop (status 1), so that a supervisor does not restart it
+		// into a cluster that no longer has it.
+		return &exitError{code: exitFail, msg: fmt.Sprintf("REMOVED: %s was removed from the cluster; to join again, start it with an empty --data-dir and --join (data kept in %s)", who, f.dataDir)}
+	}
 	if err != nil {
 		return &exitError{code: exitFail, msg: "INTERNAL: " + who + " stopped: " + err.Error()}
 	}

@@ -266,3 +266,14 @@ func (n *Node) Progress(ctx context.Context) (map[uint64]uint64, error) {
 	})
 	return out, err
 }
+
+// UpdateMemberPeer records a member's new peer address (it restarted
+// elsewhere) and returns once the change is applied on this member.
+func (n *Node) UpdateMemberPeer(ctx context.Context, id uint64, peerURL string) error {
+	return n.changeMembership(ctx, ccUpdateNode, id, ccContext{PeerURL: peerURL}, func() error {
+		if !slices.Contains(n.confState.Voters, id) && !slices.Contains(n.confState.Learners, id) {
+			return ErrMemberNotFound
+		}
+		return nil
+	})
+}

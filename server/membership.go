@@ -32,6 +32,7 @@ const gossipPath = "/internal/v1/gossip"
 type membershipChanger interface {
 	AddMember(ctx context.Context, name, peerURL string, learner bool) error
 	AddMemberID(ctx context.Context, id uint64, name, peerURL string, learner bool) error
+	UpdateMemberPeer(ctx context.Context, id uint64, peerURL string) error
 	PromoteMember(ctx context.Context, name string) error
 	RemoveMember(ctx context.Context, name string) error
 	Progress(ctx context.Context) (map[uint64]uint64, error)
@@ -182,6 +183,15 @@ func (s *server) reconcile(ctx context.Context) {
 			} else {
 				s.log.Warn("removed a member that never answered, for the new incarnation of its name that gossips", "member", m.Name,
 					"old_id", k.ID, "new_id", m.ID)
+			}
+			return
+		}
+		if k, ok := known[m.Name]; ok && m.Alive && k.ID == m.ID && m.PeerURL != "" && k.PeerURL != m.PeerURL {
+			// It restarted on another peer address: raft follows gossip.
+			if err := mc.UpdateMemberPeer(ctx, m.ID, m.PeerURL); err != nil {
+				s.log.Warn("recording a member's new peer address failed; will retry", "member", m.Name, "peer", m.PeerURL, "err", err)
+			} else {
+				s.log.Info("a member restarted on a new peer address", "member", m.Name, "old", k.PeerURL, "new", m.PeerURL)
 			}
 			return
 		}

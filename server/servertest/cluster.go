@@ -128,6 +128,17 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
+// RestartOnNewPeerAddr restarts member i with its data but a new peer
+// address (a member moved to another host), and does not wait.
+func (c *Cluster) RestartOnNewPeerAddr(i int) {
+	c.t.Helper()
+	c.Stop(i)
+	m := c.members[i]
+	peerLn := listen(c.t, "127.0.0.1:0")
+	m.peerAddr = peerLn.Addr().String()
+	c.start(i, listen(c.t, m.clientAddr), peerLn)
+}
+
 // Rejoin stops member i (removed from the cluster, say), empties its data
 // dir and starts it again joining through member 0's gossip, as an operator
 // brings a removed member back. It does not wait.
@@ -317,3 +328,6 @@ func freeUDPAndTCP(t testing.TB) string {
 	t.Fatal("no loopback port free for both TCP and UDP")
 	return ""
 }
+
+// PeerAddr returns member i's raft address.
+func (c *Cluster) PeerAddr(i int) string { return c.members[i].peerAddr }

@@ -309,3 +309,29 @@ func TestMembersWithoutQuorum(t *testing.T) {
 		}
 	}
 }
+
+// A member restarted on a new peer address is reachable again without an
+// operator: the leader records the address gossip says.
+func TestMemberMovesPeerAddress(t *testing.T) {
+	cl := servertest.NewCluster(t, 3, servertest.Gossip(gossipKey))
+	w := dialClient(t, cl.Addr(0))
+	cl.RestartOnNewPeerAddr(2)
+	cl.WaitReady(2)
+	if _, _, err := w.Create(context.Background(), "/after-move", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	moved := dialClient(t, cl.Addr(2))
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if data, _, err := moved.Get(context.Background(), "/after-move", client.Local()); err == nil && string(data) == "x" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the moved member did not catch up with a write made after its move")
+		}
+	}
+	for _, m := range mustMembers(t, w) {
+		if m.Name == cl.Name(2) && !strings.HasSuffix(m.PeerURL, strings.Split(cl.PeerAddr(2), ":")[1]) {
+			t.Fatalf("raft still has %s at %s, not %s", m.Name, m.PeerURL, cl.PeerAddr(2))
+		}
+	}
+}

@@ -39,6 +39,23 @@ type Result struct {
 	// Elect-failover: the killed candidate's session timeout, which bounds
 	// the time to the next election from below.
 	SessionTimeoutMs float64 `json:"session_timeout_ms,omitempty"`
+
+	// Watch: Clients sessions hold Watchers watches (WatchMode) of one
+	// node written Writes times at Rate a second (0: back to back). Ops
+	// and the latencies are the events, timed from the write's ack; an
+	// event that came before the writer heard the ack counts as 0 ms
+	// (EventsBeforeAck). EventsExpected is Writes times Watchers; missed
+	// events are those of acknowledged writes no event reported.
+	// Set-watched: Watchers recursive watches of / held over the run, and
+	// the events they got.
+	Watchers        int     `json:"watchers,omitempty"`
+	WatchMode       string  `json:"watch_mode,omitempty"`
+	Rate            float64 `json:"rate,omitempty"`
+	Writes          int64   `json:"writes,omitempty"`
+	EventsExpected  int64   `json:"events_expected,omitempty"`
+	EventsDelivered int64   `json:"events_delivered,omitempty"`
+	EventsMissed    int64   `json:"events_missed,omitempty"`
+	EventsBeforeAck int64   `json:"events_before_ack,omitempty"`
 }
 
 // fill sets the throughput and latency fields from a histogram.

@@ -91,8 +91,10 @@ type Env struct {
 	// Prefix is the root under which the run writes; one per run so runs
 	// never see each other's data. Default /bench-<unix nanos>.
 	Prefix string
-	// Memory, when set, is read by the sessions workload.
+	// Memory, when set, is read by the sessions and watch-memory workloads.
 	Memory MemoryProbe
+	// Heap, when set, is the members' live heap, summed (watch-memory).
+	Heap MemoryProbe
 	// Stats, when set, reads each member's memory and CPU (sessions --hold).
 	Stats StatsProbe
 	// Cluster is set only when the command started the cluster itself;

@@ -160,6 +160,7 @@ func (s *memStore) Close(context.Context) error {
 			delete(s.sys.owner, p)
 		}
 	}
+	s.sys.dropWatchesLocked(s.id)
 	for _, l := range s.sys.locks {
 		if l.holder == s.id {
 			l.holder = 0

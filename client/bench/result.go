@@ -56,6 +56,14 @@ type Result struct {
 	EventsDelivered int64   `json:"events_delivered,omitempty"`
 	EventsMissed    int64   `json:"events_missed,omitempty"`
 	EventsBeforeAck int64   `json:"events_before_ack,omitempty"`
+	// Watch-memory: the members' live heap (Env.Heap) before and after
+	// setting the watches, and the length of each watched path.
+	HeapBeforeBytes uint64 `json:"heap_before_bytes,omitempty"`
+	HeapAfterBytes  uint64 `json:"heap_after_bytes,omitempty"`
+	PathBytes       int    `json:"path_bytes,omitempty"`
+	// Watch: the events' latency from the write's request instead.
+	P50FromWriteMs float64 `json:"p50_from_write_ms,omitempty"`
+	P99FromWriteMs float64 `json:"p99_from_write_ms,omitempty"`
 }
 
 // fill sets the throughput and latency fields from a histogram.
@@ -114,6 +122,14 @@ func WriteTable(w io.Writer, results ...Result) error {
 			fmt.Fprintf(w, "%s %s: next candidate elected %.0f ms (p50; max %.0f ms) after kill -9 of the leader's process, whose session timeout was %.0f ms\n",
 				r.System, r.Workload, r.P50Ms, r.MaxMs, r.SessionTimeoutMs)
 		}
+		if r.Workload == "watch-memory" && r.Watchers > 0 {
+			fmt.Fprintf(w, "%s watch-memory: %d %s watches on paths of %d bytes: %s B RSS and %s B heap per watch\n",
+				r.System, r.Watchers, r.WatchMode, r.PathBytes, perWatch(r.MemBeforeBytes, r.MemAfterBytes, r.Watchers), perWatch(r.HeapBeforeBytes, r.HeapAfterBytes, r.Watchers))
+		}
+		if r.Workload == "watch" {
+			fmt.Fprintf(w, "%s watch: %d %s watches over %d sessions, %d writes at %.0f/s: %d of %d events delivered (%d missed, %d before the ack); from the write's request p50 %.3f ms, p99 %.3f ms\n",
+				r.System, r.Watchers, r.WatchMode, r.Clients, r.Writes, r.Rate, r.EventsDelivered, r.EventsExpected, r.EventsMissed, r.EventsBeforeAck, r.P50FromWriteMs, r.P99FromWriteMs)
+		}
 		if r.FirstError != "" {
 			fmt.Fprintf(w, "%s %s: first error: %s\n", r.System, r.Workload, r.FirstError)
 		}
@@ -122,3 +138,11 @@ func WriteTable(w io.Writer, results ...Result) error {
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// perWatch is the memory added per watch, or "?" when unknown.
+func perWatch(before, after uint64, n int) string {
+	if after == 0 || n == 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f", (float64(after)-float64(before))/float64(n))
+}

@@ -135,7 +135,9 @@ func (watchWorkload) Run(ctx context.Context, env *Env) (Result, error) {
 		}
 	}
 	res.EventsExpected = res.Writes * int64(o.Watchers)
-	res.fill(run.hist.merged(), elapsed)
+	fromAck, fromWrite := run.hist.merged()
+	res.fill(fromAck, elapsed)
+	res.P50FromWriteMs, res.P99FromWriteMs = ms(fromWrite.Quantile(0.5)), ms(fromWrite.Quantile(0.99))
 	errs.into(&res)
 	return res, ctx.Err()
 }
@@ -342,12 +344,14 @@ func (r *watchRun) write(ctx context.Context, s Store, errs *errorLog) int64 {
 		}
 		seq++
 		if o.Rate > 0 {
-			// Steady, not catching up in bursts after a slow write.
+			// On schedule: after a slow write the next go at once (one
+			// outstanding) until the writer is back on it.
 			if d := time.Until(start.Add(time.Duration(float64(seq-1) / o.Rate * float64(time.Second)))); d > 0 {
 				time.Sleep(d)
 			}
 		}
 		wctx, cancel := context.WithTimeout(ctx, o.OpTimeout)
+		r.acks.send(seq, time.Now())
 		err := s.Set(wctx, r.path, seqValue(seq, o.ValueSize))
 		now := time.Now()
 		cancel()

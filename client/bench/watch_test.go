@@ -165,6 +165,7 @@ func TestWatchTrack(t *testing.T) {
 			start := time.Now()
 			acks := newAckTable(start, 10)
 			for s := int64(1); s <= tt.last; s++ {
+				acks.send(s, start)
 				if slices.Contains(tt.failed, s) {
 					acks.fail(s)
 				} else if tt.early == 0 || s != tt.last {
@@ -189,11 +190,75 @@ func TestWatchTrack(t *testing.T) {
 			if tt.wantErr == "" && w.err != nil || tt.wantErr != "" && (w.err == nil || !strings.Contains(w.err.Error(), tt.wantErr) || !errors.Is(w.err, ErrMismatch)) {
 				t.Errorf("err %v, want %q", w.err, tt.wantErr)
 			}
-			if got := h.merged().Count(); got != uint64(tt.delivered) {
-				t.Errorf("%d latencies recorded for %d events", got, tt.delivered)
+			fromAck, fromWrite := h.merged()
+			if fromAck.Count() != uint64(tt.delivered) || fromWrite.Count() != uint64(tt.delivered) {
+				t.Errorf("%d and %d latencies recorded for %d events", fromAck.Count(), fromWrite.Count(), tt.delivered)
 			}
-			if tt.early == 0 && tt.delivered > 0 && h.merged().Max() != time.Millisecond {
-				t.Errorf("latency %v, want 1ms", h.merged().Max())
+			var top int64 // the latest update an event reported: sent at start
+			for _, s := range tt.steps {
+				if !s.read && s.seq <= tt.last {
+					top = max(top, s.seq)
+				}
+			}
+			if tt.early == 0 && tt.delivered > 0 && (fromAck.Max() != time.Millisecond || fromWrite.Max() != time.Duration(top+1)*time.Millisecond) {
+				t.Errorf("latency %v from the ack, %v from the write; want 1ms, %dms", fromAck.Max(), fromWrite.Max(), top+1)
+			}
+		})
+	}
+}
+
+func TestSetWatched(t *testing.T) {
+	sys := newMemSystem()
+	o := opsOpts(4, 200)
+	o.Watchers, o.WatchSessions = 30, 3
+	res, err := Run(t.Context(), "set-watched", sys.env(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.Ops != 200 || res.Watchers != 30 || res.EventsExpected != 6000 || res.EventsDelivered < 6000 || res.EventsMissed != 0 {
+		t.Fatalf("%d sets, %d errors (%s), %d/%d events, %d missed", res.Ops, res.Errors, res.FirstError, res.EventsDelivered, res.EventsExpected, res.EventsMissed)
+	}
+	if n := sys.openWatches(); n != 0 || sys.open.Load() != 0 {
+		t.Fatalf("%d watches and %d sessions left", n, sys.open.Load())
+	}
+}
+
+func TestSetWatchedCatchesLostEvents(t *testing.T) {
+	sys := newMemSystem()
+	sys.dropEvery = 50
+	o := opsOpts(2, 100)
+	o.Watchers, o.WatchSessions = 5, 2
+	res, err := Run(t.Context(), "set-watched", sys.env(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors == 0 || res.EventsMissed == 0 || !strings.Contains(res.FirstError, "acknowledged sets") {
+		t.Fatalf("%d errors (%s), %d missed: want the drops found", res.Errors, res.FirstError, res.EventsMissed)
+	}
+}
+
+func TestWatchMemory(t *testing.T) {
+	defer func(d time.Duration) { watchMemSettle = d }(watchMemSettle)
+	watchMemSettle = 0
+	for _, mode := range []string{WatchPersistent, WatchOneShot} {
+		t.Run(mode, func(t *testing.T) {
+			sys := newMemSystem()
+			env := sys.env(Options{Clients: 3, Watchers: 250, WatchMode: mode})
+			env.Prefix = "/b"
+			env.Heap = func(context.Context) (uint64, error) { return uint64(100 * sys.openWatches()), nil }
+			res, err := Run(t.Context(), "watch-memory", env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Errors != 0 || res.Ops != 250 || res.PathBytes != len("/b/m/0000000") {
+				t.Fatalf("%d watches, %d errors (%s), paths of %d bytes", res.Ops, res.Errors, res.FirstError, res.PathBytes)
+			}
+			// The fake's heap is 100 B a watch, counted after they are set.
+			if res.HeapAfterBytes-res.HeapBeforeBytes != 25000 {
+				t.Fatalf("heap %d -> %d, want 25000 more", res.HeapBeforeBytes, res.HeapAfterBytes)
+			}
+			if n := sys.openWatches(); n != 0 || sys.open.Load() != 0 {
+				t.Fatalf("%d watches and %d sessions left", n, sys.open.Load())
 			}
 		})
 	}

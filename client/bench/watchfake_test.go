@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -11,6 +12,7 @@ import (
 // recursive (also the subtree's) or one-shot (fired closed on the first).
 type memWatch struct {
 	sys       *memSystem
+	session   int64
 	path      string
 	recursive bool
 	once      bool
@@ -71,12 +73,12 @@ func (s *memStore) addWatch(w *memWatch) error {
 }
 
 func (s *memStore) WatchData(_ context.Context, path string) (DataWatch, error) {
-	w := &memWatch{sys: s.sys, path: path, kick: make(chan struct{}, 1)}
+	w := &memWatch{sys: s.sys, session: s.id, path: path, kick: make(chan struct{}, 1)}
 	return w, s.addWatch(w)
 }
 
 func (s *memStore) WatchTree(_ context.Context, path string) (DataWatch, error) {
-	w := &memWatch{sys: s.sys, path: path, recursive: true, kick: make(chan struct{}, 1)}
+	w := &memWatch{sys: s.sys, session: s.id, path: path, recursive: true, kick: make(chan struct{}, 1)}
 	return w, s.addWatch(w)
 }
 
@@ -90,7 +92,7 @@ func (s *memStore) GetWatch(_ context.Context, path string) ([]byte, func(contex
 	if !ok {
 		return nil, nil, ErrNotFound
 	}
-	w := &memWatch{sys: s.sys, path: path, once: true, fired: make(chan struct{})}
+	w := &memWatch{sys: s.sys, session: s.id, path: path, once: true, fired: make(chan struct{})}
 	s.sys.watches = append(s.sys.watches, w)
 	return append([]byte(nil), v...), func(ctx context.Context) error {
 		select {
@@ -130,6 +132,11 @@ func (w *memWatch) Close(context.Context) error {
 		}
 	}
 	return errWatchClosed
+}
+
+// dropWatchesLocked removes a closed session's watches, with m.mu held.
+func (m *memSystem) dropWatchesLocked(session int64) {
+	m.watches = slices.DeleteFunc(m.watches, func(w *memWatch) bool { return w.session == session })
 }
 
 // openWatches is how many watches the system holds.

@@ -39,14 +39,22 @@ type ackTable struct {
 	// at[seq]: the ack's offset plus one nanosecond; 0 while unacknowledged;
 	// -1 when the write failed (it may or may not have been applied).
 	at []atomic.Int64
+	// sent[seq]: when the write was sent, the same way; set before it is.
+	sent []atomic.Int64
 }
 
 func newAckTable(start time.Time, capacity int) *ackTable {
-	return &ackTable{start: start, at: make([]atomic.Int64, capacity)}
+	return &ackTable{start: start, at: make([]atomic.Int64, capacity), sent: make([]atomic.Int64, capacity)}
 }
 
-func (a *ackTable) ack(seq int64, t time.Time) { a.at[seq].Store(int64(t.Sub(a.start)) + 1) }
-func (a *ackTable) fail(seq int64)             { a.at[seq].Store(-1) }
+func (a *ackTable) send(seq int64, t time.Time) { a.sent[seq].Store(int64(t.Sub(a.start)) + 1) }
+func (a *ackTable) ack(seq int64, t time.Time)  { a.at[seq].Store(int64(t.Sub(a.start)) + 1) }
+func (a *ackTable) fail(seq int64)              { a.at[seq].Store(-1) }
+
+// sinceSent is the time from update seq's write request to t.
+func (a *ackTable) sinceSent(seq int64, t time.Time) time.Duration {
+	return max(t.Sub(a.start)-time.Duration(a.sent[seq].Load()-1), 0)
+}
 
 // uncertain reports whether update seq's write failed.
 func (a *ackTable) uncertain(seq int64) bool {
@@ -125,7 +133,7 @@ func (w *watchTrack) event(acks *ackTable, h *shardedHistogram, seq int64, t tim
 	if early {
 		w.early++
 	}
-	h.record(d)
+	h.record(d, acks.sinceSent(seq, t))
 }
 
 // read records that a one-shot watcher, setting its watch again, read
@@ -155,32 +163,35 @@ func (w *watchTrack) finish(acks *ackTable, last int64, strict bool) {
 	w.seen.Store(last)
 }
 
-// shardedHistogram is a histogram many goroutines record into: a Histogram
-// is 50 KiB, too much for one per watcher of ten thousand.
+// shardedHistogram is the two latencies of the events (from the write's
+// ack, from its request), recorded by many goroutines: a Histogram is 50
+// KiB, too much for one per watcher of ten thousand.
 type shardedHistogram struct {
 	shards [16]struct {
-		mu sync.Mutex
-		h  Histogram
+		mu             sync.Mutex
+		fromAck, fromW Histogram
 	}
 	next atomic.Uint32
 }
 
-// record adds d to a shard picked round-robin.
-func (s *shardedHistogram) record(d time.Duration) {
+// record adds an event's latencies to a shard picked round-robin.
+func (s *shardedHistogram) record(fromAck, fromWrite time.Duration) {
 	sh := &s.shards[s.next.Add(1)%uint32(len(s.shards))]
 	sh.mu.Lock()
-	sh.h.Record(d)
+	sh.fromAck.Record(fromAck)
+	sh.fromW.Record(fromWrite)
 	sh.mu.Unlock()
 }
 
-// merged returns every shard's samples in one histogram.
-func (s *shardedHistogram) merged() *Histogram {
-	var all Histogram
+// merged returns every shard's samples, from the ack and from the write.
+func (s *shardedHistogram) merged() (fromAck, fromWrite *Histogram) {
+	fromAck, fromWrite = new(Histogram), new(Histogram)
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		all.Merge(&sh.h)
+		fromAck.Merge(&sh.fromAck)
+		fromWrite.Merge(&sh.fromW)
 		sh.mu.Unlock()
 	}
-	return &all
+	return fromAck, fromWrite
 }

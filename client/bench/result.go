@@ -103,7 +103,7 @@ func WriteTable(w io.Writer, results ...Result) error {
 		return fmt.Errorf("bench: writing table: %w", err)
 	}
 	for _, r := range results {
-		if r.MemAfterBytes > 0 {
+		if r.MemAfterBytes > 0 && r.Workload == "sessions" {
 			fmt.Fprintf(w, "%s %s: member memory %.1f MiB before, %.1f MiB with %d sessions open\n",
 				r.System, r.Workload, mib(r.MemBeforeBytes), mib(r.MemAfterBytes), r.Ops)
 		}

@@ -54,7 +54,15 @@ func TestWatchWorkloadOneShotCountsWhatItMisses(t *testing.T) {
 	}
 }
 
+// shortCatchUp makes a watcher that lost an event give up waiting soon.
+func shortCatchUp(t *testing.T) {
+	d := catchUp
+	catchUp = 300 * time.Millisecond
+	t.Cleanup(func() { catchUp = d })
+}
+
 func TestWatchWorkloadCatchesLostEvents(t *testing.T) {
+	shortCatchUp(t)
 	sys := newMemSystem()
 	sys.dropEvery = 37
 	res, err := Run(t.Context(), "watch", sys.env(watchOpts(WatchPersistent, 10, 2, 100)))
@@ -224,6 +232,7 @@ func TestSetWatched(t *testing.T) {
 }
 
 func TestSetWatchedCatchesLostEvents(t *testing.T) {
+	shortCatchUp(t)
 	sys := newMemSystem()
 	sys.dropEvery = 50
 	o := opsOpts(2, 100)

@@ -16,7 +16,7 @@ func init() {
 const (
 	watchMemBatch   = 100 // nodes created per multi
 	churnValueSize  = 256 << 10
-	churnReads      = 400 // reads of the churn node per member
+	churnReads      = 400 // reads of the churn node per member, at most
 	watchMemChecked = 100 // watches checked to fire, after measuring
 )
 
@@ -143,7 +143,9 @@ func churnMembers(ctx context.Context, env *Env, stores []Store, path string) {
 	var wg sync.WaitGroup
 	for _, s := range stores[:min(len(stores), max(len(env.Endpoints), 1))] {
 		wg.Go(func() {
-			for range churnReads {
+			// About 100 MiB for 100,000 watches, enough to make a member
+			// with a few hundred MiB of heap collect; less for fewer.
+			for range min(churnReads, max(env.Options.Watchers/250, 20)) {
 				gctx, cancel := context.WithTimeout(ctx, env.Options.OpTimeout)
 				_, err := s.Get(gctx, path, true)
 				cancel()

@@ -135,7 +135,7 @@ func writeReport(w io.Writer, cfg config, active []string, results []bench.Resul
 		}
 		b.WriteString("\n")
 	}
-	if slices.Contains(cfg.workloads, "set") {
+	if slices.Contains(cfg.workloads, "set") && slices.Contains(cfg.clients, 1) {
 		writeSetLatency(&b, active, cells)
 	}
 	_, err := io.WriteString(w, b.String())

@@ -6,6 +6,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -35,14 +36,23 @@ func Run(t *testing.T, system, endpoints, envVar string, dial func(ctx context.C
 		{"multi", bench.Options{Clients: 2, Ops: 50, Keys: 16}, 50},
 		{"sessions", bench.Options{Clients: 8, Sessions: 100}, 100},
 		{"lock", bench.Options{Clients: 4, Ops: 100}, 100},
+		// Each system runs the watch modes it has; watch's ops are events.
+		{"watch", bench.Options{Clients: 3, Watchers: 6, Ops: 50, WatchMode: bench.WatchPersistent}, 300},
+		{"watch", bench.Options{Clients: 3, Watchers: 6, Ops: 50, WatchMode: bench.WatchOneShot}, -1},
+		{"set-watched", bench.Options{Clients: 2, Ops: 50, Keys: 16, Watchers: 4, WatchSessions: 2}, 50},
+		{"watch-memory", bench.Options{Clients: 3, Watchers: 300}, 300},
 	} {
-		t.Run(tt.workload, func(t *testing.T) {
+		t.Run(tt.workload+"/"+tt.opts.WatchMode, func(t *testing.T) {
 			env := &bench.Env{System: system, Endpoints: strings.Split(endpoints, ","), DialAt: dial, Options: tt.opts}
 			res, err := bench.Run(t.Context(), tt.workload, env)
+			if errors.Is(err, bench.ErrUnsupported) {
+				t.Skip(err)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Ops != tt.want || res.Errors != 0 {
+			// -1: a one-shot watch's events are however many it caught.
+			if tt.want >= 0 && res.Ops != tt.want || res.Errors != 0 {
 				t.Fatalf("%d ops, %d errors (first: %s); want %d ops, no errors", res.Ops, res.Errors, res.FirstError, tt.want)
 			}
 			t.Logf("%s: %.0f ops/s, p50 %.2f ms, p99 %.2f ms", tt.workload, res.OpsPerSec, res.P50Ms, res.P99Ms)

@@ -17,6 +17,8 @@ const (
 	DefaultKeys      = 1000
 	DefaultSessions  = 1000
 	DefaultOpTimeout = 5 * time.Second
+	DefaultWatchers  = 100
+	DefaultRate      = 200
 )
 
 // Options are the knobs of a run; zero values mean the defaults.
@@ -35,6 +37,17 @@ type Options struct {
 	// Path (lock) is the lock the clients contend for; default
 	// PREFIX/lock. Its parents are created if missing.
 	Path string
+	// Watchers (watch) is how many watchers watch the node, spread over
+	// Clients sessions; (watch-memory) how many watches to set; (set-watched)
+	// how many recursive watches on / to hold over WatchSessions sessions.
+	Watchers int
+	// WatchSessions (set-watched) is how many sessions hold the watches.
+	WatchSessions int
+	// Rate (watch) is the writer's updates a second; 0: back to back, one
+	// write outstanding.
+	Rate float64
+	// WatchMode (watch) is WatchPersistent (default) or WatchOneShot.
+	WatchMode string
 }
 
 func (o Options) withDefaults() Options {
@@ -52,6 +65,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Sessions <= 0 {
 		o.Sessions = DefaultSessions
+	}
+	if o.Watchers <= 0 {
+		o.Watchers = DefaultWatchers
+	}
+	if o.WatchSessions <= 0 {
+		o.WatchSessions = min(o.Watchers, 10)
 	}
 	if o.OpTimeout <= 0 {
 		o.OpTimeout = DefaultOpTimeout
@@ -72,8 +91,10 @@ type Env struct {
 	// Prefix is the root under which the run writes; one per run so runs
 	// never see each other's data. Default /bench-<unix nanos>.
 	Prefix string
-	// Memory, when set, is read by the sessions workload.
+	// Memory, when set, is read by the sessions and watch-memory workloads.
 	Memory MemoryProbe
+	// Heap, when set, is the members' live heap, summed (watch-memory).
+	Heap MemoryProbe
 	// Stats, when set, reads each member's memory and CPU (sessions --hold).
 	Stats StatsProbe
 	// Cluster is set only when the command started the cluster itself;

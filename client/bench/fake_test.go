@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +19,10 @@ type memSystem struct {
 	owner    map[string]int64 // ephemeral path -> session
 	sessions atomic.Int64
 	open     atomic.Int64
+
+	watches   []*memWatch
+	events    int // persistent watch events fired, for dropEvery
+	dropEvery int // drop every dropEvery-th persistent watch event
 
 	locks  map[string]*memLock
 	tokens uint64 // the last lock token handed out
@@ -61,14 +64,6 @@ func (s *memStore) fault() error {
 	return nil
 }
 
-func parent(p string) string {
-	i := strings.LastIndexByte(p, '/')
-	if i <= 0 {
-		return "/"
-	}
-	return p[:i]
-}
-
 // createLocked applies a create with s.sys.mu held.
 func (s *memStore) createLocked(path string, data []byte, ephemeral bool) error {
 	if _, ok := s.sys.nodes[path]; ok {
@@ -81,6 +76,7 @@ func (s *memStore) createLocked(path string, data []byte, ephemeral bool) error 
 	if ephemeral {
 		s.sys.owner[path] = s.id
 	}
+	s.sys.notifyLocked(path, data)
 	return nil
 }
 
@@ -90,6 +86,7 @@ func (s *memStore) setLocked(path string, data []byte) error {
 	}
 	if !s.sys.dropSets {
 		s.sys.nodes[path] = append([]byte(nil), data...)
+		s.sys.notifyLocked(path, data)
 	}
 	return nil
 }
@@ -163,6 +160,7 @@ func (s *memStore) Close(context.Context) error {
 			delete(s.sys.owner, p)
 		}
 	}
+	s.sys.dropWatchesLocked(s.id)
 	for _, l := range s.sys.locks {
 		if l.holder == s.id {
 			l.holder = 0

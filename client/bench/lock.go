@@ -128,3 +128,12 @@ func ancestors(path string) []string {
 	}
 	return out
 }
+
+// parent is the path of path's parent ("/" for the root's children).
+func parent(path string) string {
+	i := strings.LastIndexByte(path, '/')
+	if i <= 0 {
+		return "/"
+	}
+	return path[:i]
+}

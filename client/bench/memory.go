@@ -31,6 +31,33 @@ func MetricsMemory(urls []string) MemoryProbe {
 	}
 }
 
+// MetricsLiveHeap sums, over the Prometheus endpoints of Go members at
+// urls, the live heap at the last collection as its heap goal tells it:
+// go_memstats_next_gc_bytes / (1 + GOGC/100) (go_gc_gogc_percent, 100 if
+// missing). It counts what the collector kept, not garbage, so it is
+// meaningful right after the member has collected a few times.
+func MetricsLiveHeap(urls []string) MemoryProbe {
+	return func(ctx context.Context) (uint64, error) {
+		var sum float64
+		for _, u := range urls {
+			v, err := scrapeMetrics(ctx, u, "go_memstats_next_gc_bytes", "go_gc_gogc_percent")
+			if err != nil {
+				return 0, err
+			}
+			goal, ok := v["go_memstats_next_gc_bytes"]
+			if !ok {
+				return 0, fmt.Errorf("%w: %s has no go_memstats_next_gc_bytes", ErrNoMemoryMetric, u)
+			}
+			gogc, ok := v["go_gc_gogc_percent"]
+			if !ok || gogc <= 0 {
+				gogc = 100
+			}
+			sum += goal / (1 + gogc/100)
+		}
+		return uint64(sum), nil
+	}
+}
+
 func scrapeRSS(ctx context.Context, url string) (uint64, error) {
 	v, err := scrapeMetrics(ctx, url, "process_resident_memory_bytes")
 	if err != nil {

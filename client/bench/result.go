@@ -39,6 +39,31 @@ type Result struct {
 	// Elect-failover: the killed candidate's session timeout, which bounds
 	// the time to the next election from below.
 	SessionTimeoutMs float64 `json:"session_timeout_ms,omitempty"`
+
+	// Watch: Clients sessions hold Watchers watches (WatchMode) of one
+	// node written Writes times at Rate a second (0: back to back). Ops
+	// and the latencies are the events, timed from the write's ack; an
+	// event that came before the writer heard the ack counts as 0 ms
+	// (EventsBeforeAck). EventsExpected is Writes times Watchers; missed
+	// events are those of acknowledged writes no event reported.
+	// Set-watched: Watchers recursive watches of / held over the run, and
+	// the events they got.
+	Watchers        int     `json:"watchers,omitempty"`
+	WatchMode       string  `json:"watch_mode,omitempty"`
+	Rate            float64 `json:"rate,omitempty"`
+	Writes          int64   `json:"writes,omitempty"`
+	EventsExpected  int64   `json:"events_expected,omitempty"`
+	EventsDelivered int64   `json:"events_delivered,omitempty"`
+	EventsMissed    int64   `json:"events_missed,omitempty"`
+	EventsBeforeAck int64   `json:"events_before_ack,omitempty"`
+	// Watch-memory: the members' live heap (Env.Heap) before and after
+	// setting the watches, and the length of each watched path.
+	HeapBeforeBytes uint64 `json:"heap_before_bytes,omitempty"`
+	HeapAfterBytes  uint64 `json:"heap_after_bytes,omitempty"`
+	PathBytes       int    `json:"path_bytes,omitempty"`
+	// Watch: the events' latency from the write's request instead.
+	P50FromWriteMs float64 `json:"p50_from_write_ms,omitempty"`
+	P99FromWriteMs float64 `json:"p99_from_write_ms,omitempty"`
 }
 
 // fill sets the throughput and latency fields from a histogram.
@@ -78,7 +103,7 @@ func WriteTable(w io.Writer, results ...Result) error {
 		return fmt.Errorf("bench: writing table: %w", err)
 	}
 	for _, r := range results {
-		if r.MemAfterBytes > 0 {
+		if r.MemAfterBytes > 0 && r.Workload == "sessions" {
 			fmt.Fprintf(w, "%s %s: member memory %.1f MiB before, %.1f MiB with %d sessions open\n",
 				r.System, r.Workload, mib(r.MemBeforeBytes), mib(r.MemAfterBytes), r.Ops)
 		}
@@ -97,6 +122,14 @@ func WriteTable(w io.Writer, results ...Result) error {
 			fmt.Fprintf(w, "%s %s: next candidate elected %.0f ms (p50; max %.0f ms) after kill -9 of the leader's process, whose session timeout was %.0f ms\n",
 				r.System, r.Workload, r.P50Ms, r.MaxMs, r.SessionTimeoutMs)
 		}
+		if r.Workload == "watch-memory" && r.Watchers > 0 {
+			fmt.Fprintf(w, "%s watch-memory: %d %s watches on paths of %d bytes: %s B RSS and %s B heap per watch\n",
+				r.System, r.Watchers, r.WatchMode, r.PathBytes, perWatch(r.MemBeforeBytes, r.MemAfterBytes, r.Watchers), perWatch(r.HeapBeforeBytes, r.HeapAfterBytes, r.Watchers))
+		}
+		if r.Workload == "watch" {
+			fmt.Fprintf(w, "%s watch: %d %s watches over %d sessions, %d writes at %.0f/s: %d of %d events delivered (%d missed, %d before the ack); from the write's request p50 %.3f ms, p99 %.3f ms\n",
+				r.System, r.Watchers, r.WatchMode, r.Clients, r.Writes, r.Rate, r.EventsDelivered, r.EventsExpected, r.EventsMissed, r.EventsBeforeAck, r.P50FromWriteMs, r.P99FromWriteMs)
+		}
 		if r.FirstError != "" {
 			fmt.Fprintf(w, "%s %s: first error: %s\n", r.System, r.Workload, r.FirstError)
 		}
@@ -105,3 +138,11 @@ func WriteTable(w io.Writer, results ...Result) error {
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// perWatch is the memory added per watch, or "?" when unknown.
+func perWatch(before, after uint64, n int) string {
+	if after == 0 || n == 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f", (float64(after)-float64(before))/float64(n))
+}

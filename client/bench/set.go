@@ -20,7 +20,19 @@ func (setWorkload) Run(ctx context.Context, env *Env) (Result, error) {
 	if err := setupKeys(ctx, env, clients); err != nil {
 		return Result{}, err
 	}
-	res, err := RunOps(ctx, env, "set", clients, func(ctx context.Context, c *Client) error {
+	res, err := RunOps(ctx, env, "set", clients, setOp(env))
+	if err != nil {
+		return res, err
+	}
+	var log errorLog
+	verifyOwned(ctx, env, clients, &log)
+	log.into(&res)
+	return res, nil
+}
+
+// setOp sets a random key of the client's own to a new value.
+func setOp(env *Env) OpFunc {
+	return func(ctx context.Context, c *Client) error {
 		ok := c.State.(*ownedKeys)
 		i := c.Rand.IntN(len(ok.keys))
 		v := value(fmt.Sprintf("c%d:s%d:", c.ID, c.Seq), env.Options.ValueSize)
@@ -30,12 +42,5 @@ func (setWorkload) Run(ctx context.Context, env *Env) (Result, error) {
 		}
 		ok.last[i], ok.uncertain[i] = v, false
 		return nil
-	})
-	if err != nil {
-		return res, err
 	}
-	var log errorLog
-	verifyOwned(ctx, env, clients, &log)
-	log.into(&res)
-	return res, nil
 }

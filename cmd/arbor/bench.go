@@ -70,6 +70,10 @@ spawns its leading candidate as another process of this binary.`,
 	fs.DurationVar(&f.sessionTime, "session-timeout", client.DefaultSessionTimeout, "session timeout each client asks for (it pings every third of it)")
 	fs.StringVar(&f.prefix, "prefix", "", "path the run writes under (default /bench-<unix nanos>)")
 	fs.StringVar(&f.opts.Path, "path", "", "lock: the lock the clients contend for (default PREFIX/lock; missing parents are created)")
+	fs.IntVar(&f.opts.Watchers, "watchers", bench.DefaultWatchers, "watch: watchers of the one node, spread over --clients sessions; watch-memory: watches to set; set-watched: recursive watches of / held during the run")
+	fs.IntVar(&f.opts.WatchSessions, "watch-sessions", 0, "set-watched: sessions holding the watches (default min(--watchers, 10))")
+	fs.Float64Var(&f.opts.Rate, "rate", bench.DefaultRate, "watch: the writer's updates a second (0: back to back, one outstanding)")
+	fs.StringVar(&f.opts.WatchMode, "watch-mode", bench.WatchPersistent, "watch: persistent (the watch op) or oneshot (get with a watch, set again after each event)")
 	fs.BoolVar(&f.candidate, "candidate", false, "elect-failover: be the candidate process it spawns")
 	_ = fs.MarkHidden("server-binary") // for tests, which run as another binary
 	_ = fs.MarkHidden("candidate")
@@ -85,8 +89,12 @@ func workloadHelp() string {
 }
 
 func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *benchFlags) error {
-	if f.opts.Clients < 1 || f.opts.ValueSize < 0 || f.opts.Ops < 0 || f.opts.Keys < 1 || f.opts.Sessions < 1 || f.opts.Hold < 0 {
-		return usageErrorf("--clients, --keys and --sessions must be at least 1; --ops, --value-size and --hold not negative")
+	if f.opts.Clients < 1 || f.opts.ValueSize < 0 || f.opts.Ops < 0 || f.opts.Keys < 1 || f.opts.Sessions < 1 || f.opts.Hold < 0 ||
+		f.opts.Watchers < 1 || f.opts.WatchSessions < 0 || f.opts.Rate < 0 {
+		return usageErrorf("--clients, --keys, --sessions and --watchers must be at least 1; --ops, --value-size, --hold, --watch-sessions and --rate not negative")
+	}
+	if m := f.opts.WatchMode; m != bench.WatchPersistent && m != bench.WatchOneShot {
+		return usageErrorf("--watch-mode %q: want %s or %s", m, bench.WatchPersistent, bench.WatchOneShot)
 	}
 	if p := f.opts.Path; p != "" && (!strings.HasPrefix(p, "/") || p == "/" || strings.HasSuffix(p, "/")) {
 		return usageErrorf("--path %q: want an absolute path below the root, such as /locks/a", p)
@@ -114,6 +122,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *bench
 		defer stop()
 		env.Endpoints, env.Cluster = lc.Endpoints(), lc
 		env.Memory = memoryOf(lc.Endpoints(), lc.PIDs)
+		env.Heap = bench.MetricsLiveHeap(metricsURLs(lc.Endpoints()))
 		env.Stats = bench.MetricsStats(lc.Endpoints())
 	} else {
 		eps := splitEndpoints(f.endpoints)
@@ -126,6 +135,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *bench
 		env.Endpoints = eps
 		addrs := memberAddrs(ctx, eps, logger)
 		env.Memory = memoryOf(addrs, nil)
+		env.Heap = bench.MetricsLiveHeap(metricsURLs(addrs))
 		env.Stats = bench.MetricsStats(addrs)
 	}
 	if f.candidate {
@@ -254,11 +264,7 @@ func memberAddrs(ctx context.Context, eps []string, logger *slog.Logger) []strin
 // /metrics; for members this process started, /proc stands in when the
 // metric is missing.
 func memoryOf(addrs []string, pids func() []int) bench.MemoryProbe {
-	urls := make([]string, len(addrs))
-	for i, a := range addrs {
-		urls[i] = "http://" + a + "/metrics"
-	}
-	metrics := bench.MetricsMemory(urls)
+	metrics := bench.MetricsMemory(metricsURLs(addrs))
 	return func(ctx context.Context) (uint64, error) {
 		m, err := metrics(ctx)
 		if errors.Is(err, bench.ErrNoMemoryMetric) && pids != nil {
@@ -266,4 +272,13 @@ func memoryOf(addrs []string, pids func() []int) bench.MemoryProbe {
 		}
 		return m, err
 	}
+}
+
+// metricsURLs are the /metrics endpoints of members at addrs.
+func metricsURLs(addrs []string) []string {
+	urls := make([]string, len(addrs))
+	for i, a := range addrs {
+		urls[i] = "http://" + a + "/metrics"
+	}
+	return urls
 }

@@ -26,6 +26,8 @@ func median(xs []float64) float64 {
 type cellKey struct {
 	system, workload string
 	clients          int
+	watchers         int    // watch workloads; 0 otherwise
+	mode             string // watch and watch-memory
 }
 
 // cell is the repetitions of one system, workload and client count.
@@ -33,12 +35,18 @@ type cell struct {
 	opsPerSec, p50, p99, max []float64
 	errors                   int64
 	sessionTimeoutMs         float64 // elect-failover
+	// watch: p99 from the write's request, writes a second, the fraction
+	// of the expected events delivered
+	p99FromWrite, writesPerSec, delivered []float64
+	// watch-memory: bytes per watch, and the paths' length
+	heapPerWatch, rssPerWatch []float64
+	pathBytes                 int
 }
 
 func group(results []bench.Result) map[cellKey]*cell {
 	cells := map[cellKey]*cell{}
 	for _, r := range results {
-		k := cellKey{r.System, r.Workload, r.Clients}
+		k := cellKey{r.System, r.Workload, r.Clients, r.Watchers, r.WatchMode}
 		c := cells[k]
 		if c == nil {
 			c = &cell{}
@@ -53,6 +61,20 @@ func group(results []bench.Result) map[cellKey]*cell {
 		c.p99 = append(c.p99, r.P99Ms)
 		c.max = append(c.max, r.MaxMs)
 		c.sessionTimeoutMs = max(c.sessionTimeoutMs, r.SessionTimeoutMs)
+		c.p99FromWrite = append(c.p99FromWrite, r.P99FromWriteMs)
+		if r.ElapsedSec > 0 {
+			c.writesPerSec = append(c.writesPerSec, float64(r.Writes)/r.ElapsedSec)
+		}
+		if r.EventsExpected > 0 {
+			c.delivered = append(c.delivered, float64(r.EventsDelivered)/float64(r.EventsExpected))
+		}
+		if r.Watchers > 0 && r.HeapAfterBytes > 0 {
+			c.heapPerWatch = append(c.heapPerWatch, (float64(r.HeapAfterBytes)-float64(r.HeapBeforeBytes))/float64(r.Watchers))
+		}
+		if r.Watchers > 0 && r.MemAfterBytes > 0 {
+			c.rssPerWatch = append(c.rssPerWatch, (float64(r.MemAfterBytes)-float64(r.MemBeforeBytes))/float64(r.Watchers))
+		}
+		c.pathBytes = r.PathBytes
 	}
 	return cells
 }
@@ -72,8 +94,18 @@ func writeReport(w io.Writer, cfg config, active []string, results []bench.Resul
 		"Errors are the sum over the repetitions (failed operations and failed checks).\n\n",
 		cfg.reps, cfg.opts.Duration, cfg.opts.ValueSize, cfg.opts.Keys)
 	for _, wl := range cfg.workloads {
-		if wl == "elect-failover" {
+		switch wl {
+		case "elect-failover":
 			writeElectFailover(&b, active, cells)
+			continue
+		case "watch":
+			writeWatch(&b, cfg, active, cells)
+			continue
+		case "watch-memory":
+			writeWatchMemory(&b, cfg, active, cells)
+			continue
+		case "set-watched":
+			writeSetWatched(&b, cfg, active, cells)
 			continue
 		}
 		rate := "ops/s"
@@ -88,7 +120,7 @@ func writeReport(w io.Writer, cfg config, active []string, results []bench.Resul
 		for _, c := range cfg.clients {
 			fmt.Fprintf(&b, "| %d |", c)
 			for _, s := range active {
-				cl := cells[cellKey{s, wl, c}]
+				cl := cells[cellKey{system: s, workload: wl, clients: c}]
 				if cl == nil || len(cl.opsPerSec) == 0 {
 					errs := int64(0)
 					if cl != nil {
@@ -103,7 +135,7 @@ func writeReport(w io.Writer, cfg config, active []string, results []bench.Resul
 		}
 		b.WriteString("\n")
 	}
-	if slices.Contains(cfg.workloads, "set") {
+	if slices.Contains(cfg.workloads, "set") && slices.Contains(cfg.clients, 1) {
 		writeSetLatency(&b, active, cells)
 	}
 	_, err := io.WriteString(w, b.String())
@@ -117,7 +149,7 @@ func writeElectFailover(b *strings.Builder, active []string, cells map[cellKey]*
 	b.WriteString("## elect-failover: kill -9 of the leader's process to the next election\n\n" +
 		"| system | median ms | max ms | session timeout ms | rounds | errors |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, s := range active {
-		cl := cells[cellKey{s, "elect-failover", 1}]
+		cl := cells[cellKey{system: s, workload: "elect-failover", clients: 1}]
 		if cl == nil || len(cl.p50) == 0 {
 			errs := int64(0)
 			if cl != nil {
@@ -139,7 +171,7 @@ func writeSetLatency(b *strings.Builder, active []string, cells map[cellKey]*cel
 	}
 	b.WriteString("\n|" + strings.Repeat("---:|", len(active)) + "\n|")
 	for _, s := range active {
-		if cl := cells[cellKey{s, "set", 1}]; cl != nil && len(cl.p50) > 0 {
+		if cl := cells[cellKey{system: s, workload: "set", clients: 1}]; cl != nil && len(cl.p50) > 0 {
 			fmt.Fprintf(b, " %.2f |", median(cl.p50))
 		} else {
 			b.WriteString(" – |")
@@ -148,4 +180,102 @@ func writeSetLatency(b *strings.Builder, active []string, cells map[cellKey]*cel
 	b.WriteString("\n\nZooKeeper's get-linearizable is sync + read, its closest equivalent " +
 		"(a sync is not a quorum read); etcd's get-local is a serializable read, and its set " +
 		"a plain put (no existence check).\n")
+}
+
+// writeWatch writes a row per watcher count, session count, system and
+// watch mode that ran: the notification latency and the share of the
+// expected events delivered.
+func writeWatch(b *strings.Builder, cfg config, active []string, cells map[cellKey]*cell) {
+	fmt.Fprintf(b, "## watch: notification latency, one node written at %.0f/s\n\n", cfg.opts.Rate)
+	b.WriteString("Latency from the write's acknowledgement to each watcher's event (an event before the ack counts as 0), " +
+		"and from the write's request; delivered: events received of writes times watchers.\n\n" +
+		"| watchers | sessions | system | mode | writes/s | p50 ms | p99 ms | p99 from request ms | delivered | errors |\n" +
+		"|---:|---:|---|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, w := range cfg.watchers {
+		for _, c := range cfg.clients {
+			for _, s := range active {
+				for _, m := range cfg.watchModes {
+					cl := cells[cellKey{s, "watch", min(c, w), w, m}]
+					if cl == nil {
+						continue
+					}
+					if len(cl.p50) == 0 {
+						fmt.Fprintf(b, "| %d | %d | %s | %s | – | – | – | – | – | %d |\n", w, min(c, w), s, m, cl.errors)
+						continue
+					}
+					fmt.Fprintf(b, "| %d | %d | %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f%% | %d |\n", w, min(c, w), s, m,
+						median(cl.writesPerSec), median(cl.p50), median(cl.p99), median(cl.p99FromWrite), 100*median(cl.delivered), cl.errors)
+				}
+			}
+		}
+	}
+	b.WriteString("\n")
+}
+
+// writeWatchMemory writes a row per system and mode: the members' memory
+// added per watch.
+func writeWatchMemory(b *strings.Builder, cfg config, active []string, cells map[cellKey]*cell) {
+	b.WriteString("## watch-memory: member memory per watch\n\n" +
+		"Summed over the members, after against before setting the watches (each on its own node, created before). " +
+		"Heap: Go members' live heap (heap goal / 2, after reads that make them collect); ZooKeeper's used heap after a full GC (jcmd).\n\n" +
+		"| watches | sessions | system | mode | heap B/watch | beyond the path | RSS B/watch | path bytes | errors |\n" +
+		"|---:|---:|---|---|---:|---:|---:|---:|---:|\n")
+	for _, w := range cfg.watchers {
+		for _, c := range cfg.clients {
+			for _, s := range active {
+				for _, m := range cfg.watchModes {
+					cl := cells[cellKey{s, "watch-memory", c, w, m}]
+					if cl == nil {
+						continue
+					}
+					heap, beyond, rss := "–", "–", "–"
+					if len(cl.heapPerWatch) > 0 {
+						h := median(cl.heapPerWatch)
+						heap, beyond = fmt.Sprintf("%.0f", h), fmt.Sprintf("%.0f", h-float64(cl.pathBytes))
+					}
+					if len(cl.rssPerWatch) > 0 {
+						rss = fmt.Sprintf("%.0f", median(cl.rssPerWatch))
+					}
+					fmt.Fprintf(b, "| %d | %d | %s | %s | %s | %s | %s | %d | %d |\n", w, c, s, m, heap, beyond, rss, cl.pathBytes, cl.errors)
+				}
+			}
+		}
+	}
+	b.WriteString("\n")
+}
+
+// writeSetWatched writes set's and set-watched's throughput side by side
+// per client count and system.
+func writeSetWatched(b *strings.Builder, cfg config, active []string, cells map[cellKey]*cell) {
+	w := cfg.watchers[0]
+	fmt.Fprintf(b, "## set-watched: set with %d recursive watches of / against set without\n\n", w)
+	b.WriteString("| clients | system | set ops/s | set-watched ops/s | change | set-watched p99 ms | events delivered | errors |\n" +
+		"|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, c := range cfg.clients {
+		for _, s := range active {
+			plain, watched := cells[cellKey{system: s, workload: "set", clients: c}], cells[cellKey{s, "set-watched", c, w, ""}]
+			if watched == nil {
+				continue
+			}
+			base, with, change := "–", "–", "–"
+			if plain != nil && len(plain.opsPerSec) > 0 {
+				base = fmt.Sprintf("%.0f", median(plain.opsPerSec))
+			}
+			if len(watched.opsPerSec) > 0 {
+				with = fmt.Sprintf("%.0f", median(watched.opsPerSec))
+				if plain != nil && len(plain.opsPerSec) > 0 {
+					change = fmt.Sprintf("%+.0f%%", 100*(median(watched.opsPerSec)/median(plain.opsPerSec)-1))
+				}
+			}
+			p99, deliv := "–", "–"
+			if len(watched.p99) > 0 {
+				p99 = fmt.Sprintf("%.2f", median(watched.p99))
+			}
+			if len(watched.delivered) > 0 {
+				deliv = fmt.Sprintf("%.2f%%", 100*median(watched.delivered))
+			}
+			fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s | %d |\n", c, s, base, with, change, p99, deliv, watched.errors)
+		}
+	}
+	b.WriteString("\n")
 }

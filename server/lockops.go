@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,34 +44,59 @@ type lockWaiter struct {
 	timer    *time.Timer
 }
 
-// lockWaiters indexes the waiters by child path and by connection.
+// lockWaiters indexes the waiters by child path and by connection. A
+// child may have several: a client that sent lock twice for one path (the
+// second goes on with the first's child) is answered twice.
 type lockWaiters struct {
-	byNode map[string]*lockWaiter
-	byConn map[*conn]map[string]*lockWaiter
+	byNode map[string][]*lockWaiter
+	byConn map[*conn]map[*lockWaiter]struct{}
+	n      int
 }
 
 func newLockWaiters() lockWaiters {
-	return lockWaiters{byNode: make(map[string]*lockWaiter), byConn: make(map[*conn]map[string]*lockWaiter)}
+	return lockWaiters{byNode: make(map[string][]*lockWaiter), byConn: make(map[*conn]map[*lockWaiter]struct{})}
 }
 
 func (ws *lockWaiters) add(w *lockWaiter) {
-	ws.byNode[w.node] = w
+	ws.byNode[w.node] = append(ws.byNode[w.node], w)
 	m := ws.byConn[w.c]
 	if m == nil {
-		m = make(map[string]*lockWaiter)
+		m = make(map[*lockWaiter]struct{})
 		ws.byConn[w.c] = m
 	}
-	m[w.node] = w
+	m[w] = struct{}{}
+	ws.n++
 }
 
 func (ws *lockWaiters) remove(w *lockWaiter) {
-	delete(ws.byNode, w.node)
+	list := ws.byNode[w.node]
+	for i, o := range list {
+		if o == w {
+			list = append(list[:i:i], list[i+1:]...)
+			ws.n--
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(ws.byNode, w.node)
+	} else {
+		ws.byNode[w.node] = list
+	}
 	if m := ws.byConn[w.c]; m != nil {
-		delete(m, w.node)
+		delete(m, w)
 		if len(m) == 0 {
 			delete(ws.byConn, w.c)
 		}
 	}
+}
+
+// take removes and returns every waiter of child p.
+func (ws *lockWaiters) take(p string) []*lockWaiter {
+	list := ws.byNode[p]
+	for _, w := range slices.Clone(list) {
+		ws.remove(w)
+	}
+	return list
 }
 
 // addWaiter registers w (under the read lock; watchMu orders readers).
@@ -87,7 +113,7 @@ func (v stateView) addWaiter(w *lockWaiter) {
 func (v stateView) dropWaiters(c *conn) {
 	v.sm.watchMu.Lock()
 	defer v.sm.watchMu.Unlock()
-	for _, w := range v.sm.waiters.byConn[c] {
+	for w := range v.sm.waiters.byConn[c] {
 		v.sm.waiters.remove(w)
 	}
 }
@@ -95,7 +121,7 @@ func (v stateView) dropWaiters(c *conn) {
 func (v stateView) numWaiters() int {
 	v.sm.watchMu.Lock()
 	defer v.sm.watchMu.Unlock()
-	return len(v.sm.waiters.byNode)
+	return v.sm.waiters.n
 }
 
 // settleWaiters answers the waiters whose children the command just applied
@@ -108,8 +134,7 @@ func (sm *stateMachine) settleWaiters(evs []tree.Event) {
 	}
 	zxid := evs[len(evs)-1].Zxid
 	for _, p := range grants {
-		if w := sm.waiters.byNode[p]; w != nil {
-			sm.waiters.remove(w)
+		for _, w := range sm.waiters.take(p) {
 			w.answer(zxid, &wire.Response{OK: true, Token: &w.token, Node: w.node})
 		}
 	}
@@ -117,12 +142,9 @@ func (sm *stateMachine) settleWaiters(evs []tree.Event) {
 		if evs[i].Type != tree.EventDeleted {
 			continue
 		}
-		w := sm.waiters.byNode[evs[i].Path]
-		if w == nil {
-			continue
+		for _, w := range sm.waiters.take(evs[i].Path) {
+			w.answer(zxid, &wire.Response{Error: sm.withdrawnError(w)})
 		}
-		sm.waiters.remove(w)
-		w.answer(zxid, &wire.Response{Error: sm.withdrawnError(w)})
 	}
 }
 
@@ -130,7 +152,11 @@ func (sm *stateMachine) settleWaiters(evs []tree.Event) {
 // changes since the old one came without events. Called with mu held.
 func (sm *stateMachine) recheckWaiters() {
 	zxid := sm.applied.Load()
-	for _, w := range sm.waiters.byNode {
+	var all []*lockWaiter
+	for _, list := range sm.waiters.byNode {
+		all = append(all, list...)
+	}
+	for _, w := range all {
 		st, ok := sm.tree.Exists(w.node)
 		dir, name := path.Split(w.node)
 		if dir != "/" {

@@ -440,3 +440,37 @@ func TestLockAnswersOutOfOrder(t *testing.T) {
 		t.Fatalf("lock answer %+v", r)
 	}
 }
+
+// Two lock requests of one connection for one path wait on the same child
+// and are both answered at its grant.
+func TestLockAskedTwiceWhileWaiting(t *testing.T) {
+	cl := servertest.NewCluster(t, 1)
+	holder := dialClient(t, cl.Addr(0))
+	mustLock(t, holder, "/twice")
+	raw := connect(t, cl.Addr(0))
+	for range 2 {
+		raw.id++
+		if err := raw.ws.WriteJSON(wire.Request{ID: raw.id, Op: wire.OpLock, Path: "/twice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // both queued on the member
+	if err := holder.Unlock(context.Background(), "/twice"); err != nil {
+		t.Fatal(err)
+	}
+	var tokens []uint64
+	for range 2 {
+		_ = raw.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var r wire.Response
+		if err := raw.ws.ReadJSON(&r); err != nil {
+			t.Fatalf("waiting for both answers: %v (got %d)", err, len(tokens))
+		}
+		if !r.OK || r.Token == nil {
+			t.Fatalf("answer %+v", r)
+		}
+		tokens = append(tokens, *r.Token)
+	}
+	if tokens[0] != tokens[1] {
+		t.Fatalf("tokens %v: the same child should hold for both", tokens)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ type benchFlags struct {
 	prefix       string
 	sessionTime  time.Duration
 	candidate    bool
+	opLog        string
 }
 
 // newBenchCommand is `arbor bench WORKLOAD`: it runs one workload of
@@ -70,6 +72,7 @@ spawns its leading candidate as another process of this binary.`,
 	fs.DurationVar(&f.sessionTime, "session-timeout", client.DefaultSessionTimeout, "session timeout each client asks for (it pings every third of it)")
 	fs.StringVar(&f.prefix, "prefix", "", "path the run writes under (default /bench-<unix nanos>)")
 	fs.StringVar(&f.opts.Path, "path", "", "lock: the lock the clients contend for (default PREFIX/lock; missing parents are created)")
+	fs.StringVar(&f.opLog, "op-log", "", "write a line per timed operation to this file: END_UNIX_NANOS LATENCY_NANOS ok|err")
 	fs.BoolVar(&f.candidate, "candidate", false, "elect-failover: be the candidate process it spawns")
 	_ = fs.MarkHidden("server-binary") // for tests, which run as another binary
 	_ = fs.MarkHidden("candidate")
@@ -144,7 +147,17 @@ func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *bench
 		}
 		env.Spawn = spawn
 	}
+	closeLog := func() error { return nil }
+	if f.opLog != "" {
+		file, err := os.Create(f.opLog)
+		if err != nil {
+			return &exitError{code: exitFail, msg: fmt.Sprintf("bench: --op-log: %v", err)}
+		}
+		env.OpLog = bench.NewOpLog(file)
+		closeLog = func() error { return cmp.Or(env.OpLog.Close(), file.Close()) }
+	}
 	res, err := bench.Run(ctx, workload, env)
+	err = cmp.Or(err, closeLog())
 	if err != nil && res.Workload == "" {
 		return &exitError{code: exitFail, msg: err.Error()}
 	}

@@ -190,10 +190,13 @@ func TestSnapshotsUnderWriteLoadKeepLeaderAndTerm(t *testing.T) {
 		errs  []error
 		wg    sync.WaitGroup
 	)
+	conns := make([]*rawConn, writers)
+	for w := range conns {
+		conns[w] = mustDial(t, c.addr(w%3))
+	}
 	start := time.Now()
-	for w := range writers {
+	for w, conn := range conns {
 		wg.Go(func() {
-			conn := mustDial(t, c.addr(w%3))
 			for i := range perWriter {
 				p := fmt.Sprintf("/s/w%02d-%04d", w, i)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

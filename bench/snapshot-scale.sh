@@ -82,6 +82,12 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 "$work/arbor" bench create --endpoints "$endpoints" --clients "$clients" --value-size 1024 \
 	--ops "$ops" --op-timeout 30s --op-log "$work/ops.log" --json >"$work/bench.json" 2>"$work/bench.err" || true
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+for i in 1 2 3; do # raft.db commits: how many, and how many took over 0.4 s and 0.8 s
+	curl -fsS "http://127.0.0.1:$((base + i))/metrics" | awk -v m="m$i" '
+		/^arbor_fsync_duration_seconds_bucket\{le="0.4096"\}/ { a = $2 } /^arbor_fsync_duration_seconds_bucket\{le="0.8192"\}/ { b = $2 }
+		/^arbor_fsync_duration_seconds_count/ { n = $2 }
+		END { printf "%s: %d raft.db commits, %d over 0.4 s, %d over 0.8 s\n", m, n, n - a, n - b }'
+done >"$work/fsync.txt" || true
 sleep 1
 kill "$poller" 2>/dev/null || true
 poller=""
@@ -160,6 +166,7 @@ for m in sorted(last):
     term, lead, lc, ss, nodes, rss = last[m]
     print(f"{m}: term {term}, leader {lead}, leader changes {lc}, snapshots {int(float(ss)) - int(float(first[m][3]))} during the run, "
           f"nodes {nodes}, RSS {float(rss) / 1e6:.0f} MB")
+print(open(f"{work}/fsync.txt").read(), end="")
 print(f"newest snapshot file of m1: {snapbytes / 1e6:.0f} MB")
 print(f"leader and term stable: {'yes' if not changes and len(leaders) == 1 else 'NO'} "
       f"({len(samples)} samples; leaders seen {sorted(leaders)}; {len(changes)} samples differ)")

@@ -61,7 +61,8 @@ ready() { curl -fsS "http://127.0.0.1:$((base + $1))/readyz"; }
 members_up "$work" arbor "be ready" 60 ready "$endpoints" >/dev/null
 
 # poll: every 0.5 s, a line per member: unix time, member, term, is_leader,
-# leader changes, snapshots saved, nodes, RSS.
+# leader changes, snapshots saved, nodes, RSS, raft.db commit seconds and
+# count (cumulative), CPU seconds.
 poll() {
 	while :; do
 		now=$(date +%s.%N)
@@ -70,7 +71,9 @@ poll() {
 				$1 == "arbor_raft_term" { term = $2 } $1 == "arbor_raft_is_leader" { lead = $2 }
 				$1 == "arbor_raft_leader_changes_total" { lc = $2 } $1 == "arbor_raft_snapshots_saved_total" { ss = $2 }
 				$1 == "arbor_nodes" { nodes = $2 } $1 == "process_resident_memory_bytes" { rss = $2 }
-				END { if (term != "") printf "%s %s %s %s %s %s %s %.0f\n", t, m, term, lead, lc, ss, nodes, rss }' || true
+				$1 == "arbor_fsync_duration_seconds_sum" { fs = $2 } $1 == "arbor_fsync_duration_seconds_count" { fc = $2 }
+				$1 == "process_cpu_seconds_total" { cpu = $2 }
+				END { if (term != "") printf "%s %s %s %s %s %s %s %.0f %s %s %s\n", t, m, term, lead, lc, ss, nodes, rss, fs, fc, cpu }' || true
 		done
 		sleep 0.5
 	done
@@ -118,7 +121,8 @@ for i in (1, 2, 3):
 windows.sort()
 
 # Metric samples: leader and term stable?
-samples = [l.split() for l in open(f"{work}/metrics.txt") if len(l.split()) == 8]
+samples = [l.split()[:8] for l in open(f"{work}/metrics.txt") if len(l.split()) == 11]
+extra = [l.split() for l in open(f"{work}/metrics.txt") if len(l.split()) == 11]
 first, changes, leaders = {}, [], set()
 for t, m, term, lead, lc, ss, nodes, rss in samples:
     if m not in first:
@@ -179,6 +183,26 @@ if windows:
     tooks = sorted(w[4] for w in windows)
     print(f"snapshot took: median {tooks[len(tooks) // 2]:.3f} s, max {tooks[-1]:.3f} s; "
           f"some member was snapshotting {sum(e - s for s, e in merged):.0f} s of the run")
+# Per sample interval: raft.db commit time and CPU, during and between
+# snapshots (an interval counts as during when it overlaps a window), over
+# the creates' span only.
+prev, acc = {}, {True: [0.0, 0, 0.0, 0.0], False: [0.0, 0, 0.0, 0.0]}
+for t, m, *_, fs, fc, cpu in extra:
+    t, fs, fc, cpu = float(t), float(fs), int(float(fc)), float(cpu)
+    if m in prev:
+        t0, fs0, fc0, cpu0 = prev[m]
+        d = any(s < t and e > t0 for s, e in merged)
+        if t0 < ops[0][0] or t > ops[-1][1]:  # outside the creates (roughly: ops is in start order)
+            prev[m] = (t, fs, fc, cpu)
+            continue
+        a = acc[d]
+        a[0] += fs - fs0; a[1] += fc - fc0; a[2] += cpu - cpu0; a[3] += t - t0
+    prev[m] = (t, fs, fc, cpu)
+for d in (False, True):
+    fs, fc, cpu, secs = acc[d]
+    if fc and secs:
+        print(f"{'during' if d else 'between'} snapshots: raft.db commit mean {fs / fc * 1e3:.2f} ms ({fc} commits), "
+              f"members' CPU {cpu / secs * 3:.2f} cores (of 2)")
 pd, pb = p(during, 0.99), p(between, 0.99)
 print(f"write p99 during snapshots {pd:.1f} ms ({len(during)} creates), between {pb:.1f} ms ({len(between)} creates): "
       f"ratio {pd / pb:.2f} (target <= 3); p50 {p(during, 0.5):.1f} vs {p(between, 0.5):.1f} ms, "

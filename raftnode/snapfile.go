@@ -88,7 +88,7 @@ func writeSnapshotFile(dir string, term, index uint64, cs confState, members []m
 			os.Remove(tmp)
 		}
 	}()
-	bw := bufio.NewWriterSize(storageWriter{f}, 256<<10)
+	bw := bufio.NewWriterSize(&syncingWriter{f: f}, 256<<10)
 	var hdr []byte
 	hdr = append(hdr, snapMagic...)
 	hdr = binary.BigEndian.AppendUint32(hdr, snapVersion)
@@ -353,7 +353,7 @@ func receiveSnapshotFile(dir string, term, index uint64, r io.Reader, beforeSync
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := io.Copy(storageWriter{f}, r); err != nil {
+	if _, err := io.Copy(&syncingWriter{f: f}, r); err != nil {
 		if errors.Is(err, ErrStorage) {
 			return err
 		}
@@ -385,17 +385,4 @@ func receiveSnapshotFile(dir string, term, index uint64, r io.Reader, beforeSync
 	}
 	ok = true
 	return syncDir(dir)
-}
-
-// storageWriter marks errors of writing a local file as storage errors, so
-// they stay apart from errors of the reader copied into it (a broken
-// stream) and from a state machine's own errors.
-type storageWriter struct{ w io.Writer }
-
-func (s storageWriter) Write(p []byte) (int, error) {
-	n, err := s.w.Write(p)
-	if err != nil {
-		err = fmt.Errorf("%w: write snapshot file: %w", ErrStorage, err)
-	}
-	return n, err
 }

@@ -105,6 +105,9 @@ type Env struct {
 	Spawn func(ctx context.Context, path string) (Candidate, error)
 	// Progress, when set, gets a progress line every second.
 	Progress io.Writer
+	// OpLog, when set, gets a line for every operation RunOps and
+	// RunTimedOps time (arbor bench --op-log).
+	OpLog *OpLog
 }
 
 // Dial opens a session with the cluster.

@@ -103,6 +103,7 @@ func RunTimedOps(ctx context.Context, env *Env, name string, clients []*Client, 
 				opCtx, cancel := context.WithTimeout(ctx, o.OpTimeout)
 				d, err := op(opCtx, c)
 				cancel()
+				env.OpLog.record(time.Now(), d, err)
 				c.Seq++
 				done.Add(1)
 				if err != nil {

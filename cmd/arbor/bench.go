@@ -72,14 +72,11 @@ spawns its leading candidate as another process of this binary.`,
 	fs.DurationVar(&f.sessionTime, "session-timeout", client.DefaultSessionTimeout, "session timeout each client asks for (it pings every third of it)")
 	fs.StringVar(&f.prefix, "prefix", "", "path the run writes under (default /bench-<unix nanos>)")
 	fs.StringVar(&f.opts.Path, "path", "", "lock: the lock the clients contend for (default PREFIX/lock; missing parents are created)")
-<<<<<<< HEAD
 	fs.IntVar(&f.opts.Watchers, "watchers", bench.DefaultWatchers, "watch: watchers of the one node, spread over --clients sessions; watch-memory: watches to set; set-watched: recursive watches of / held during the run")
 	fs.IntVar(&f.opts.WatchSessions, "watch-sessions", 0, "set-watched: sessions holding the watches (default min(--watchers, 10))")
 	fs.Float64Var(&f.opts.Rate, "rate", bench.DefaultRate, "watch: the writer's updates a second (0: back to back, one outstanding)")
 	fs.StringVar(&f.opts.WatchMode, "watch-mode", bench.WatchPersistent, "watch: persistent (the watch op) or oneshot (get with a watch, set again after each event)")
-=======
 	fs.StringVar(&f.opLog, "op-log", "", "write a line per timed operation to this file: END_UNIX_NANOS LATENCY_NANOS ok|err")
->>>>>>> snap-scale
 	fs.BoolVar(&f.candidate, "candidate", false, "elect-failover: be the candidate process it spawns")
 	_ = fs.MarkHidden("server-binary") // for tests, which run as another binary
 	_ = fs.MarkHidden("candidate")

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -157,16 +156,11 @@ func (sm *stateMachine) recheckWaiters() {
 		all = append(all, list...)
 	}
 	for _, w := range all {
-		st, ok := sm.tree.Exists(w.node)
-		dir, name := path.Split(w.node)
-		if dir != "/" {
-			dir = strings.TrimSuffix(dir, "/")
-		}
-		switch {
-		case !ok || st.Czxid != w.token:
+		switch stateOf(sm.tree, w.node, w.token) {
+		case childGone:
 			sm.waiters.remove(w)
 			w.answer(zxid, &wire.Response{Error: sm.withdrawnError(w)})
-		case grantedNow(sm.tree, dir, name):
+		case childHolds:
 			sm.waiters.remove(w)
 			w.answer(zxid, &wire.Response{OK: true, Token: &w.token, Node: w.node})
 		}
@@ -297,15 +291,10 @@ func (c *conn) settleLock(r applyResult, spec lockSpec, id uint64, op string, st
 	}
 	var resp *wire.Response
 	s.sm.read(func(v stateView) {
-		st, ok := v.tree().Exists(node)
-		dir, name := path.Split(node)
-		if dir != "/" {
-			dir = strings.TrimSuffix(dir, "/")
-		}
-		switch {
-		case !ok || st.Czxid != token:
+		switch stateOf(v.tree(), node, token) {
+		case childGone:
 			resp = &wire.Response{Error: v.sm.withdrawnError(w)}
-		case grantedNow(v.tree(), dir, name):
+		case childHolds:
 			s.metrics.lockGrants.WithLabelValues(op).Inc()
 			resp = &wire.Response{OK: true, Zxid: v.zxid(), Token: &token, Node: node}
 		default:

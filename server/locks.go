@@ -132,6 +132,36 @@ func numGranted(q []queued) int {
 	return n
 }
 
+// splitChild splits a child's path into its parent and its name, the
+// inverse of childPath.
+func splitChild(p string) (dir, name string) {
+	dir, name = path.Split(p)
+	if dir != "/" {
+		dir = strings.TrimSuffix(dir, "/")
+	}
+	return dir, name
+}
+
+// queuedState is where a waiter's child stands.
+type queuedState uint8
+
+const (
+	childWaits queuedState = iota
+	childHolds
+	childGone // deleted, or replaced by another node of the same name
+)
+
+// stateOf says where the child node, created at czxid token, stands in t.
+func stateOf(t treeReader, node string, token uint64) queuedState {
+	if st, ok := t.Exists(node); !ok || st.Czxid != token {
+		return childGone
+	}
+	if dir, name := splitChild(node); grantedNow(t, dir, name) {
+		return childHolds
+	}
+	return childWaits
+}
+
 // grantedNow reports whether child name of dir holds, in t as it stands.
 func grantedNow(t treeReader, dir, name string) bool {
 	k, ok := parseQueued(name)
@@ -170,8 +200,8 @@ func lockData(session uint64, kind lockKind, grantedMs int64) []byte {
 // Called with mu held.
 func (sm *stateMachine) sessionQueued(session uint64, dir string, class lockClass) (queued, bool) {
 	for _, p := range sm.tree.Ephemerals(session) {
-		d, name := path.Split(p)
-		if strings.TrimSuffix(d, "/") != dir && !(dir == "/" && d == "/") {
+		d, name := splitChild(p)
+		if d != dir {
 			continue
 		}
 		if k, ok := parseQueued(name); ok && k.kind.class() == class {
@@ -311,13 +341,10 @@ func (sm *stateMachine) grantAfterDeletes(index uint64, now int64) {
 		if e.Type != tree.EventDeleted {
 			continue
 		}
-		dir, name := path.Split(e.Path)
+		dir, name := splitChild(e.Path)
 		k, ok := parseQueued(name)
 		if !ok {
 			continue
-		}
-		if dir != "/" {
-			dir = strings.TrimSuffix(dir, "/")
 		}
 		key := queueKey{dir, k.kind.class()}
 		if gone == nil {

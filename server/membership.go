@@ -251,9 +251,25 @@ func (s *server) gossipAlive() map[string]bool {
 	return out
 }
 
+// membersHashTTL is how long a computed members fingerprint is reused:
+// every ping carries one, and the member set changes seldom.
+const membersHashTTL = 100 * time.Millisecond
+
 // membersHash fingerprints the set of members (ids and peer addresses),
-// for pings: a client learns the members again when it changes.
+// for pings: a client learns the members again when it changes. It is
+// computed at most once per membersHashTTL.
 func (s *server) membersHash() uint64 {
+	now := s.live.since()
+	if h, at := s.hashCache.h.Load(), s.hashCache.at.Load(); h != 0 && now-at < int64(membersHashTTL) {
+		return h
+	}
+	h := s.computeMembersHash()
+	s.hashCache.h.Store(h)
+	s.hashCache.at.Store(now)
+	return h
+}
+
+func (s *server) computeMembersHash() uint64 {
 	h := fnv.New64a()
 	var b [8]byte
 	ms := s.rep.Members()

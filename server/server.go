@@ -45,6 +45,12 @@ type server struct {
 	// removedIDs are ids of removed members seen gossiping again (their
 	// refusal was logged once); the membership loop's own.
 	removedIDs map[uint64]bool
+	// hashCache holds the last members fingerprint and when (live.since)
+	// it was computed.
+	hashCache struct {
+		h  atomic.Uint64
+		at atomic.Int64
+	}
 
 	live        *liveness
 	renewClient *http.Client

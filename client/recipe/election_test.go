@@ -16,11 +16,11 @@ func TestElectionHandsOver(t *testing.T) {
 	srv := arbortest.StartCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	obs := recipe.NewElection(dialT(t, srv), "/e").Observe(ctx)
+	obs := recipe.NewElection(dialTest(t, context.Background(), srv.Endpoints()), "/e").Observe(ctx)
 	var cs []*client.Client
 	var es []*recipe.Election
 	for range 3 {
-		c := dialT(t, srv)
+		c := dialTest(t, context.Background(), srv.Endpoints())
 		cs = append(cs, c)
 		es = append(es, recipe.NewElection(c, "/e"))
 	}

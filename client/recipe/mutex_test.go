@@ -13,18 +13,6 @@ import (
 	"github.com/arbor-db/arbor/client/recipe"
 )
 
-func dialT(t *testing.T, srv *arbortest.Server) *client.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, client.Config{Endpoints: srv.Endpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
-	return c
-}
-
 func TestMutexExcludesAcrossClients(t *testing.T) {
 	srv := arbortest.StartCluster(t, 3)
 	const clients, rounds = 6, 8
@@ -34,7 +22,7 @@ func TestMutexExcludesAcrossClients(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for range clients {
-		m := recipe.NewMutex(dialT(t, srv), "/jobs/one")
+		m := recipe.NewMutex(dialTest(t, context.Background(), srv.Endpoints()), "/jobs/one")
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -75,7 +63,7 @@ func TestMutexExcludesAcrossClients(t *testing.T) {
 // One Mutex value is exclusive within the process too.
 func TestMutexExcludesGoroutines(t *testing.T) {
 	srv := arbortest.Start(t)
-	m := recipe.NewMutex(dialT(t, srv), "/l")
+	m := recipe.NewMutex(dialTest(t, context.Background(), srv.Endpoints()), "/l")
 	ctx := context.Background()
 	if err := m.Lock(ctx); err != nil {
 		t.Fatal(err)
@@ -104,7 +92,7 @@ func TestMutexExcludesGoroutines(t *testing.T) {
 func TestMutexLost(t *testing.T) {
 	srv := arbortest.Start(t)
 	ctx := context.Background()
-	a, op := dialT(t, srv), dialT(t, srv)
+	a, op := dialTest(t, context.Background(), srv.Endpoints()), dialTest(t, context.Background(), srv.Endpoints())
 	m := recipe.NewMutex(a, "/l")
 	if err := m.Lock(ctx); err != nil {
 		t.Fatal(err)
@@ -131,7 +119,7 @@ func TestMutexLost(t *testing.T) {
 		t.Fatalf("unlock of a broken lock: %v, want NOT_HELD", err)
 	}
 	// The end of the session loses it too.
-	b := dialT(t, srv)
+	b := dialTest(t, context.Background(), srv.Endpoints())
 	mb := recipe.NewMutex(b, "/l")
 	if err := mb.Lock(ctx); err != nil {
 		t.Fatal(err)
@@ -150,7 +138,7 @@ func TestMutexLost(t *testing.T) {
 func TestMutexLockCanceledWithdraws(t *testing.T) {
 	srv := arbortest.Start(t)
 	ctx := context.Background()
-	holder, quitter := dialT(t, srv), dialT(t, srv)
+	holder, quitter := dialTest(t, context.Background(), srv.Endpoints()), dialTest(t, context.Background(), srv.Endpoints())
 	if err := recipe.NewMutex(holder, "/l").Lock(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +164,8 @@ func TestMutexLockCanceledWithdraws(t *testing.T) {
 func TestRWMutexReadersShareWriterWaits(t *testing.T) {
 	srv := arbortest.Start(t)
 	ctx := context.Background()
-	r1, r2 := recipe.NewRWMutex(dialT(t, srv), "/rw"), recipe.NewRWMutex(dialT(t, srv), "/rw")
-	w := recipe.NewRWMutex(dialT(t, srv), "/rw")
+	r1, r2 := recipe.NewRWMutex(dialTest(t, context.Background(), srv.Endpoints()), "/rw"), recipe.NewRWMutex(dialTest(t, context.Background(), srv.Endpoints()), "/rw")
+	w := recipe.NewRWMutex(dialTest(t, context.Background(), srv.Endpoints()), "/rw")
 	if err := r1.RLock(ctx); err != nil {
 		t.Fatal(err)
 	}

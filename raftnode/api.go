@@ -84,10 +84,14 @@ type Config struct {
 	// bytes of log entries were applied since the last one (default 256 MiB).
 	SnapshotBytes uint64
 	// MaxLogCacheBytes bounds the raft log entries held in memory: the
-	// newest entries up to this size; raft reads older ones from raft.db
-	// (default 64 MiB). Committed entries are handed to Apply in batches
-	// of at most this size (and 64 MiB).
+	// newest entries up to this size; raft reads older ones from the
+	// write-ahead log (default 64 MiB). Committed entries are handed to
+	// Apply in batches of at most this size (and 64 MiB).
 	MaxLogCacheBytes uint64
+	// LogSegmentBytes is the size at which the write-ahead log starts a new
+	// segment file (default 64 MiB). Compaction deletes whole segments, so
+	// a member keeps up to one segment of entries older than its snapshot.
+	LogSegmentBytes int64
 }
 
 // Errors.

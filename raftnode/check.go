@@ -8,12 +8,15 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/arbor-db/arbor/raftnode/wal"
 )
 
 // CheckDataDir checks a stopped member's data dir without changing it:
 // raft.db passes bbolt's consistency check (tx.Check); the log loads
-// (indexes match keys, no gaps, terms never decrease); the log and the
-// snapshot agree (the snapshot raft.db records has its verified file with
+// (every record checks out, no gaps, terms never decrease; an unsynced
+// tail a crash left is not a problem: a restart drops it); the log and the
+// snapshot agree (the snapshot the log records has its verified file with
 // the same term and index, the log continues right after it or overlaps it
 // with the same term, the commit index lies between the snapshot and the
 // last entry); and every snapshot file in snap/ verifies (sizes, CRC).
@@ -43,16 +46,34 @@ func CheckDataDir(dir string) error {
 		return errors.Join(errs...)
 	}
 	disk := &diskStorage{db: db}
-	p, err := disk.load()
+	walDir := filepath.Join(dir, "wal")
+	exists, err := wal.Exists(walDir)
 	if err != nil {
+		return walError("look for the log", err)
+	}
+	var p *persisted
+	forEach := disk.forEachLegacyEntry // a dir an older version wrote
+	if exists {
+		w, _, err := wal.Open(walDir, wal.Options{ReadOnly: true})
+		if err != nil {
+			return walError("open the log", err)
+		}
+		defer w.Close()
+		disk.wal = w
+		forEach = disk.forEachEntry
+		p, err = disk.load()
+		if err != nil {
+			return err
+		}
+	} else if p, err = disk.loadLegacy(); err != nil {
 		return err
 	}
-	return errors.Join(checkLogAgainstSnapshot(disk, p), checkSnapshotFiles(filepath.Join(dir, "snap"), p))
+	return errors.Join(checkLogAgainstSnapshot(forEach, p), checkSnapshotFiles(filepath.Join(dir, "snap"), p))
 }
 
 // checkLogAgainstSnapshot reads the log one entry at a time (it may be far
 // larger than memory).
-func checkLogAgainstSnapshot(disk *diskStorage, p *persisted) error {
+func checkLogAgainstSnapshot(forEach func(func(logEntry) error) error, p *persisted) error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		if len(errs) < 100 { // a broken log is reported, not listed whole
@@ -62,7 +83,7 @@ func checkLogAgainstSnapshot(disk *diskStorage, p *persisted) error {
 	snap := p.snapMeta
 	last := snap.Index
 	var prevTerm uint64
-	err := disk.forEachEntry(func(e logEntry) error {
+	err := forEach(func(e logEntry) error {
 		if e.Term < prevTerm {
 			bad("entry %d has term %d below the term %d of the entry before it", e.Index, e.Term, prevTerm)
 		}
@@ -113,7 +134,7 @@ func checkSnapshotFiles(snapDir string, p *persisted) error {
 		}
 	}
 	if p.snapMeta.Index > 0 && !found {
-		errs = append(errs, fmt.Errorf("%w: raft.db records snapshot %s, which is missing or corrupt",
+		errs = append(errs, fmt.Errorf("%w: the log records snapshot %s, which is missing or corrupt",
 			ErrCorrupt, snapFileName(p.snapMeta.Term, p.snapMeta.Index)))
 	}
 	return errors.Join(errs...)

@@ -7,13 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 func TestCheckDataDir(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openDiskStorage(dir, true, nil)
+	s, err := openDiskStorage(dir, true, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +55,7 @@ func TestCheckDataDir(t *testing.T) {
 	}
 
 	// A commit index beyond the log.
-	s, err = openDiskStorage(dir, true, nil)
+	s, err = openDiskStorage(dir, true, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,20 +67,27 @@ func TestCheckDataDir(t *testing.T) {
 		t.Fatalf("commit beyond the log: %v", err)
 	}
 
-	// A gap in the log (the entry at 7 gone), which New no longer scans
-	// for at start: CheckDataDir still finds it.
-	s, err = openDiskStorage(dir, true, nil)
+	// A flipped byte in an entry that was synced long ago: the check reads
+	// the log as a restart would, to the first record that does not check
+	// out, and finds the commit index beyond what is left.
+	s, err = openDiskStorage(dir, true, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.save(hardState{Term: 1, Vote: 1, Commit: 10}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketEntries).Delete(u64key(7)) }); err != nil {
+	s.close()
+	seg := filepath.Join(dir, "wal", "0000000000000001.wal")
+	b, err = os.ReadFile(seg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.close()
-	if err := CheckDataDir(dir); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "gap after index 6") {
-		t.Fatalf("gap in the log: %v", err)
+	b[len(b)/3] ^= 1
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckDataDir(dir); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "commit index 10 beyond the last entry") {
+		t.Fatalf("corrupt entry in the log: %v", err)
 	}
 }

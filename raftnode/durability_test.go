@@ -23,7 +23,9 @@ func snapFiles(t *testing.T, dir string) []string {
 }
 
 func TestCorruptSnapshotFallsBackOrFailsClearly(t *testing.T) {
-	c := rafttest.NewCluster(t, 1, rafttest.Options{SnapshotEntries: 10, CompactKeepEntries: 10})
+	// Small log segments, so that compaction (of whole segments) drops the
+	// oldest entries.
+	c := rafttest.NewCluster(t, 1, rafttest.Options{SnapshotEntries: 10, CompactKeepEntries: 10, LogSegmentBytes: 512})
 	c.WaitLeader(5*time.Second, -1)
 	proposeN(t, c, "a", 35)
 	want := c.KV(0).Records()

@@ -1,12 +1,10 @@
 package raftnode
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync/atomic"
 
-	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3"
 )
 
@@ -36,7 +34,7 @@ import (
 // would deadlock on bbolt's mmap lock). Used by the raft goroutine only
 // (and New, before Run); the counters are atomic for Status.
 type logStore struct {
-	db *bolt.DB
+	disk logReader
 
 	hs   hardState
 	snap snapshotMeta // newest snapshot; Snapshot's Data names its file
@@ -64,8 +62,14 @@ type logStore struct {
 
 var _ raft.Storage = (*logStore)(nil)
 
-func newLogStore(db *bolt.DB, limit uint64) *logStore {
-	return &logStore{db: db, limit: limit}
+// logReader reads the log on disk (diskStorage).
+type logReader interface {
+	term(i uint64) (uint64, error)
+	readEntries(lo, hi uint64, fn func(logEntry) (bool, error)) error
+}
+
+func newLogStore(disk logReader, limit uint64) *logStore {
+	return &logStore{disk: disk, limit: limit}
 }
 
 // reset makes (prevIndex, last] the log, with prevIndex the index of the
@@ -123,20 +127,7 @@ func (s *logStore) Term(i uint64) (uint64, error) {
 		return s.cache[i-s.cacheFirst()].Term, nil
 	}
 	s.diskReads.Add(1)
-	var term uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketEntries).Get(u64key(i))
-		if v == nil {
-			return fmt.Errorf("%w: entry %d missing from the log", ErrCorrupt, i)
-		}
-		t, err := entryTerm(v)
-		term = t
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("%w: read term of %d: %w", ErrStorage, i, err)
-	}
-	return term, nil
+	return s.disk.term(i)
 }
 
 // Entries implements raft.Storage: the entries [lo, hi), at least one and
@@ -167,38 +158,25 @@ func (s *logStore) Entries(lo, hi, maxSize uint64) ([]logEntry, error) {
 	return append(ents, limitEntries(s.cache[:hi-cf], size, maxSize)...), nil
 }
 
-// readEntries reads [lo, hi) from raft.db, stopping before maxSize bytes
-// (but with at least one entry), checking that the keys are contiguous.
-// Bytes are copied out of the transaction by unmarshalling.
+// readEntries reads [lo, hi) from the log on disk, stopping before
+// maxSize bytes (but with at least one entry).
 func (s *logStore) readEntries(lo, hi, maxSize uint64) ([]logEntry, uint64, error) {
 	s.diskReads.Add(1)
 	var ents []logEntry
 	var size uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketEntries).Cursor()
-		want := lo
-		for k, v := c.Seek(u64key(lo)); want < hi; k, v = c.Next() {
-			if k == nil || binary.BigEndian.Uint64(k) != want {
-				return fmt.Errorf("%w: entry %d missing from the log", ErrCorrupt, want)
-			}
-			e, err := unmarshalEntry(v)
-			if err != nil {
-				return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, want, err)
-			}
-			if e.Index != want {
-				return fmt.Errorf("%w: entry key %d holds index %d", ErrCorrupt, want, e.Index)
-			}
-			if len(ents) > 0 && size+uint64(e.Size()) > maxSize {
-				return nil
-			}
-			size += uint64(e.Size())
-			ents = append(ents, e)
-			want++
+	err := s.disk.readEntries(lo, hi, func(e logEntry) (bool, error) {
+		if len(ents) > 0 && size+uint64(e.Size()) > maxSize {
+			return false, nil
 		}
-		return nil
+		size += uint64(e.Size())
+		ents = append(ents, e)
+		return true, nil
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: read log [%d, %d): %w", ErrStorage, lo, hi, err)
+		return nil, 0, fmt.Errorf("read log [%d, %d): %w", lo, hi, err)
+	}
+	if len(ents) == 0 && lo < hi {
+		return nil, 0, fmt.Errorf("%w: entry %d missing from the log", ErrCorrupt, lo)
 	}
 	return ents, size, nil
 }

@@ -100,7 +100,7 @@ func buildLargeLog(b *testing.B, cfg Config, mb int) uint64 {
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	disk, err := openDiskStorage(cfg.DataDir, true, nil)
+	disk, err := openDiskStorage(cfg.DataDir, true, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,13 +33,13 @@ func checkEnts(t *testing.T, got []logEntry, from, to, term uint64) {
 // reads the whole log, older entries from raft.db, in order, within
 // maxSize; conflicting appends and compaction behave as MemoryStorage's.
 func TestLogStoreBoundedCacheReadsOlderEntriesFromDisk(t *testing.T) {
-	disk, err := openDiskStorage(t.TempDir(), true, nil)
+	disk, err := openDiskStorage(t.TempDir(), true, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer disk.close()
 	const limit = 1 << 20
-	s := newLogStore(disk.db, limit)
+	s := newLogStore(disk, limit)
 	s.reset(snapshotMeta{}, 0)
 	for i := uint64(1); i <= 200; i += 10 {
 		es := bigEnts(1, i, i+9, 64<<10)

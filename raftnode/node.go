@@ -139,7 +139,7 @@ func New(cfg Config, sm StateMachine) (*Node, error) {
 	if err := os.MkdirAll(n.snapDir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
-	disk, err := openDiskStorage(cfg.DataDir, cfg.NoSync, cfg.Metrics)
+	disk, err := openDiskStorageSegments(cfg.DataDir, cfg.NoSync, cfg.Metrics, cfg.Logger, cfg.LogSegmentBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +204,7 @@ func (n *Node) open() error {
 	if err := n.chooseID(fresh); err != nil {
 		return err
 	}
-	n.store = newLogStore(n.disk.db, n.cfg.MaxLogCacheBytes)
+	n.store = newLogStore(n.disk, n.cfg.MaxLogCacheBytes)
 	if err := n.restoreFromDisk(p); err != nil {
 		return err
 	}

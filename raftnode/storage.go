@@ -1,24 +1,30 @@
 package raftnode
 
-// On-disk layout of DataDir/raft.db (bbolt):
+// On-disk layout of DataDir:
 //
-//	bucket "entries":  key = big-endian uint64 index, value = marshalled raftpb.Entry
-//	bucket "meta":     "hardstate" = raftpb.HardState, "snapshot" = raftpb.SnapshotMetadata
-//	                   (of the newest snapshot file; ConfState included)
-//	bucket "members":  key = big-endian uint64 member id, value = JSON memberMeta
+//	wal/<seq>.wal  the raft log: entries, the newest HardState and snapshot
+//	               metadata (package wal: one append and fdatasync per Ready)
+//	raft.db        bbolt; bucket "members": key = big-endian uint64 member
+//	               id, value = JSON memberMeta. Buckets "entries" and "meta"
+//	               held the log before the WAL; a data dir written by an
+//	               older version is converted at open (convertLegacyLog)
+//	               and they are left empty.
 //
-// One write transaction per Ready holds snapshot metadata, entries and
-// HardState; bbolt's commit fsyncs unless Config.NoSync.
+// One WAL Save per Ready holds snapshot metadata, HardState and entries,
+// fdatasync'd unless Config.NoSync.
 
 import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/arbor-db/arbor/raftnode/wal"
 )
 
 var (
@@ -33,9 +39,11 @@ var (
 // it. Used from the raft goroutine only (and New).
 type diskStorage struct {
 	db      *bolt.DB
+	wal     *wal.WAL
+	walTorn int64 // bytes of unsynced tail the log had at open
 	metrics *Metrics
-	// beforeCommit, when set (tests), runs before each write transaction
-	// commits; an error fails the write like a failed fsync would.
+	// beforeCommit, when set (tests), runs before each WAL sync and bbolt
+	// commit; an error fails the write like a failed fsync would.
 	beforeCommit func() error
 
 	// hs is the newest HardState raft has handed over; hsDirty says it is
@@ -49,10 +57,9 @@ type diskStorage struct {
 	failed  bool // a write failed: nothing is written again (no fsync retry)
 }
 
-// persisted is what New loads from raft.db: everything but the entries,
-// of which only the first and last index (0, 0 for none) are read. The
-// log is read when raft asks for it (logStore); a gap in it is met there,
-// as ErrCorrupt, and CheckDataDir looks for gaps offline.
+// persisted is what New loads: everything but the entries, of which only
+// the first and last index (0, 0 for none) are kept. The log is read when
+// raft asks for it (logStore).
 type persisted struct {
 	hardState   hardState
 	snapMeta    snapshotMeta
@@ -64,14 +71,19 @@ func (p *persisted) empty() bool {
 	return raftIsEmptyHardState(p.hardState) && p.last == 0 && p.snapMeta.Index == 0
 }
 
-func openDiskStorage(dir string, noSync bool, m *Metrics) (*diskStorage, error) {
+func openDiskStorage(dir string, noSync bool, m *Metrics, log *slog.Logger) (*diskStorage, error) {
+	return openDiskStorageSegments(dir, noSync, m, log, 0)
+}
+
+// openDiskStorageSegments is openDiskStorage with log segments of
+// segmentBytes (0: the WAL's default).
+func openDiskStorageSegments(dir string, noSync bool, m *Metrics, log *slog.Logger, segmentBytes int64) (*diskStorage, error) {
 	db, err := bolt.Open(filepath.Join(dir, "raft.db"), 0o600, &bolt.Options{
 		Timeout:    time.Second, // a second process on the same dir fails fast
 		NoSync:     noSync,
 		NoGrowSync: noSync,
-		// As etcd: do not write the freelist on every commit (about 12%
-		// off each commit here); bbolt rebuilds it at open by scanning the
-		// file, which stays small because the log is compacted.
+		// As etcd: do not write the freelist on every commit; bbolt
+		// rebuilds it at open by scanning the file, which stays small.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 	})
@@ -90,15 +102,134 @@ func openDiskStorage(dir string, noSync bool, m *Metrics) (*diskStorage, error) 
 		db.Close()
 		return nil, fmt.Errorf("%w: init raft.db: %w", ErrStorage, err)
 	}
-	return &diskStorage{db: db, metrics: m}, nil
+	s := &diskStorage{db: db, metrics: m}
+	walDir := filepath.Join(dir, "wal")
+	if err := convertLegacyLog(db, walDir, log); err != nil {
+		db.Close()
+		return nil, err
+	}
+	opts := wal.Options{
+		SegmentBytes: segmentBytes,
+		NoSync:       noSync,
+		Logger:       log,
+		BeforeSync: func() error {
+			if s.beforeCommit != nil {
+				return s.beforeCommit()
+			}
+			return nil
+		},
+	}
+	if m != nil && m.FsyncSeconds != nil && !noSync {
+		opts.OnSync = func(d time.Duration) { m.FsyncSeconds.Observe(d.Seconds()) }
+	}
+	w, st, err := wal.Open(walDir, opts)
+	if err != nil {
+		db.Close()
+		return nil, walError("open the log", err)
+	}
+	s.wal = w
+	s.walTorn = st.TornBytes
+	return s, nil
+}
+
+// walError classifies an error of package wal.
+func walError(what string, err error) error {
+	if errors.Is(err, wal.ErrCorrupt) {
+		return fmt.Errorf("%w: %s: %w", ErrCorrupt, what, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrStorage, what, err)
+}
+
+// convertLegacyLog moves a log kept in raft.db (before the WAL) into a new
+// WAL, whole or not at all (wal.Create), then empties raft.db's entries and
+// meta buckets. A crash in between leaves the WAL and stale buckets: the
+// WAL wins and the buckets are emptied on the next open.
+func convertLegacyLog(db *bolt.DB, walDir string, log *slog.Logger) error {
+	exists, err := wal.Exists(walDir)
+	if err != nil {
+		return walError("look for the log", err)
+	}
+	if !exists {
+		legacy := &diskStorage{db: db}
+		p, err := legacy.loadLegacy()
+		if err != nil {
+			return err
+		}
+		if !p.empty() {
+			hs, snap, err := encodeState(p.hardState, p.snapMeta)
+			if err != nil {
+				return err
+			}
+			err = wal.Create(walDir, hs, snap, func(yield func(wal.Entry) error) error {
+				return legacy.forEachLegacyEntry(func(e logEntry) error {
+					data, err := marshalEntry(&e)
+					if err != nil {
+						return err
+					}
+					return yield(wal.Entry{Index: e.Index, Term: e.Term, Data: data})
+				})
+			})
+			if err != nil {
+				return walError("convert the log in raft.db", err)
+			}
+			if log != nil {
+				log.Info("moved the raft log from raft.db to the write-ahead log", "entries", p.last-p.first+1, "first", p.first, "last", p.last)
+			}
+		}
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := deleteRange(tx.Bucket(bucketEntries), 0, ^uint64(0)); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Delete(keyHardState); err != nil {
+			return err
+		}
+		return meta.Delete(keySnapshot)
+	})
+	if err != nil {
+		return fmt.Errorf("%w: empty the old log buckets: %w", ErrStorage, err)
+	}
+	return nil
+}
+
+// encodeState encodes a HardState (nil if empty) and snapshot metadata
+// (nil if none) for the WAL.
+func encodeState(hs hardState, sm snapshotMeta) ([]byte, *wal.Snapshot, error) {
+	var hb []byte
+	if !raftIsEmptyHardState(hs) {
+		b, err := marshalHardState(&hs)
+		if err != nil {
+			return nil, nil, err
+		}
+		hb = b
+	}
+	if sm.Index == 0 {
+		return hb, nil, nil
+	}
+	snap, err := walSnapshot(&sm)
+	return hb, snap, err
+}
+
+func walSnapshot(sm *snapshotMeta) (*wal.Snapshot, error) {
+	b, err := marshalSnapMeta(sm)
+	if err != nil {
+		return nil, err
+	}
+	return &wal.Snapshot{Index: sm.Index, Term: sm.Term, Data: b}, nil
 }
 
 // close writes a HardState still held back (a clean stop keeps the newest
 // commit index), then closes the file.
 func (s *diskStorage) close() error {
 	var err error
-	if s.hsDirty && !s.failed {
-		err = s.update(func(*bolt.Tx) error { return nil })
+	if s.wal != nil {
+		if s.hsDirty && !s.failed {
+			err = s.saveHardState()
+		}
+		if cerr := s.wal.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("%w: close the log: %w", ErrStorage, cerr))
+		}
 	}
 	if cerr := s.db.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("%w: close raft.db: %w", ErrStorage, cerr))
@@ -112,8 +243,48 @@ func u64key(v uint64) []byte {
 	return b[:]
 }
 
-// load reads the persisted state but the entries (persisted).
+// load is the persisted state the WAL replayed, with the members from
+// raft.db.
 func (s *diskStorage) load() (*persisted, error) {
+	st := s.wal.State()
+	p := &persisted{members: map[uint64]memberMeta{}, first: st.First, last: st.Last}
+	if b := st.HardState; b != nil {
+		hs, err := unmarshalHardState(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: hardstate: %w", ErrCorrupt, err)
+		}
+		p.hardState = hs
+		s.hs = hs
+	}
+	if sn := st.Snapshot; sn != nil {
+		sm, err := unmarshalSnapMeta(sn.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: snapshot metadata: %w", ErrCorrupt, err)
+		}
+		p.snapMeta = sm
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMembers).ForEach(func(_, v []byte) error {
+			var m memberMeta
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("%w: member: %w", ErrCorrupt, err)
+			}
+			p.members[m.ID] = m
+			return nil
+		})
+	})
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: load: %w", ErrStorage, err)
+	}
+	return p, nil
+}
+
+// loadLegacy reads what raft.db held before the WAL: everything but the
+// entries, of which it reads the first and last index.
+func (s *diskStorage) loadLegacy() (*persisted, error) {
 	p := &persisted{members: map[uint64]memberMeta{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
@@ -168,10 +339,33 @@ func (s *diskStorage) load() (*persisted, error) {
 	return p, nil
 }
 
-// forEachEntry calls fn with every entry in index order, in one read
-// transaction, checking keys, indexes and contiguity; one entry is in
-// memory at a time. For CheckDataDir, on a stopped member.
+// forEachEntry calls fn with every entry in index order, checking
+// indexes; one read's worth of entries is in memory at a time. For
+// CheckDataDir, on a stopped member.
 func (s *diskStorage) forEachEntry(fn func(e logEntry) error) error {
+	st := s.wal.State()
+	if st.Last == 0 {
+		return nil
+	}
+	err := s.wal.Entries(st.First, st.Last+1, func(we wal.Entry) (bool, error) {
+		e, err := unmarshalEntry(we.Data)
+		if err != nil {
+			return false, fmt.Errorf("%w: entry %d: %w", ErrCorrupt, we.Index, err)
+		}
+		if e.Index != we.Index || e.Term != we.Term {
+			return false, fmt.Errorf("%w: record of entry %d/%d holds entry %d/%d", ErrCorrupt, we.Index, we.Term, e.Index, e.Term)
+		}
+		return true, fn(e)
+	})
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return walError("read the log", err)
+	}
+	return err
+}
+
+// forEachLegacyEntry is forEachEntry over raft.db's entries bucket, for
+// the conversion to the WAL, in one read transaction.
+func (s *diskStorage) forEachLegacyEntry(fn func(e logEntry) error) error {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEntries).Cursor()
 		var prev uint64
@@ -199,10 +393,10 @@ func (s *diskStorage) forEachEntry(fn func(e logEntry) error) error {
 	return err
 }
 
-// save durably writes one Ready's worth of state in one transaction:
-// snapshot metadata first (dropping every entry, as the snapshot replaces
-// the log), then entries (an entry at index i replaces every persisted entry
-// at index >= i), then HardState.
+// save durably writes one Ready's worth of state with one WAL Save:
+// snapshot metadata first (a received snapshot replaces the log), then
+// HardState, then entries (an entry at index i replaces every persisted
+// entry at index >= i).
 func (s *diskStorage) save(hs hardState, ents []logEntry, snap *snapshotMeta) error {
 	mustSync := len(ents) > 0 || snap != nil
 	if !raftIsEmptyHardState(hs) {
@@ -212,70 +406,95 @@ func (s *diskStorage) save(hs hardState, ents []logEntry, snap *snapshotMeta) er
 	if !mustSync {
 		return nil
 	}
-	return s.update(func(tx *bolt.Tx) error {
-		eb := tx.Bucket(bucketEntries)
-		if snap != nil {
-			v, err := marshalSnapMeta(snap)
-			if err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketMeta).Put(keySnapshot, v); err != nil {
-				return err
-			}
-			if err := deleteRange(eb, 0, ^uint64(0)); err != nil {
-				return err
-			}
+	var ws *wal.Snapshot
+	if snap != nil {
+		var err error
+		if ws, err = walSnapshot(snap); err != nil {
+			return fmt.Errorf("%w: encode snapshot metadata: %w", ErrStorage, err)
 		}
-		if len(ents) > 0 {
-			if err := deleteRange(eb, ents[0].Index, ^uint64(0)); err != nil {
-				return err
-			}
-			for i := range ents {
-				v, err := marshalEntry(&ents[i])
-				if err != nil {
-					return err
-				}
-				if err := eb.Put(u64key(ents[i].Index), v); err != nil {
-					return err
-				}
-			}
+	}
+	wents := make([]wal.Entry, len(ents))
+	for i := range ents {
+		data, err := marshalEntry(&ents[i])
+		if err != nil {
+			return fmt.Errorf("%w: encode entry: %w", ErrStorage, err)
 		}
-		return nil // update adds the HardState
-	})
+		wents[i] = wal.Entry{Index: ents[i].Index, Term: ents[i].Term, Data: data}
+	}
+	return s.walSave(ws, true, wents)
 }
 
-// putHardState writes the newest HardState if it is not on disk yet; every
-// write transaction (update) carries it, and it counts as written once the
-// transaction commits.
-func (s *diskStorage) putHardState(tx *bolt.Tx) error {
-	if !s.hsDirty {
-		return nil
+// walSave appends ws, the newest HardState if not written yet, and ents.
+func (s *diskStorage) walSave(ws *wal.Snapshot, reset bool, ents []wal.Entry) error {
+	if s.failed {
+		return fmt.Errorf("%w: write: an earlier write failed", ErrStorage)
 	}
-	v, err := marshalHardState(&s.hs)
+	var hb []byte
+	if s.hsDirty {
+		b, err := marshalHardState(&s.hs)
+		if err != nil {
+			return fmt.Errorf("%w: encode hardstate: %w", ErrStorage, err)
+		}
+		hb = b
+	}
+	if err := s.wal.Save(hb, ws, reset, ents); err != nil {
+		s.failed = true
+		return walError("write", err)
+	}
+	s.hsDirty = false
+	return nil
+}
+
+// saveHardState writes a HardState held back (a commit index alone).
+func (s *diskStorage) saveHardState() error { return s.walSave(nil, false, nil) }
+
+// readEntries calls fn with the entries [lo, hi) of the log.
+func (s *diskStorage) readEntries(lo, hi uint64, fn func(logEntry) (bool, error)) error {
+	err := s.wal.Entries(lo, hi, func(we wal.Entry) (bool, error) {
+		e, err := unmarshalEntry(we.Data)
+		if err != nil {
+			return false, fmt.Errorf("%w: entry %d: %w", ErrCorrupt, we.Index, err)
+		}
+		if e.Index != we.Index {
+			return false, fmt.Errorf("%w: record of entry %d holds entry %d", ErrCorrupt, we.Index, e.Index)
+		}
+		return fn(e)
+	})
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return walError("read the log", err)
+	}
+	return err
+}
+
+// term is the term of entry i, which the WAL holds.
+func (s *diskStorage) term(i uint64) (uint64, error) {
+	t, err := s.wal.Term(i)
 	if err != nil {
+		return 0, walError(fmt.Sprintf("read term of %d", i), err)
+	}
+	return t, nil
+}
+
+// saveSnapshotMeta records a locally taken snapshot, then drops the log
+// segments holding only entries up to compactIndex.
+func (s *diskStorage) saveSnapshotMeta(meta snapshotMeta, compactIndex uint64) error {
+	ws, err := walSnapshot(&meta)
+	if err != nil {
+		return fmt.Errorf("%w: encode snapshot metadata: %w", ErrStorage, err)
+	}
+	// The newest HardState goes too (walSave), so the commit index on disk
+	// is never below the snapshot's (applied, so committed) index.
+	if err := s.walSave(ws, false, nil); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketMeta).Put(keyHardState, v)
-}
-
-// saveSnapshotMeta records a locally taken snapshot and deletes the entries
-// up to compactIndex in the same transaction.
-func (s *diskStorage) saveSnapshotMeta(meta snapshotMeta, compactIndex uint64) error {
-	return s.update(func(tx *bolt.Tx) error {
-		v, err := marshalSnapMeta(&meta)
-		if err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketMeta).Put(keySnapshot, v); err != nil {
-			return err
-		}
-		// update also writes the newest HardState, so the commit index on
-		// disk is never below the snapshot's (applied, so committed) index.
-		if compactIndex == 0 {
-			return nil
-		}
-		return deleteRange(tx.Bucket(bucketEntries), 0, compactIndex)
-	})
+	if compactIndex == 0 {
+		return nil
+	}
+	if err := s.wal.Compact(compactIndex); err != nil {
+		s.failed = true
+		return walError("compact", err)
+	}
+	return nil
 }
 
 func (s *diskStorage) putMember(m memberMeta) error {
@@ -294,9 +513,6 @@ func (s *diskStorage) update(fn func(tx *bolt.Tx) error) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		if err := s.putHardState(tx); err != nil {
-			return err
-		}
 		if s.beforeCommit != nil {
 			return s.beforeCommit()
 		}
@@ -306,7 +522,6 @@ func (s *diskStorage) update(fn func(tx *bolt.Tx) error) error {
 		s.failed = true
 		return fmt.Errorf("%w: write: %w", ErrStorage, err)
 	}
-	s.hsDirty = false
 	if s.metrics != nil && s.metrics.FsyncSeconds != nil && !s.db.NoSync {
 		s.metrics.FsyncSeconds.Observe(time.Since(start).Seconds())
 	}

@@ -30,7 +30,8 @@ func allEntries(t *testing.T, s *diskStorage) []logEntry {
 
 func TestDiskStorageTruncatesAndCompacts(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openDiskStorage(dir, false, nil)
+	// One segment per write, so that compaction can drop the oldest.
+	s, err := openDiskStorageSegments(dir, false, nil, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestDiskStorageTruncatesAndCompacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.close()
-	s, err = openDiskStorage(dir, false, nil)
+	s, err = openDiskStorageSegments(dir, false, nil, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,13 +79,13 @@ func TestDiskStorageTruncatesAndCompacts(t *testing.T) {
 
 func TestDiskStorageSecondOpenFailsFast(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openDiskStorage(dir, true, nil)
+	s, err := openDiskStorage(dir, true, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.close()
 	start := time.Now()
-	if _, err := openDiskStorage(dir, true, nil); !errors.Is(err, ErrStorage) {
+	if _, err := openDiskStorage(dir, true, nil, nil); !errors.Is(err, ErrStorage) {
 		t.Fatalf("second open: %v", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -136,7 +137,7 @@ func TestSnapshotFileRoundTripAndCorruption(t *testing.T) {
 // snapshot's metadata, or on a clean close, and never lags a term or vote.
 func TestCommitOnlyHardStateRidesTheNextWrite(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openDiskStorage(dir, false, nil)
+	s, err := openDiskStorage(dir, false, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestCommitOnlyHardStateRidesTheNextWrite(t *testing.T) {
 	if err := s.close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = openDiskStorage(dir, false, nil)
+	s, err = openDiskStorage(dir, false, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

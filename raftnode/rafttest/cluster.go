@@ -22,6 +22,7 @@ type Options struct {
 	NoSync             bool          // default false: real fsyncs
 	SnapshotBytes      uint64        // default raftnode's
 	MaxLogCacheBytes   uint64        // default raftnode's
+	LogSegmentBytes    int64         // default raftnode's
 	// NewStateMachine builds a member's state machine (fresh on every
 	// start and restart). Default: NewKV.
 	NewStateMachine func(name string) raftnode.StateMachine
@@ -109,6 +110,7 @@ func (c *Cluster) start(i int) {
 		CompactKeepEntries: c.opts.CompactKeepEntries,
 		SnapshotBytes:      c.opts.SnapshotBytes,
 		MaxLogCacheBytes:   c.opts.MaxLogCacheBytes,
+		LogSegmentBytes:    c.opts.LogSegmentBytes,
 		TickInterval:       c.opts.TickInterval,
 		ElectionTicks:      c.opts.ElectionTicks,
 		NoSync:             c.opts.NoSync,

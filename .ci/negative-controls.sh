@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-controls=(bug_staleread bug_ackbeforecommit bug_applyclock bug_splitclose bug_expirekeeps bug_earlyexpiry bug_watchdrop bug_lockoverlap)
+controls=(bug_staleread bug_ackbeforecommit bug_applyclock bug_splitclose bug_expirekeeps bug_earlyexpiry bug_watchdrop bug_lockoverlap bug_walsynclag)
 export ARBOR_FAULT_SEEDS="${ARBOR_FAULT_SEEDS:-8}"
 export ARBOR_FAULT_DURATION="${ARBOR_FAULT_DURATION:-5s}"
 

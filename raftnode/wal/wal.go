@@ -268,6 +268,9 @@ func Create(dir string, hs []byte, snap *Snapshot, ents func(yield func(Entry) e
 		os.Remove(tmp)
 		return fmt.Errorf("wal: create: %w", err)
 	}
+	if st, err := os.Stat(final); err == nil {
+		noteSynced(final, st.Size())
+	}
 	return nil
 }
 
@@ -305,6 +308,7 @@ func (w *WAL) replaySegment(seq uint64, newest bool) error {
 			if err := f.Sync(); err != nil {
 				return fmt.Errorf("wal: sync %s: %w", path, err)
 			}
+			noteSynced(path, off)
 			break
 		}
 		if err := w.replayRecord(seg, off, n, r); err != nil {
@@ -471,22 +475,41 @@ func (w *WAL) Save(hs []byte, snap *Snapshot, reset bool, ents []Entry) error {
 }
 
 func (w *WAL) write(seg *segment, buf []byte) error {
+	if syncLags {
+		if err := w.sync(seg, seg.size); err != nil {
+			return err
+		}
+	}
 	if _, err := seg.f.Write(buf); err != nil {
 		w.failed = true
 		return fmt.Errorf("wal: write %s: %w", seg.path, err)
 	}
+	if syncLags {
+		return nil
+	}
+	return w.sync(seg, seg.size+int64(len(buf)))
+}
+
+// sync makes seg durable up to size, everything written to it so far.
+func (w *WAL) sync(seg *segment, size int64) error {
 	if w.opts.BeforeSync != nil {
 		if err := w.opts.BeforeSync(); err != nil {
 			w.failed = true
 			return fmt.Errorf("wal: sync %s: %w", seg.path, err)
 		}
 	}
-	if !w.opts.NoSync {
-		if err := fdatasync(seg.f); err != nil {
-			w.failed = true
-			return fmt.Errorf("wal: sync %s: %w", seg.path, err)
-		}
+	if w.opts.NoSync {
+		return nil
 	}
+	if !powered(seg.path) {
+		w.failed = true
+		return errPowerCut
+	}
+	if err := fdatasync(seg.f); err != nil {
+		w.failed = true
+		return fmt.Errorf("wal: sync %s: %w", seg.path, err)
+	}
+	noteSynced(seg.path, size)
 	return nil
 }
 
@@ -494,6 +517,10 @@ func (w *WAL) write(seg *segment, buf []byte) error {
 // directory entry) before anything is appended to it.
 func (w *WAL) newSegment(seq uint64) error {
 	path := filepath.Join(w.dir, segmentName(seq))
+	if !w.opts.NoSync && !powered(path) {
+		w.failed = true
+		return errPowerCut
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
 		w.failed = true
@@ -518,6 +545,7 @@ func (w *WAL) newSegment(seq uint64) error {
 			f.Close()
 			return fmt.Errorf("wal: sync segment: %w", err)
 		}
+		noteSynced(path, 0)
 	}
 	if !w.opts.NoSync {
 		if err := syncDir(w.dir); err != nil {
@@ -613,6 +641,7 @@ func (w *WAL) Compact(index uint64) error {
 			w.failed = true
 			return fmt.Errorf("wal: remove %s: %w", seg.path, err)
 		}
+		noteRemoved(seg.path)
 	}
 	gone := w.segs[:drop]
 	w.segs = slices.Clone(w.segs[drop:])

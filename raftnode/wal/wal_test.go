@@ -329,3 +329,32 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// LoseUnsynced does what a power cut does: what was synced stays, what was
+// only written goes.
+func TestLoseUnsyncedKeepsWhatWasSynced(t *testing.T) {
+	TrackSyncs()
+	dir := t.TempDir()
+	w, _ := open(t, dir, Options{})
+	if err := w.Save([]byte("hs"), nil, false, entries(1, 1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	seg := filepath.Join(dir, segmentName(1))
+	f, err := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(appendRecord(nil, kindEntry, 4, 1, []byte("written, never synced"))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	lost, err := LoseUnsynced(dir)
+	if err != nil || lost == 0 {
+		t.Fatalf("lost %d bytes, %v", lost, err)
+	}
+	_, st := open(t, dir, Options{})
+	if st.Last != 3 || st.TornBytes != 0 {
+		t.Fatalf("after the power cut: %+v", st)
+	}
+}

@@ -3,6 +3,7 @@ package faults
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/arbor-db/arbor/raftnode"
 	"github.com/arbor-db/arbor/raftnode/rafttest"
+	"github.com/arbor-db/arbor/raftnode/wal"
 	"github.com/arbor-db/arbor/server"
 	"github.com/arbor-db/arbor/server/servertest"
 )
@@ -108,7 +110,11 @@ func (c *cluster) up(i int) bool {
 
 // crash stops member i without a hand-over, keeping its data dir. Its
 // fsync'd log is what a crash would leave. A Run error fails the test.
-func (c *cluster) crash(i int) {
+func (c *cluster) crash(i int) { c.stop(i, false) }
+
+// stop stops member i; powerCut says its log has no power, so Run may end
+// with the storage error of a failed sync.
+func (c *cluster) stop(i int, powerCut bool) {
 	c.mu.Lock()
 	m := c.members[i]
 	cancel, done := m.cancel, m.done
@@ -118,9 +124,34 @@ func (c *cluster) crash(i int) {
 		return
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := <-done; err != nil && !(powerCut && errors.Is(err, raftnode.ErrStorage)) {
 		c.t.Errorf("member %s: Run: %v", m.name, err)
 	}
+}
+
+// powerLoss cuts the power of every member at one instant (wal.PowerCut:
+// their log syncs fail from then on, so nothing more is acknowledged),
+// stops them, and cuts each one's log back to what it had fdatasync'd
+// before the cut (wal.TrackSyncs is on for the whole suite). It returns the
+// bytes each lost.
+func (c *cluster) powerLoss() []int64 {
+	dirs := make([]string, len(c.members))
+	for i, m := range c.members {
+		dirs[i] = filepath.Join(m.dataDir, "wal")
+	}
+	wal.PowerCut(dirs...)
+	for i := range c.members {
+		c.stop(i, true)
+	}
+	lost := make([]int64, len(c.members))
+	for i, d := range dirs {
+		n, err := wal.LoseUnsynced(d)
+		if err != nil {
+			c.t.Errorf("power loss of %s: %v", c.members[i].name, err)
+		}
+		lost[i] = n
+	}
+	return lost
 }
 
 // restart starts crashed member i on its data dir and client address; it

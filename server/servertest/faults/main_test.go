@@ -7,9 +7,14 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/arbor-db/arbor/raftnode/wal"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	wal.TrackSyncs() // for the power-loss fault
+	goleak.VerifyTestMain(m)
+}
 
 // Environment knobs of TestFaults.
 const (

@@ -18,9 +18,13 @@ const (
 	faultFlaky         = "flaky-network"  // drop, duplicate, delay and reorder
 	faultCrash         = "crash"          // a random member stops and restarts on its data dir
 	faultCrashLeader   = "crash-leader"   // the current leader stops and restarts
+	// power-loss: every member stops at once and loses what it wrote to
+	// its log but had not fdatasync'd, as a power cut of the whole
+	// cluster would; they restart on what is left.
+	faultPowerLoss = "power-loss"
 )
 
-var faultKinds = []string{faultPartition, faultOneWay, faultIsolateLeader, faultFlaky, faultCrash, faultCrashLeader}
+var faultKinds = []string{faultPartition, faultOneWay, faultIsolateLeader, faultFlaky, faultCrash, faultCrashLeader, faultPowerLoss}
 
 // episode is one fault of the schedule: at start (from the run's start) it
 // begins, after hold it is undone. The random parameters are drawn when the
@@ -182,6 +186,14 @@ func (n *nemesis) inject(e episode) func() {
 		c.crash(victim)
 		n.note(e.kind, fmt.Sprintf("%s member=%d", e, victim))
 		return func() { c.restart(victim) }
+	case faultPowerLoss:
+		lost := c.powerLoss()
+		n.note(e.kind, fmt.Sprintf("%s unsynced bytes lost=%v", e, lost))
+		return func() {
+			for i := range c.members {
+				c.restart(i)
+			}
+		}
 	}
 	return func() {}
 }

@@ -1,0 +1,113 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// ledger, once TrackSyncs is called (fault tests), records how much of each
+// segment an fdatasync has made durable, so that LoseUnsynced can do to a
+// stopped member's log what a power cut does to it.
+var ledger struct {
+	sync.Mutex
+	on     bool
+	synced map[string]int64
+	// off holds the dirs PowerCut cut off: their syncs fail until
+	// LoseUnsynced, and their synced sizes are frozen as of the cut.
+	off map[string]bool
+}
+
+// TrackSyncs starts recording, for every WAL in this process, how much of
+// each segment file is durable. For fault tests that simulate power cuts;
+// it costs a mutex per sync.
+func TrackSyncs() {
+	ledger.Lock()
+	defer ledger.Unlock()
+	if !ledger.on {
+		ledger.on, ledger.synced, ledger.off = true, map[string]int64{}, map[string]bool{}
+	}
+}
+
+// PowerCut cuts the power of the logs in dirs, all at one instant: from now
+// on their syncs fail (so nothing more is acknowledged), and what they had
+// synced is what LoseUnsynced will leave. Stop the members, then call
+// LoseUnsynced for each dir.
+func PowerCut(dirs ...string) {
+	ledger.Lock()
+	defer ledger.Unlock()
+	for _, d := range dirs {
+		ledger.off[filepath.Clean(d)] = true
+	}
+}
+
+// errPowerCut is what a sync of a log without power returns.
+var errPowerCut = errors.New("wal: the power is cut (fault test)")
+
+// powered says whether path's log may sync.
+func powered(path string) bool {
+	ledger.Lock()
+	defer ledger.Unlock()
+	return !ledger.on || !ledger.off[filepath.Dir(path)]
+}
+
+func noteSynced(path string, size int64) {
+	ledger.Lock()
+	defer ledger.Unlock()
+	if ledger.on && !ledger.off[filepath.Dir(path)] {
+		ledger.synced[path] = size
+	}
+}
+
+func noteRemoved(path string) {
+	ledger.Lock()
+	defer ledger.Unlock()
+	if ledger.on {
+		delete(ledger.synced, path)
+	}
+}
+
+// LoseUnsynced cuts every segment of the stopped log in dir back to what
+// an fdatasync made durable (before PowerCut, if dir was cut), and removes
+// segments never synced, as a power cut would (the page cache is lost; the
+// disk keeps what was synced), and powers dir on again. It returns how
+// many bytes went. TrackSyncs must have been called before the log was
+// written.
+func LoseUnsynced(dir string) (int64, error) {
+	ledger.Lock()
+	defer ledger.Unlock()
+	if !ledger.on {
+		return 0, errors.New("wal: LoseUnsynced without TrackSyncs")
+	}
+	dir = filepath.Clean(dir)
+	defer delete(ledger.off, dir)
+	seqs, err := listSegments(dir)
+	if err != nil {
+		return 0, err
+	}
+	var lost int64
+	for _, seq := range seqs {
+		path := filepath.Join(dir, segmentName(seq))
+		st, err := os.Stat(path)
+		if err != nil {
+			return lost, fmt.Errorf("wal: %w", err)
+		}
+		synced, ok := ledger.synced[path]
+		if !ok {
+			lost += st.Size()
+			if err := os.Remove(path); err != nil {
+				return lost, fmt.Errorf("wal: %w", err)
+			}
+			continue
+		}
+		if st.Size() > synced {
+			lost += st.Size() - synced
+			if err := os.Truncate(path, synced); err != nil {
+				return lost, fmt.Errorf("wal: %w", err)
+			}
+		}
+	}
+	return lost, nil
+}

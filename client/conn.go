@@ -128,6 +128,15 @@ func (c *Client) open(ctx context.Context, i int, resume bool) (cn *conn, resp *
 	return cn, resp, sentAt, nil
 }
 
+// abandon ends the session just opened on cn, which no goroutine serves:
+// it says close (so the member need not wait for the session to expire)
+// and hangs up.
+func (c *Client) abandon(cn *conn) {
+	cn.ws.SetWriteDeadline(time.Now().Add(c.cfg.DialTimeout))
+	_ = cn.ws.WriteJSON(&wire.Request{ID: c.nextID.Add(1), Op: wire.OpClose}) // best effort: it expires otherwise
+	cn.ws.Close()
+}
+
 func (c *Client) hello(ctx context.Context, ws *websocket.Conn, req *wire.Request) (*wire.Response, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		ws.SetWriteDeadline(dl)

@@ -55,16 +55,18 @@ func (c *Client) endWatches(cn *conn) {
 	}
 }
 
-// reconnect resumes the session on the endpoints in turn, starting after
-// endpoint from, with jittered exponential backoff before every attempt. It
-// returns the new live connection, or nil when the client must stop:
-// closed, or the session is gone (SESSION_EXPIRED or AUTH_FAILED on resume
-// would be answered by every member alike).
+// reconnect resumes the session on the endpoints in failoverOrder after
+// losing endpoint from, round after round, with jittered exponential
+// backoff before every attempt. It returns the new live connection, or nil
+// when the client must stop: closed, or the session is gone
+// (SESSION_EXPIRED or AUTH_FAILED on resume would be answered by every
+// member alike).
 func (c *Client) reconnect(from int) *conn {
 	backoff := c.cfg.ReconnectBackoff
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
-	for i := from; ; {
+	var order []int
+	for {
 		if c.stopping() {
 			return nil
 		}
@@ -74,7 +76,11 @@ func (c *Client) reconnect(from int) *conn {
 		case <-c.run.Done():
 			return nil
 		}
-		i = (i + 1) % c.numEndpoints()
+		if len(order) == 0 {
+			order = c.failoverOrder(from) // again each round: members come and go
+		}
+		i := order[0]
+		order = order[1:]
 		cn, _, _, err := c.open(c.run, i, true)
 		if err == nil {
 			if !c.adopt(cn) {

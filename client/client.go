@@ -97,11 +97,14 @@ type Client struct {
 	states chan State // see States; sent to only with mu held
 
 	// run is cancelled when the client reaches a terminal state (expired
-	// or closed): it stops reconnecting, the watchdog and every dial.
-	run       context.Context
-	stopRun   context.CancelFunc
-	deadlineC chan struct{} // buffered 1: wakes the watchdog when the deadline moves
-	wg        sync.WaitGroup
+	// or closed): it stops reconnecting and every dial.
+	run     context.Context
+	stopRun context.CancelFunc
+	wg      sync.WaitGroup
+	// deadlineT enters Jeopardy when it fires past the deadline (a timer
+	// rather than a goroutine: it runs only then). Set in begin, guarded
+	// by mu; terminate stops it.
+	deadlineT *time.Timer
 
 	mu     sync.Mutex
 	cur    *conn         // the live connection; nil while disconnected
@@ -263,7 +266,6 @@ func newClient(cfg Config) *Client {
 		eps:       slices.Clone(cfg.Endpoints),
 		log:       cfg.Logger,
 		states:    make(chan State, StateBuffer),
-		deadlineC: make(chan struct{}, 1),
 		overC:     make(chan struct{}),
 	}
 	c.run, c.stopRun = context.WithCancel(context.Background())
@@ -284,14 +286,13 @@ func (c *Client) begin(cn *conn, resp *wire.Response, sentAt time.Time, ask bool
 		"server", cn.server, "timeout", c.timeout)
 	c.mu.Lock()
 	c.deadline = sentAt.Add(c.timeout - c.margin)
+	c.deadlineT = time.AfterFunc(time.Until(c.deadline), c.enterJeopardy)
 	c.cur, c.server = cn, cn.server
 	c.up = make(chan struct{})
 	close(c.up)
 	c.setStateLocked()
 	c.mu.Unlock()
-	c.wg.Add(2)
-	go func() { defer c.wg.Done(); c.supervise(cn) }()
-	go func() { defer c.wg.Done(); c.watchDeadline() }()
+	c.wg.Go(func() { c.supervise(cn) })
 	if ask {
 		c.mu.Lock()
 		c.discover()
@@ -490,6 +491,9 @@ func (c *Client) terminate(reason *Error, closed bool) {
 		c.sessCtx, c.sessStop = context.WithCancelCause(context.Background())
 	}
 	c.sessStop(c.over)
+	if c.deadlineT != nil {
+		c.deadlineT.Stop()
+	}
 	cn := c.cur
 	c.setStateLocked()
 	if closed {

@@ -24,14 +24,13 @@ func (c *Client) supervise(cn *conn) {
 	}
 }
 
-// serve runs the reader, writer and pinger of cn and returns when all three
-// have stopped, which they do once cn breaks. After a resume it also
+// serve runs the reader and writer of cn and returns when both have
+// stopped, which they do once cn breaks. After a resume it also
 // registers again the watches of prev, the connection before.
 func (c *Client) serve(cn, prev *conn) {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.readLoop(cn) })
 	wg.Go(func() { c.writeLoop(cn) })
-	wg.Go(func() { c.pingLoop(cn) })
 	if prev != nil {
 		wg.Go(func() { c.rewatch(prev, cn) })
 	}

@@ -262,11 +262,11 @@ func withDefaults(cfg Config) Config {
 
 func newClient(cfg Config) *Client {
 	c := &Client{
-		cfg:       cfg,
-		eps:       slices.Clone(cfg.Endpoints),
-		log:       cfg.Logger,
-		states:    make(chan State, StateBuffer),
-		overC:     make(chan struct{}),
+		cfg:    cfg,
+		eps:    slices.Clone(cfg.Endpoints),
+		log:    cfg.Logger,
+		states: make(chan State, StateBuffer),
+		overC:  make(chan struct{}),
 	}
 	c.run, c.stopRun = context.WithCancel(context.Background())
 	c.sessCtx, c.sessStop = context.WithCancelCause(context.Background())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sync"
@@ -25,10 +26,20 @@ const (
 
 // Config configures Dial. Only Endpoints is required.
 type Config struct {
-	// Endpoints are the members to try, as HOST:PORT, in order. After a
-	// disconnect the client resumes its session on the next one, cycling
-	// through all of them.
+	// Endpoints are members to try, as HOST:PORT; one is enough (see
+	// NoDiscovery). Sessions spread across the members: a new session goes
+	// to the next live member of a rotation the Clients of a process share
+	// (with a random start), and after a disconnect the client resumes its
+	// session on the other members, live ones first, in random order, the
+	// one it lost last. See InOrder for a session on a given member.
 	Endpoints []string
+	// InOrder makes Dial try Endpoints in the order given, and a reconnect
+	// go on to the next endpoint after the one it lost (then the members
+	// learned, cycling), as a program that wants its session on a given
+	// member needs: a test of that member, or a client kept beside its
+	// member. With NoDiscovery and one endpoint the session is on that
+	// member or nowhere.
+	InOrder bool
 	// SessionTimeout is the requested session timeout (the server clamps it
 	// to its own bounds). Default 10s.
 	SessionTimeout time.Duration
@@ -55,10 +66,15 @@ type Config struct {
 	// OnEvent, when set, receives every pushed event (watches, session
 	// state). It is called on the reader goroutine and must not block.
 	OnEvent func(ev *wire.Response)
-	// NoDiscovery keeps the client to Endpoints. By default, every time it
-	// opens or resumes its session it asks the member for the cluster's
-	// members and adds their client addresses to the endpoints it fails
-	// over to, so one address of a running cluster is enough.
+	// NoDiscovery keeps the client to Endpoints. By default, the client
+	// asks a member for the cluster's members when it resumes its session,
+	// when a ping says they changed (members_hash), and when it opens a
+	// session unless another Client of the process dialling the same
+	// Endpoints has done so recently; it adds their client addresses to
+	// the endpoints it spreads over and fails over to, so one address of a
+	// running cluster is enough. With NetDialContext set nothing learned is
+	// shared between Clients (the dialer may map the same names elsewhere
+	// for another Config), so each asks for itself.
 	NoDiscovery bool
 }
 
@@ -81,17 +97,25 @@ type Client struct {
 	states chan State // see States; sent to only with mu held
 
 	// run is cancelled when the client reaches a terminal state (expired
-	// or closed): it stops reconnecting, the watchdog and every dial.
-	run       context.Context
-	stopRun   context.CancelFunc
-	deadlineC chan struct{} // buffered 1: wakes the watchdog when the deadline moves
-	wg        sync.WaitGroup
+	// or closed): it stops reconnecting and every dial.
+	run     context.Context
+	stopRun context.CancelFunc
+	wg      sync.WaitGroup
+	// deadlineT enters Jeopardy when it fires past the deadline (a timer
+	// rather than a goroutine: it runs only then). Set in begin, guarded
+	// by mu; terminate stops it.
+	deadlineT *time.Timer
 
 	mu     sync.Mutex
 	cur    *conn         // the live connection; nil while disconnected
 	up     chan struct{} // closed once cur is set; replaced when cur breaks
 	server string        // member of the last live connection
 	eps    []string      // Config.Endpoints, then the members learned (discover.go)
+	// members is the last members answer (for failover order).
+	members []wire.Member
+	// view is shared with the process's other Clients of the same
+	// Endpoints (spread.go); nil when nothing is shared. Fixed after Dial.
+	view *clusterView
 	// membersHash is the last members fingerprint a ping answered.
 	membersHash atomic.Uint64
 	closing     bool          // Close was called: never reconnect again
@@ -105,8 +129,10 @@ type Client struct {
 	sessStop    context.CancelCauseFunc
 }
 
-// Dial connects to the first endpoint that accepts a WebSocket and answers
-// hello, opening a new session. The first state on States is Connected.
+// Dial opens a new session on a member: the next live member of the
+// process's rotation over the members it knows (Config.Endpoints and what
+// it learned), or with Config.InOrder the first endpoint that accepts a
+// WebSocket and answers hello. The first state on States is Connected.
 //
 // Dial tries each endpoint once and fails fast: when none is usable it
 // returns an *Error with code UNAVAILABLE whose message says, per endpoint,
@@ -143,13 +169,50 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 			}
 		}
 	}
-	c := newClient(withDefaults(cfg))
+	cfg = withDefaults(cfg)
+	view := viewFor(cfg)
+	c, err := dialOnce(ctx, cfg, view, true)
+	if errors.Is(err, errStaleView) {
+		// A member the view named is now another member (or in another
+		// cluster): start over from Endpoints alone.
+		view.forget()
+		c, err = dialOnce(ctx, cfg, view, false)
+	}
+	return c, err
+}
+
+// errStaleView: the member at an address the view gave is not the one the
+// view named there.
+var errStaleView = errors.New("arbor: the members learned earlier have changed")
+
+// dialOnce opens a session as Dial says, with the members of view when it is
+// fresh and useView.
+func dialOnce(ctx context.Context, cfg Config, view *clusterView, useView bool) (*Client, error) {
+	c := newClient(cfg)
+	c.view = view
+	turn := rand.Uint64()
+	var names map[string]string // of the view's members, by address
+	if view != nil {
+		turn = view.turn()
+		if ms, hash, ok := view.snapshot(); ok && useView && !cfg.NoDiscovery {
+			c.learn(ms, hash)
+			names = memberNames(ms)
+		}
+	}
 	var lastErr error
 	var failed []endpointFailure
-	for i, ep := range cfg.Endpoints {
+	for _, i := range dialOrder(c.eps, liveMembers(c.members), turn, cfg.InOrder) {
+		ep := c.eps[i] // no goroutine of c runs yet
 		cn, resp, sentAt, err := c.open(ctx, i, false)
+		if err == nil && names[ep] != "" && resp.Server != names[ep] {
+			c.log.Debug("arbor: learned members are stale", "endpoint", ep,
+				"want", names[ep], "server", resp.Server)
+			c.abandon(cn)
+			c.stopRun()
+			return nil, errStaleView
+		}
 		if err == nil {
-			c.begin(cn, resp, sentAt)
+			c.begin(cn, resp, sentAt, names == nil)
 			return c, nil
 		}
 		var e *Error
@@ -199,12 +262,11 @@ func withDefaults(cfg Config) Config {
 
 func newClient(cfg Config) *Client {
 	c := &Client{
-		cfg:       cfg,
-		eps:       slices.Clone(cfg.Endpoints),
-		log:       cfg.Logger,
-		states:    make(chan State, StateBuffer),
-		deadlineC: make(chan struct{}, 1),
-		overC:     make(chan struct{}),
+		cfg:    cfg,
+		eps:    slices.Clone(cfg.Endpoints),
+		log:    cfg.Logger,
+		states: make(chan State, StateBuffer),
+		overC:  make(chan struct{}),
 	}
 	c.run, c.stopRun = context.WithCancel(context.Background())
 	c.sessCtx, c.sessStop = context.WithCancelCause(context.Background())
@@ -212,8 +274,8 @@ func newClient(cfg Config) *Client {
 }
 
 // begin adopts the session hello opened on cn and starts the owned
-// goroutines; Close stops them.
-func (c *Client) begin(cn *conn, resp *wire.Response, sentAt time.Time) {
+// goroutines; Close stops them. With ask it asks for the members.
+func (c *Client) begin(cn *conn, resp *wire.Response, sentAt time.Time, ask bool) {
 	c.session, c.secret = resp.Session, resp.Secret
 	c.timeout = time.Duration(resp.TimeoutMs) * time.Millisecond
 	if c.timeout <= 0 {
@@ -224,17 +286,18 @@ func (c *Client) begin(cn *conn, resp *wire.Response, sentAt time.Time) {
 		"server", cn.server, "timeout", c.timeout)
 	c.mu.Lock()
 	c.deadline = sentAt.Add(c.timeout - c.margin)
+	c.deadlineT = time.AfterFunc(time.Until(c.deadline), c.enterJeopardy)
 	c.cur, c.server = cn, cn.server
 	c.up = make(chan struct{})
 	close(c.up)
 	c.setStateLocked()
 	c.mu.Unlock()
-	c.wg.Add(2)
-	go func() { defer c.wg.Done(); c.supervise(cn) }()
-	go func() { defer c.wg.Done(); c.watchDeadline() }()
-	c.mu.Lock()
-	c.discover()
-	c.mu.Unlock()
+	c.wg.Go(func() { c.supervise(cn) })
+	if ask {
+		c.mu.Lock()
+		c.discover()
+		c.mu.Unlock()
+	}
 }
 
 // Session returns the session id (16 hex digits).
@@ -428,6 +491,9 @@ func (c *Client) terminate(reason *Error, closed bool) {
 		c.sessCtx, c.sessStop = context.WithCancelCause(context.Background())
 	}
 	c.sessStop(c.over)
+	if c.deadlineT != nil {
+		c.deadlineT.Stop()
+	}
 	cn := c.cur
 	c.setStateLocked()
 	if closed {

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net"
 	"slices"
@@ -23,8 +24,9 @@ type conn struct {
 	server   string
 	resumed  bool // opened by a resume hello rather than Dial's
 
-	sendq chan *call    // to the writer
-	dead  chan struct{} // closed by breakConn
+	sendq  chan *call      // to the writer
+	dead   chan struct{}   // closed by breakConn
+	pinged chan pingResult // buffered 1: a ping's outcome, from the reader to the writer
 
 	// pending holds the calls sent or being sent on this connection, by
 	// request id; guarded by Client.mu, and nil once the connection broke.
@@ -52,11 +54,21 @@ type call struct {
 	// whose frame was never written is safe to send again; one that may
 	// have been is indeterminate when the connection breaks.
 	sent atomic.Bool
-	ch   chan result // buffered 1: nobody ever blocks on it
+	ch   chan result // buffered 1: nobody ever blocks on it; nil for the writer's pings
 	// onOK, when set, runs on the reader goroutine with a successful
 	// answer before anything after it is read (a watch's registration, so
 	// that its first event finds it).
 	onOK func(cn *conn, resp *wire.Response)
+	// done, when set, runs on the reader goroutine with the answer,
+	// successful or not (the writer's pings).
+	done func(resp *wire.Response, err *Error)
+}
+
+// answer hands r to whoever waits for cl.
+func (cl *call) answer(r result) {
+	if cl.ch != nil {
+		cl.ch <- r
+	}
 }
 
 type result struct {
@@ -122,10 +134,20 @@ func (c *Client) open(ctx context.Context, i int, resume bool) (cn *conn, resp *
 		ws: ws, index: i, endpoint: endpoint, server: resp.Server, resumed: resume,
 		sendq:   make(chan *call, 256),
 		dead:    make(chan struct{}),
+		pinged:  make(chan pingResult, 1),
 		pending: make(map[uint64]*call),
 		watches: make(map[uint64]*Watcher),
 	}
 	return cn, resp, sentAt, nil
+}
+
+// abandon ends the session just opened on cn, which no goroutine serves:
+// it says close (so the member need not wait for the session to expire)
+// and hangs up.
+func (c *Client) abandon(cn *conn) {
+	cn.ws.SetWriteDeadline(time.Now().Add(c.cfg.DialTimeout))
+	_ = cn.ws.WriteJSON(&wire.Request{ID: c.nextID.Add(1), Op: wire.OpClose}) // best effort: it expires otherwise
+	cn.ws.Close()
 }
 
 func (c *Client) hello(ctx context.Context, ws *websocket.Conn, req *wire.Request) (*wire.Response, error) {
@@ -198,12 +220,12 @@ func (c *Client) breakConn(cn *conn, reason *Error) {
 	}
 	for _, cl := range pending {
 		if !cl.sent.Load() || !writeOps[cl.op] {
-			cl.ch <- result{err: errResend}
+			cl.answer(result{err: errResend})
 			continue
 		}
 		e := *reason
 		e.Indeterminate = reason.Code != wire.CodeSessionExpired
-		cl.ch <- result{err: &e}
+		cl.answer(result{err: &e})
 	}
 }
 
@@ -245,11 +267,17 @@ func (c *Client) readLoop(cn *conn) {
 			if cl.onOK != nil {
 				cl.onOK(cn, &resp)
 			}
-			cl.ch <- result{resp: &resp}
+			if cl.done != nil {
+				cl.done(&resp, nil)
+			}
+			cl.answer(result{resp: &resp})
 			continue
 		}
 		e := fromWire(cl.op, &resp)
-		cl.ch <- result{resp: &resp, err: e}
+		if cl.done != nil {
+			cl.done(&resp, e)
+		}
+		cl.answer(result{resp: &resp, err: e})
 		if e.Code == wire.CodeSessionExpired {
 			c.expire(e) // breaks cn, which ends this loop
 		}
@@ -277,18 +305,70 @@ func (c *Client) expire(reason *Error) {
 	c.terminate(reason, false)
 }
 
+// writeLoop writes the frames queued on cn and, every timeout/3 whether
+// or not the connection is busy, a ping of its own (a ping answer is the
+// only thing that moves the session deadline): so a connection has no
+// pinger goroutine. After a resume it pings at once and then every
+// quickPingInterval, at most quickPings times, until an answer confirms a
+// renewal. A ping not answered within timeout/3 breaks cn. It returns when
+// cn breaks.
 func (c *Client) writeLoop(cn *conn) {
+	interval := c.timeout / 3
+	quick, first := 0, interval
+	if cn.resumed {
+		quick, first = quickPings, 0
+	}
+	t := time.NewTimer(first)
+	defer t.Stop()
+	waiting := false // for the answer to the last ping
 	for {
 		select {
 		case cl := <-cn.sendq:
-			cl.sent.Store(true)
-			cn.ws.SetWriteDeadline(time.Now().Add(c.timeout))
-			if err := cn.ws.WriteMessage(websocket.TextMessage, cl.frame); err != nil {
-				c.breakConn(cn, connLost("", err))
+			if !c.write(cn, cl) {
 				return
 			}
+		case <-t.C:
+			if waiting {
+				c.breakConn(cn, &Error{Code: CodeConnectionLost, Index: -1,
+					Message: fmt.Sprintf("member %s did not answer a ping within %v", cn.server, interval)})
+				return
+			}
+			// Before the frame is written, so no later than the member
+			// takes it: the deadline counts from here.
+			sentAt := time.Now()
+			cl, ok := c.pingCall(cn, sentAt)
+			if !ok {
+				return // broken
+			}
+			waiting = true
+			t.Reset(interval)
+			if !c.write(cn, cl) {
+				return
+			}
+		case r := <-cn.pinged:
+			waiting = false
+			next := interval
+			if quick > 0 && !r.confirmed {
+				quick--
+				next = quickPingInterval
+			} else {
+				quick = 0
+			}
+			t.Stop()
+			t.Reset(next - time.Since(r.sentAt))
 		case <-cn.dead:
 			return
 		}
 	}
+}
+
+// write writes cl's frame on cn, and reports false when that broke cn.
+func (c *Client) write(cn *conn, cl *call) bool {
+	cl.sent.Store(true)
+	cn.ws.SetWriteDeadline(time.Now().Add(c.timeout))
+	if err := cn.ws.WriteMessage(websocket.TextMessage, cl.frame); err != nil {
+		c.breakConn(cn, connLost("", err))
+		return false
+	}
+	return true
 }

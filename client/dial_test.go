@@ -94,7 +94,7 @@ func TestDialNamesTheCause(t *testing.T) {
 		{[]string{dead, noLeader, dead2}, dead + "," + dead2 + ": connection refused; " + noLeader + ": no leader"},
 	}
 	for _, tc := range cases {
-		_, err := Dial(ctx(t), Config{Endpoints: tc.endpoints, Logger: quiet, DialTimeout: 300 * time.Millisecond})
+		_, err := Dial(ctx(t), Config{Endpoints: tc.endpoints, Logger: quiet, DialTimeout: 300 * time.Millisecond, InOrder: true})
 		var e *Error
 		if !errors.Is(err, ErrUnavailable) || !errors.As(err, &e) || !strings.HasPrefix(e.Message, tc.want) {
 			t.Errorf("Dial %v: %v; want UNAVAILABLE: %s", tc.endpoints, err, tc.want)

@@ -1,8 +1,8 @@
 // Package client is the Go client of Arbor. It speaks the WebSocket protocol
 // of docs/protocol.md (package client/wire) to any member of a cluster.
 //
-// Dial connects to the first endpoint that answers and opens a session. A
-// Client is safe for concurrent use: every call is pipelined on one
+// Dial opens a session on a member of the cluster. A Client is safe for
+// concurrent use: every call is pipelined on one
 // connection at a time, with requests written by a writer goroutine and
 // responses matched to callers by request id by a reader goroutine. Close
 // ends the session (the cluster deletes its ephemeral nodes) and stops every
@@ -13,13 +13,35 @@
 // that fails with TIMEOUT, UNAVAILABLE or a lost connection may or may not
 // have been applied: IsIndeterminate reports that case.
 //
+// # Where sessions go
+//
+// One endpoint of a running cluster is enough: a Client asks its member for
+// the cluster's members (the members op) and spreads over them and fails
+// over to them (Config.NoDiscovery keeps it to Config.Endpoints). The
+// Clients of one process that dial the same Endpoints share what they
+// learned: the first session goes to an endpoint given, and each later one
+// to the next member of a rotation over the members the last members answer
+// called alive, with a random start per process, so a process's sessions
+// spread evenly over the cluster and its processes start at different
+// members. Such a later Dial sends no members request of its own while a
+// members answer or a ping (whose members_hash says whether the members
+// changed) has confirmed the shared list within 30s; if the member at a
+// listed address turns out to be another one, Dial drops the list and
+// starts over from Endpoints. A member that refuses the connection or
+// answers UNAVAILABLE (no leader) is skipped. After a disconnect the
+// Client tries the other members first, live ones in random order, the one
+// it lost last, so the sessions of a member that fails spread over the
+// rest. Config.InOrder instead tries the endpoints in the order given, at
+// Dial and after a disconnect: for a session on a given member (with
+// NoDiscovery and one endpoint, on that member or nowhere). With
+// Config.NetDialContext set, nothing learned is shared between Clients.
+//
 // # One session across disconnects
 //
 // When the connection breaks, the Client resumes the same session (hello
 // with its id, secret and the last zxid it has seen, so that it never sees
-// time go backwards) on the next endpoint, cycling through all of them with
-// jittered exponential backoff (Config.ReconnectBackoff, MaxReconnectBackoff).
-// Meanwhile:
+// time go backwards) on another member, as above, with jittered exponential
+// backoff (Config.ReconnectBackoff, MaxReconnectBackoff). Meanwhile:
 //   - reads in flight (get, exists, children, sync, members, ping) are sent
 //     again on the new connection: the caller only sees latency;
 //   - writes in flight (create, set, delete, multi, lock, unlock, elect,
@@ -84,8 +106,10 @@
 //
 // # Goroutines
 //
-// A Client runs a supervisor goroutine (which reconnects), a watchdog of the
-// session deadline, and per connection a reader, a writer and a pinger.
-// Config.OnEvent is called on the reader goroutine. All of them stop when the
-// session expires or Close is called; call Close in every case.
+// A Client runs a supervisor goroutine (which reconnects) and per
+// connection a reader and a writer; the writer also sends the pings, and a
+// timer (not a goroutine) watches the session deadline. A members request
+// runs on a goroutine of its own while it is answered. Config.OnEvent is
+// called on the reader goroutine. All of them stop when the session expires
+// or Close is called; call Close in every case.
 package client

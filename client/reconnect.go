@@ -24,14 +24,13 @@ func (c *Client) supervise(cn *conn) {
 	}
 }
 
-// serve runs the reader, writer and pinger of cn and returns when all three
-// have stopped, which they do once cn breaks. After a resume it also
+// serve runs the reader and writer of cn and returns when both have
+// stopped, which they do once cn breaks. After a resume it also
 // registers again the watches of prev, the connection before.
 func (c *Client) serve(cn, prev *conn) {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.readLoop(cn) })
 	wg.Go(func() { c.writeLoop(cn) })
-	wg.Go(func() { c.pingLoop(cn) })
 	if prev != nil {
 		wg.Go(func() { c.rewatch(prev, cn) })
 	}
@@ -55,16 +54,18 @@ func (c *Client) endWatches(cn *conn) {
 	}
 }
 
-// reconnect resumes the session on the endpoints in turn, starting after
-// endpoint from, with jittered exponential backoff before every attempt. It
-// returns the new live connection, or nil when the client must stop:
-// closed, or the session is gone (SESSION_EXPIRED or AUTH_FAILED on resume
-// would be answered by every member alike).
+// reconnect resumes the session on the endpoints in failoverOrder after
+// losing endpoint from, round after round, with jittered exponential
+// backoff before every attempt. It returns the new live connection, or nil
+// when the client must stop: closed, or the session is gone
+// (SESSION_EXPIRED or AUTH_FAILED on resume would be answered by every
+// member alike).
 func (c *Client) reconnect(from int) *conn {
 	backoff := c.cfg.ReconnectBackoff
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
-	for i := from; ; {
+	var order []int
+	for {
 		if c.stopping() {
 			return nil
 		}
@@ -74,7 +75,11 @@ func (c *Client) reconnect(from int) *conn {
 		case <-c.run.Done():
 			return nil
 		}
-		i = (i + 1) % c.numEndpoints()
+		if len(order) == 0 {
+			order = c.failoverOrder(from) // again each round: members come and go
+		}
+		i := order[0]
+		order = order[1:]
 		cn, _, _, err := c.open(c.run, i, true)
 		if err == nil {
 			if !c.adopt(cn) {

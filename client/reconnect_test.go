@@ -21,8 +21,10 @@ const testTimeout = 3 * time.Second // session timeout: pings every second
 func dialCluster(t *testing.T, fc *fakeCluster, mod ...func(*Config)) *Client {
 	t.Helper()
 	// NoDiscovery: the fake's one-shot faults are for the calls under
-	// test, not for the members request discovery sends.
-	cfg := Config{Endpoints: fc.endpoints(), NetDialContext: fc.dial, Logger: quiet, SessionTimeout: testTimeout, NoDiscovery: true}
+	// test, not for the members request discovery sends. InOrder: the
+	// tests say which member the client is on, and moves to.
+	cfg := Config{Endpoints: fc.endpoints(), NetDialContext: fc.dial, Logger: quiet, SessionTimeout: testTimeout,
+		NoDiscovery: true, InOrder: true}
 	for _, m := range mod {
 		m(&cfg)
 	}

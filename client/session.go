@@ -162,35 +162,16 @@ const (
 	quickPingInterval = 100 * time.Millisecond
 )
 
-// watchDeadline enters Jeopardy when the deadline passes, connected or not.
-// It runs until the client expires or is closed.
-func (c *Client) watchDeadline() {
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
-	for {
-		c.mu.Lock()
-		deadline, jeopardy := c.deadline, c.jeopardy
-		c.mu.Unlock()
-		var fired <-chan time.Time // nil in Jeopardy: wait for a renewal
-		if !jeopardy {
-			t.Reset(time.Until(deadline))
-			fired = t.C
-		}
-		select {
-		case <-fired:
-			c.enterJeopardy()
-		case <-c.deadlineC:
-		case <-c.run.Done():
-			return
-		}
-	}
-}
-
+// enterJeopardy runs on deadlineT. The timer is not moved on every
+// renewal: when it fires before the deadline it is set again for it.
 func (c *Client) enterJeopardy() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// The deadline may have moved since the timer was set.
-	if c.jeopardy || c.over != nil || time.Now().Before(c.deadline) {
+	if c.jeopardy || c.over != nil {
+		return // a renewal sets the timer again; expiry and Close stop it
+	}
+	if until := time.Until(c.deadline); until > 0 {
+		c.deadlineT.Reset(until)
 		return
 	}
 	c.jeopardy = true
@@ -211,15 +192,12 @@ func (c *Client) renewed(cn *conn, sentAt time.Time, resp *wire.Response) bool {
 	deadline := sentAt.Add(c.timeout - c.margin - ago)
 	c.mu.Lock()
 	if deadline.After(c.deadline) {
-		c.deadline = deadline
-		select {
-		case c.deadlineC <- struct{}{}:
-		default: // the watchdog is already due to look
-		}
+		c.deadline = deadline // deadlineT, due earlier, looks again then
 	}
 	if c.jeopardy && c.over == nil && time.Now().Before(c.deadline) {
 		c.jeopardy = false
 		c.sessCtx, c.sessStop = context.WithCancelCause(context.Background())
+		c.deadlineT.Reset(time.Until(c.deadline))
 		c.setStateLocked()
 	}
 	c.mu.Unlock()
@@ -230,56 +208,46 @@ func (c *Client) renewed(cn *conn, sentAt time.Time, resp *wire.Response) bool {
 	return true
 }
 
-// pingLoop pings cn every timeout/3, busy or not: a ping answer is the only
-// thing that moves the deadline. It returns when cn breaks.
-func (c *Client) pingLoop(cn *conn) {
-	interval := c.timeout / 3
-	quick, first := 0, interval
-	if cn.resumed {
-		quick, first = quickPings, 0
-	}
-	t := time.NewTimer(first)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-cn.dead:
-			return
-		}
-		sentAt, confirmed := c.ping(cn, interval)
-		next := interval
-		if quick > 0 && !confirmed {
-			quick--
-			next = quickPingInterval
-		} else {
-			quick = 0
-		}
-		t.Reset(next - time.Since(sentAt))
-	}
+// pingResult is what the reader tells the writer of its ping's answer.
+type pingResult struct {
+	sentAt    time.Time
+	confirmed bool // the answer confirmed a renewal
 }
 
-// ping sends one ping on cn, never again on another connection. An answer
-// UNAVAILABLE (the member cannot renew sessions), or none within wait,
-// breaks cn so that the client moves to another member.
-func (c *Client) ping(cn *conn, wait time.Duration) (sentAt time.Time, confirmed bool) {
-	ctx, cancel := context.WithTimeout(c.run, wait)
-	defer cancel()
-	resp, sentAt, err := c.send(ctx, cn, &wire.Request{Op: wire.OpPing})
+// pingCall registers a ping on cn, sent at sentAt, for the writer to
+// send; false when cn is broken.
+func (c *Client) pingCall(cn *conn, sentAt time.Time) (*call, bool) {
+	cl := &call{op: wire.OpPing, id: c.nextID.Add(1)}
+	cl.frame = fmt.Appendf(nil, `{"id":%d,"op":%q}`, cl.id, wire.OpPing)
+	cl.done = func(resp *wire.Response, err *Error) { c.pingAnswered(cn, sentAt, resp, err) }
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cn.pending == nil {
+		return nil, false
+	}
+	cn.pending[cl.id] = cl
+	return cl, true
+}
+
+// pingAnswered handles, on the reader goroutine, the answer to the ping
+// the writer sent on cn at sentAt. An answer UNAVAILABLE (the member
+// cannot renew sessions) breaks cn so that the client moves to another
+// member; any other outcome goes back to the writer, which pings again.
+func (c *Client) pingAnswered(cn *conn, sentAt time.Time, resp *wire.Response, err *Error) {
+	confirmed := false
 	switch {
 	case err == nil:
 		c.membersChanged(resp.MembersHash)
-		return sentAt, c.renewed(cn, sentAt, resp)
+		confirmed = c.renewed(cn, sentAt, resp)
 	case errors.Is(err, ErrUnavailable):
 		c.breakConn(cn, &Error{Code: CodeConnectionLost, Index: -1, cause: err,
 			Message: "member " + cn.server + " cannot renew sessions: " + err.Error()})
-	case errors.Is(err, ErrTimeout) && c.run.Err() == nil:
-		c.breakConn(cn, &Error{Code: CodeConnectionLost, Index: -1, cause: err,
-			Message: fmt.Sprintf("member %s did not answer a ping within %v", cn.server, wait)})
-	case !errors.Is(err, errResend):
+		return
+	default:
 		c.log.Debug("arbor: ping failed", "session", c.session, "err", err)
 	}
-	if sentAt.IsZero() {
-		sentAt = time.Now()
+	select {
+	case cn.pinged <- pingResult{sentAt: sentAt, confirmed: confirmed}:
+	default: // one ping at a time: never full
 	}
-	return sentAt, false
 }

@@ -21,8 +21,9 @@ func dialClient(t *testing.T, endpoints ...string) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// InOrder: the tests say which member a client is on.
 	c, err := client.Dial(ctx, client.Config{Endpoints: endpoints, SessionTimeout: 10 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		InOrder: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatalf("dial %v: %v", endpoints, err)
 	}

@@ -248,7 +248,7 @@ func dialContender(t *testing.T, eps ...string) *client.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := client.Dial(ctx, client.Config{Endpoints: eps, SessionTimeout: 10 * time.Second,
-		Logger: slog.New(slog.DiscardHandler)})
+		InOrder: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("dial %v: %v", eps, err)
 	}

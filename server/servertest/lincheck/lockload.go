@@ -85,7 +85,7 @@ func (r *LockRun) dial(ctx context.Context, first int, pinned bool) (*client.Cli
 	// A pinned client stays on its member: the client does not learn
 	// the others.
 	return client.Dial(dctx, client.Config{Endpoints: eps, SessionTimeout: r.cfg.SessionTimeout,
-		DialTimeout: r.cfg.OpTimeout, Logger: slog.New(slog.DiscardHandler), NoDiscovery: pinned})
+		DialTimeout: r.cfg.OpTimeout, Logger: slog.New(slog.DiscardHandler), NoDiscovery: pinned, InOrder: true})
 }
 
 // outcome of one lock cycle: what becomes of the session.

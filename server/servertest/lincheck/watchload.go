@@ -92,7 +92,7 @@ func (r *WatchRun) dial(ctx context.Context, first int) (*client.Client, error) 
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	return client.Dial(dctx, client.Config{Endpoints: eps, SessionTimeout: 5 * time.Second,
-		DialTimeout: r.opTimeout, Logger: slog.New(slog.DiscardHandler)})
+		InOrder: true, DialTimeout: r.opTimeout, Logger: slog.New(slog.DiscardHandler)})
 }
 
 // writer sets the subtree's nodes, recording what was acknowledged.

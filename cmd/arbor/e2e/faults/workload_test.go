@@ -190,7 +190,7 @@ func (w *workload) dial(ctx context.Context, home int) *lincheck.Conn {
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	cl, err := client.Dial(dctx, client.Config{
-		Endpoints: w.c.endpoints(home), DialTimeout: time.Second, Logger: quietLogger,
+		Endpoints: w.c.endpoints(home), InOrder: true, DialTimeout: time.Second, Logger: quietLogger,
 	})
 	if err != nil {
 		select {

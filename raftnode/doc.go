@@ -3,7 +3,8 @@
 //
 // It owns everything raft needs besides the algorithm: the Ready loop
 // (a single goroutine drives a raft.RawNode), durable storage of the log,
-// HardState and snapshot metadata in bbolt (DataDir/raft.db), snapshot files
+// HardState and snapshot metadata in a write-ahead log (DataDir/wal, package
+// raftnode/wal), member metadata in bbolt (DataDir/raft.db), snapshot files
 // (DataDir/snap), the peer transport (framed TCP), membership changes and
 // linearizable reads through ReadIndex.
 //
@@ -12,7 +13,7 @@
 // knows nothing about what the commands mean.
 //
 // Ready loop order (one iteration): persist snapshot metadata, HardState
-// and entries in one fsync'd bbolt transaction (the snapshot file itself is
+// and entries with one WAL append and fdatasync (the snapshot file itself is
 // already durable); send messages; restore a received snapshot into the state
 // machine; apply committed entries (one StateMachine.Apply call per Ready,
 // conf changes applied to raft in the same pass); Advance; maybe take a
@@ -23,7 +24,7 @@
 // written on a goroutine of Run's while ticks and applies go on; the log is
 // compacted on the raft goroutine once the file is durable. raft's Storage
 // (logStore) keeps only the newest Config.MaxLogCacheBytes of entries in
-// memory and reads older ones from raft.db.
+// memory and reads older ones from the WAL.
 //
 // Only raftpb.go imports raftpb: the rest of the package names its types by
 // the aliases there and builds its values with the helpers there.

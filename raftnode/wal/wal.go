@@ -39,7 +39,9 @@
 package wal
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -128,12 +130,12 @@ type State struct {
 	TornBytes int64
 }
 
-// loc says where an entry's record is.
+// loc says where an entry's record is: 24 bytes per entry in memory.
 type loc struct {
-	seg  *segment
 	off  int64 // of the record's header
-	size uint32
 	term uint64
+	size uint32
+	seq  uint32 // of its segment
 }
 
 type segment struct {
@@ -286,22 +288,26 @@ func (w *WAL) replaySegment(seq uint64, newest bool) error {
 	}
 	seg := &segment{seq: seq, path: path, f: f}
 	w.segs = append(w.segs, seg)
-	data, err := io.ReadAll(f)
+	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("wal: read %s: %w", path, err)
+		return fmt.Errorf("wal: %w", err)
 	}
+	size := st.Size()
+	// Streamed a record at a time: a segment is never in memory whole.
+	br := bufio.NewReaderSize(f, 1<<20)
+	var buf []byte
 	off := int64(0)
-	for off < int64(len(data)) {
-		r, n, rerr := parseRecord(data[off:])
+	for off < size {
+		r, n, rerr := readRecord(br, &buf, size-off)
 		if rerr != nil {
 			if !newest {
 				return fmt.Errorf("%w: %s at offset %d: %w", ErrCorrupt, path, off, rerr)
 			}
 			if w.opts.ReadOnly {
-				w.torn = int64(len(data)) - off
+				w.torn = size - off
 				break
 			}
-			w.log.Warn("dropping the unsynced tail of the log", "segment", path, "offset", off, "bytes", int64(len(data))-off, "err", rerr)
+			w.log.Warn("dropping the unsynced tail of the log", "segment", path, "offset", off, "bytes", size-off, "err", rerr)
 			if err := f.Truncate(off); err != nil {
 				return fmt.Errorf("wal: truncate torn tail of %s: %w", path, err)
 			}
@@ -321,6 +327,34 @@ func (w *WAL) replaySegment(seq uint64, newest bool) error {
 		return fmt.Errorf("wal: %w", err)
 	}
 	return nil
+}
+
+// readRecord reads the next record from br, of the left bytes the file
+// still has, into *buf (grown as needed; the record's payload aliases it).
+func readRecord(br *bufio.Reader, buf *[]byte, left int64) (record, int, error) {
+	if left < 8 {
+		return record{}, 0, fmt.Errorf("short header (%d bytes)", left)
+	}
+	hdr, err := br.Peek(8)
+	if err != nil {
+		return record{}, 0, fmt.Errorf("read header: %w", err)
+	}
+	n := binary.LittleEndian.Uint32(hdr[4:])
+	if n < headerSize-8 || n > maxRecord {
+		return record{}, 0, fmt.Errorf("record length %d out of range", n)
+	}
+	if left-8 < int64(n) {
+		return record{}, 0, fmt.Errorf("record of %d bytes cut at %d", n, left-8)
+	}
+	total := 8 + int(n)
+	if cap(*buf) < total {
+		*buf = make([]byte, total)
+	}
+	b := (*buf)[:total]
+	if _, err := io.ReadFull(br, b); err != nil {
+		return record{}, 0, fmt.Errorf("read record: %w", err)
+	}
+	return parseRecord(b)
 }
 
 type record struct {
@@ -381,7 +415,7 @@ func (w *WAL) replayRecord(seg *segment, off int64, n int, r record) error {
 		w.snap = &Snapshot{Index: r.index, Term: r.term, Data: bytes.Clone(r.payload)}
 		w.locs = w.locs[:0]
 	case kindEntry:
-		if err := w.addLoc(r.index, loc{seg: seg, off: off, size: uint32(n), term: r.term}); err != nil {
+		if err := w.addLoc(r.index, loc{seq: uint32(seg.seq), off: off, size: uint32(n), term: r.term}); err != nil {
 			return err
 		}
 	}
@@ -436,7 +470,7 @@ func (w *WAL) Save(hs []byte, snap *Snapshot, reset bool, ents []Entry) error {
 	for _, e := range ents {
 		off := seg.size + int64(len(buf))
 		buf = appendRecord(buf, kindEntry, e.Index, e.Term, e.Data)
-		locs = append(locs, pending{e.Index, loc{seg: seg, off: off, size: uint32(seg.size + int64(len(buf)) - off), term: e.Term}})
+		locs = append(locs, pending{e.Index, loc{seq: uint32(seg.seq), off: off, size: uint32(seg.size + int64(len(buf)) - off), term: e.Term}})
 	}
 	if cap(buf) <= 1<<20 {
 		w.buf = buf // keep a modest buffer; a huge one goes with this Save
@@ -589,20 +623,24 @@ func (w *WAL) Entries(lo, hi uint64, fn func(Entry) (bool, error)) error {
 		end := first.off + int64(first.size)
 		for j < hi {
 			l, err := w.loc(j)
-			if err != nil || l.seg != first.seg || l.off != end || end-first.off >= 1<<20 {
+			if err != nil || l.seq != first.seq || l.off != end || end-first.off >= 1<<20 {
 				break
 			}
 			end += int64(l.size)
 			j++
 		}
+		seg := w.segment(first.seq)
+		if seg == nil {
+			return fmt.Errorf("%w: entry %d is in segment %d, which is gone", ErrCorrupt, i, first.seq)
+		}
 		buf := make([]byte, end-first.off)
-		if _, err := first.seg.f.ReadAt(buf, first.off); err != nil {
-			return fmt.Errorf("wal: read %s at %d: %w", first.seg.path, first.off, err)
+		if _, err := seg.f.ReadAt(buf, first.off); err != nil {
+			return fmt.Errorf("wal: read %s at %d: %w", seg.path, first.off, err)
 		}
 		for k := i; k < j; k++ {
 			r, n, err := parseRecord(buf)
 			if err != nil || r.kind != kindEntry || r.index != k {
-				return fmt.Errorf("%w: entry %d in %s does not check out (%v)", ErrCorrupt, k, first.seg.path, err)
+				return fmt.Errorf("%w: entry %d in %s does not check out (%v)", ErrCorrupt, k, seg.path, err)
 			}
 			more, err := fn(Entry{Index: r.index, Term: r.term, Data: r.payload})
 			if err != nil || !more {
@@ -647,7 +685,7 @@ func (w *WAL) Compact(index uint64) error {
 	w.segs = slices.Clone(w.segs[drop:])
 	// Entries of dropped segments are no longer readable.
 	k := 0
-	for k < len(w.locs) && slices.Contains(gone, w.locs[k].seg) {
+	for k < len(w.locs) && w.locs[k].seq <= uint32(gone[len(gone)-1].seq) {
 		k++
 	}
 	w.base += uint64(k)
@@ -662,13 +700,28 @@ func (w *WAL) Compact(index uint64) error {
 }
 
 // firstIndexIn is the index of the first live entry in seg, or 0 if none.
+// Along the log the entries' segments never go down (an entry that
+// replaces others is written later), so a binary search finds it.
 func (w *WAL) firstIndexIn(seg *segment) uint64 {
-	for k, l := range w.locs {
-		if l.seg == seg {
-			return w.base + uint64(k)
-		}
+	k, found := slices.BinarySearchFunc(w.locs, uint32(seg.seq), func(l loc, seq uint32) int {
+		return cmp.Compare(l.seq, seq)
+	})
+	if !found {
+		return 0
 	}
-	return 0
+	return w.base + uint64(k)
+}
+
+// segment returns the open segment seq, or nil.
+func (w *WAL) segment(seq uint32) *segment {
+	if len(w.segs) == 0 {
+		return nil
+	}
+	i := int64(seq) - int64(w.segs[0].seq)
+	if i < 0 || i >= int64(len(w.segs)) {
+		return nil
+	}
+	return w.segs[i]
 }
 
 // Segments is how many segment files the log has.

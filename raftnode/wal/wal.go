@@ -20,8 +20,9 @@
 //	payload []byte  opaque to this package
 //
 // A segment starts with the state that is current when it is created (the
-// newest HardState and snapshot record), so the segments that remain after
-// older ones are deleted replay on their own. The log replays in order: an
+// newest HardState and snapshot record), and every Open that may write
+// starts a new segment, so the segments that remain after older ones are
+// deleted replay on their own. The log replays in order: an
 // entry at index i replaces every entry at index >= i (raft's truncation of
 // a conflicting suffix), a reset snapshot record drops every entry (a
 // snapshot received from the leader replaces the log), the last HardState
@@ -194,8 +195,16 @@ func Open(dir string, opts Options) (*WAL, State, error) {
 			return nil, State{}, err
 		}
 	}
-	if len(w.segs) == 0 && !opts.ReadOnly {
-		if err := w.newSegment(1); err != nil {
+	if !opts.ReadOnly {
+		// Appends go to a new segment that starts with the whole current
+		// state: a crash may have left the newest one without its header
+		// (cut back above), and compaction counts on every segment's.
+		next := uint64(1)
+		if len(w.segs) > 0 {
+			next = w.segs[len(w.segs)-1].seq + 1
+		}
+		if err := w.newSegment(next); err != nil {
+			w.closeFiles()
 			return nil, State{}, err
 		}
 	}
@@ -660,12 +669,11 @@ func (w *WAL) Compact(index uint64) error {
 	if w.opts.ReadOnly {
 		return errors.New("wal: read-only")
 	}
-	// A segment can go if the next one starts at or below index+1: all of
-	// its entries are then at or below index.
+	// The oldest segments go while every live entry in them is at or below
+	// index (one with none, a restart's header alone, goes too).
 	drop := 0
 	for k := 0; k < len(w.segs)-1; k++ {
-		next := w.firstIndexIn(w.segs[k+1])
-		if next == 0 || next > index+1 {
+		if last, ok := w.lastIndexIn(w.segs[k]); ok && last > index {
 			break
 		}
 		drop = k + 1
@@ -699,17 +707,18 @@ func (w *WAL) Compact(index uint64) error {
 	return nil
 }
 
-// firstIndexIn is the index of the first live entry in seg, or 0 if none.
+// lastIndexIn is the index of the last live entry in seg, if it has one.
 // Along the log the entries' segments never go down (an entry that
 // replaces others is written later), so a binary search finds it.
-func (w *WAL) firstIndexIn(seg *segment) uint64 {
-	k, found := slices.BinarySearchFunc(w.locs, uint32(seg.seq), func(l loc, seq uint32) int {
-		return cmp.Compare(l.seq, seq)
-	})
-	if !found {
-		return 0
+func (w *WAL) lastIndexIn(seg *segment) (uint64, bool) {
+	seq := uint32(seg.seq)
+	// The first entry in a later segment; the one before it is seg's last
+	// if it is in seg.
+	k, _ := slices.BinarySearchFunc(w.locs, seq+1, func(l loc, s uint32) int { return cmp.Compare(l.seq, s) })
+	if k == 0 || w.locs[k-1].seq != seq {
+		return 0, false
 	}
-	return w.base + uint64(k)
+	return w.base + uint64(k-1), true
 }
 
 // segment returns the open segment seq, or nil.

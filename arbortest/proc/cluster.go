@@ -67,7 +67,10 @@ func StartCluster(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c, c.startAll(ctx)
+	if err := c.startAll(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func newCluster(opts Options) (*Cluster, error) {
@@ -166,9 +169,14 @@ func (c *Cluster) newMember(name, host string) (*Member, error) {
 		return nil, err
 	}
 	hp := func(p int) string { return net.JoinHostPort(host, strconv.Itoa(p)) }
+	// A name that joins again after its removal gets a dir of its own.
+	base := filepath.Join(c.opts.Dir, name)
+	for n := 2; exists(base) || exists(base+".log"); n++ {
+		base = filepath.Join(c.opts.Dir, fmt.Sprintf("%s.%d", name, n))
+	}
 	m := &Member{
 		Name: name, Host: host, PeerPort: ports[1],
-		DataDir: filepath.Join(c.opts.Dir, name), LogPath: filepath.Join(c.opts.Dir, name+".log"),
+		DataDir: base, LogPath: base + ".log",
 		ClientAddr: hp(ports[0]), PeerAddr: hp(ports[1]), GossipAddr: hp(ports[2]),
 		env: c.opts.Env,
 	}
@@ -188,6 +196,11 @@ func (m *Member) empty() error {
 		return fmt.Errorf("proc: emptying %s for a start on new ports: %w", m.Name, err)
 	}
 	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 func (c *Cluster) prepare(m *Member) error {
@@ -314,10 +327,11 @@ func (c *Cluster) StopAll(ctx context.Context, within time.Duration) error {
 	return errors.Join(errs...)
 }
 
-// Index returns the index of the member called name, or -1.
+// Index returns the index of the member called name (the newest, when a
+// removed name joined again), or -1.
 func (c *Cluster) Index(name string) int {
-	for i, m := range c.Members {
-		if m.Name == name {
+	for i := len(c.Members) - 1; i >= 0; i-- {
+		if c.Members[i].Name == name {
 			return i
 		}
 	}

@@ -238,31 +238,49 @@ func (c *Cluster) State(ctx context.Context, i int) (State, error) {
 	return st, nil
 }
 
-// WaitSettled waits up to within until member i has applied everything the
-// leader had committed when it was asked, and returns i's state then.
+// WaitSettled waits up to within until member i knows a leader and has
+// applied the highest commit index a running member reports when asked
+// (the leader's: no follower's is higher), and returns i's state then. It
+// reads /debug/state only, so it changes nothing (a session would).
 func (c *Cluster) WaitSettled(ctx context.Context, i int, within time.Duration) (State, error) {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
-	l, err := c.WaitLeader(ctx, within)
-	if err != nil {
-		return State{}, err
+	var commit uint64
+	var errs []error
+	for j, m := range c.Members {
+		if !m.Running() || m.Paused() {
+			continue
+		}
+		st, err := c.State(ctx, j)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		commit = max(commit, st.Commit)
 	}
-	ls, err := c.State(ctx, l)
-	if err != nil {
-		return State{}, err
+	if commit == 0 {
+		return State{}, fmt.Errorf("proc: no running member reports a commit index: %w", errors.Join(errs...))
 	}
+	return c.WaitApplied(ctx, i, commit, within)
+}
+
+// WaitApplied waits up to within until member i knows a leader and has
+// applied index, and returns its state then.
+func (c *Cluster) WaitApplied(ctx context.Context, i int, index uint64, within time.Duration) (State, error) {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
 	var last State
 	for {
 		st, err := c.State(ctx, i)
-		if err == nil && st.Leader && st.Applied >= ls.Commit {
+		if err == nil && st.Leader && st.Applied >= index {
 			return st, nil
 		}
 		if err == nil {
 			last = st
 		}
 		if serr := sleep(ctx, pollEvery); serr != nil {
-			return last, fmt.Errorf("proc: %s has not applied the leader %s's commit index %d within %v: applied %d, knows a leader %v (last error %v)",
-				c.Members[i].Name, c.Members[l].Name, ls.Commit, within, last.Applied, last.Leader, err)
+			return last, fmt.Errorf("proc: %s has not applied index %d within %v: applied %d, knows a leader %v (last error %v)",
+				c.Members[i].Name, index, within, last.Applied, last.Leader, err)
 		}
 	}
 }

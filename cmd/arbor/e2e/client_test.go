@@ -46,8 +46,8 @@ func (l *stateLog) get() []client.State {
 func TestClientSurvivesKillOfItsMemberAndOfTheLeader(t *testing.T) {
 	c := startCluster(t, 3)
 	var eps []string
-	for _, m := range c.members {
-		eps = append(eps, m.clientAddr)
+	for _, m := range c.Members {
+		eps = append(eps, m.ClientAddr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -62,8 +62,8 @@ func TestClientSurvivesKillOfItsMemberAndOfTheLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	index := func(name string) int {
-		for i, m := range c.members {
-			if m.name == name {
+		for i, m := range c.Members {
+			if m.Name == name {
 				return i
 			}
 		}
@@ -96,13 +96,13 @@ func TestClientSurvivesKillOfItsMemberAndOfTheLeader(t *testing.T) {
 	}
 
 	first := index(cl.Server())
-	c.kill(first)
+	c.Kill(first)
 	check("after killing its member")
 	c.start(first)
 	c.waitReady(first, 30*time.Second)
 
 	lead := c.findLeader(10 * time.Second)
-	c.kill(lead)
+	c.Kill(lead)
 	check("after killing the leader")
 	if cl.State() != client.Resumed && cl.State() != client.Connected {
 		t.Fatalf("state %v after the failovers", cl.State())

@@ -111,7 +111,11 @@ func TestClientSurvivesKillOfItsMemberAndOfTheLeader(t *testing.T) {
 	if err := cl.Close(ctx); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	<-states.done
+	select {
+	case <-states.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client's States channel is still open 10s after Close")
+	}
 	got := states.get()
 	if len(got) < 4 || got[0] != client.Connected || got[len(got)-1] != client.Closed {
 		t.Fatalf("states %v: want Connected first, Closed last, a disconnect and a resume between", got)

@@ -172,3 +172,71 @@ func TestPendingQueueBound(t *testing.T) {
 	ts.rep.mu.Unlock()
 	c.mustAnswer()
 }
+
+// Events pushed while the watching connection's writer starts and ends its
+// turns on pipelined answers all arrive, with every answer: no wakeup is
+// lost between turns (a lost one leaves recv without a frame).
+func TestEventsWhileWriterTurns(t *testing.T) {
+	ts := startFake(t, nil)
+	w := helloed(t, ts.addr)
+	c := helloed(t, ts.addr)
+	if r := c.call(`{"id":2,"op":"create","path":"/t"}`); !r.OK {
+		t.Fatal(r.Error)
+	}
+	if r := w.call(`{"id":2,"op":"watch","path":"/t","recursive":true}`); !r.OK {
+		t.Fatal(r.Error)
+	}
+	const n = 300
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			b, _ := json.Marshal(map[string]any{"id": 10 + i, "op": "create", "path": fmt.Sprintf("/t/n%d", i)})
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := range n {
+		w.send(fmt.Sprintf(`{"id":%d,"op":"exists","path":"/t","local":true}`, 1000+i))
+	}
+	answers, events := 0, 0
+	for answers < n || events < n {
+		r := w.recv() // fails after 10s without a frame
+		if r.Event == wire.EventWatch {
+			events++
+		} else {
+			answers++
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		c.recv()
+	}
+}
+
+// push wakes the writer only after releasing the queue's lock: the writer
+// takes that lock under its own (next), so a wake under it deadlocks.
+func TestPushWakesOutsideQueueLock(t *testing.T) {
+	q := newEventQueue(10, 1<<20)
+	woken := 0
+	q.wake = func() {
+		woken++
+		if !q.mu.TryLock() {
+			t.Fatal("wake called with the event queue's lock held")
+		}
+		q.mu.Unlock()
+	}
+	q.push([]queuedEvent{watchEvent(1, 5, []byte(`}`))}, false)
+	if woken != 1 {
+		t.Fatalf("woken %d times, want 1", woken)
+	}
+	q.close()
+	q.push([]queuedEvent{watchEvent(1, 6, []byte(`}`))}, false)
+	if woken != 1 {
+		t.Fatal("a closed queue woke the writer")
+	}
+}

@@ -78,10 +78,22 @@ func (q *eventQueue) push(evs []queuedEvent, force bool) bool {
 	if len(evs) == 0 {
 		return true
 	}
+	ok, queued := q.add(evs, force)
+	if queued && q.wake != nil {
+		// After mu, never under it (the writer takes mu under its wmu): a
+		// writer ending its turn checks queued under wmu, then this
+		// starts the next one, so no wakeup is lost.
+		q.wake()
+	}
+	return ok
+}
+
+// add is push under mu; queued reports whether it queued evs.
+func (q *eventQueue) add(evs []queuedEvent, force bool) (ok, queued bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.dead {
-		return true
+		return true, false
 	}
 	size := 0
 	for i := range evs {
@@ -91,7 +103,7 @@ func (q *eventQueue) push(evs []queuedEvent, force bool) bool {
 		q.dead = true
 		clear(q.evs)
 		q.evs, q.bytes = nil, 0
-		return false
+		return false, false
 	}
 	if n := len(q.evs); n == 0 || q.evs[n-1].zxid <= evs[0].zxid {
 		q.evs = append(q.evs, evs...) // apply's case: always at the end
@@ -103,12 +115,7 @@ func (q *eventQueue) push(evs []queuedEvent, force bool) bool {
 	case q.ready <- struct{}{}:
 	default:
 	}
-	if q.wake != nil {
-		// After mu: a writer ending its turn checks queued under its own
-		// lock, then this starts the next one (no lost wakeup).
-		defer q.wake()
-	}
-	return true
+	return true, true
 }
 
 // queued reports whether events wait to be written.

@@ -240,6 +240,9 @@ func (c *Client) readLoop(cn *conn) {
 			c.breakConn(cn, connLost("", err))
 			return
 		}
+		if c.fastWatchEvent(cn, frame) {
+			continue // watch_decode.go
+		}
 		var resp wire.Response
 		if err := json.Unmarshal(frame, &resp); err != nil {
 			c.breakConn(cn, connLost("undecodable frame from server: ", err))

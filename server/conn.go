@@ -78,6 +78,8 @@ type conn struct {
 	wmu     sync.Mutex
 	owed    fifo
 	writing bool
+	parked  bool          // the writer waits for more (park); wake it
+	wake    chan struct{} // buffered 1: something was queued for a parked writer
 	stopped bool
 	writers sync.WaitGroup
 
@@ -101,7 +103,7 @@ func (s *server) serve(ws *websocket.Conn) {
 	defer stop()
 
 	c := &conn{srv: s, ws: ws, id: s.connSeq.Add(1), ctx: ctx, cancel: cancel,
-		progress: make(chan struct{}, 1), kill: make(chan struct{}),
+		progress: make(chan struct{}, 1), wake: make(chan struct{}, 1), kill: make(chan struct{}),
 		events: newEventQueue(s.cfg.MaxQueuedEvents, s.cfg.MaxQueuedEventBytes)}
 	c.events.wake = c.startWriter
 	defer func() {
@@ -125,6 +127,12 @@ func (s *server) serve(ws *websocket.Conn) {
 	// or responses the client will not read) finishes or gives up.
 	c.wmu.Lock()
 	c.stopped = true
+	if c.parked { // it would wait out writerLinger
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
 	c.wmu.Unlock()
 	c.writers.Wait()
 	c.abandonOwed()
@@ -213,7 +221,17 @@ func (c *conn) startWriter() {
 }
 
 func (c *conn) startWriterLocked() {
-	if c.writing || c.stopped {
+	if c.writing {
+		if c.parked {
+			c.parked = false
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+	if c.stopped {
 		return
 	}
 	c.writing = true
@@ -233,9 +251,15 @@ func (c *conn) runWriter() {
 // ended). With nothing
 // at all it ends the writer's turn (writing = false) under wmu, so that
 // whoever queues something next starts a new one: no wakeup is lost.
-func (c *conn) next() (p *pending, more bool) {
+//
+// With linger, an empty queue does not end the turn yet: the writer is
+// marked parked (still writing) and waits up to writerLinger for more
+// (park), so a busy connection keeps one writer instead of starting a
+// goroutine, and growing its stack, for every request.
+func (c *conn) next(linger bool) (p *pending, more bool) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.parked = false
 	if c.owed.len() > 0 {
 		full := c.owed.len() >= c.srv.cfg.MaxPendingPerConn
 		p = c.owed.pop()
@@ -249,9 +273,35 @@ func (c *conn) next() (p *pending, more bool) {
 	if c.events.queued() || c.ending() || c.out.len() > 0 {
 		return nil, true
 	}
+	if linger {
+		c.parked = true
+		return nil, false
+	}
 	c.writing = false
 	c.owed.release()
 	return nil, false
+}
+
+// writerLinger is how long a writer with nothing to do waits for more
+// before its goroutine ends. An idle session's pings come seconds apart,
+// so its connection still holds no writer nearly all the time.
+const writerLinger = 100 * time.Millisecond
+
+// park waits, as a parked writer, until something is queued (wake), the
+// connection ends, or writerLinger passes.
+func (c *conn) park(t **time.Timer) {
+	if *t == nil {
+		*t = time.NewTimer(writerLinger)
+	} else {
+		(*t).Reset(writerLinger)
+	}
+	select {
+	case <-c.wake:
+	case <-(*t).C:
+	case <-c.kill:
+	case <-c.ctx.Done():
+	}
+	(*t).Stop()
 }
 
 // stopWriting ends the connection from the writer: no writer starts again,
@@ -302,16 +352,24 @@ func (c *conn) ending() bool {
 // events or pipelined answers costs one write.
 func (c *conn) writeLoop() error {
 	var timer *time.Timer // made on the first response that waits
+	var linger *time.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
+	lingered := false
 	for {
 		if c.ending() {
 			return c.writeEnd()
 		}
-		p, more := c.next()
+		p, more := c.next(!lingered)
+		if p == nil && !more && !lingered {
+			c.park(&linger)
+			lingered = true
+			continue
+		}
+		lingered = false
 		if p == nil {
 			if !more {
 				return nil // the turn is over, with nothing left unwritten

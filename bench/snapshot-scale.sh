@@ -61,7 +61,7 @@ ready() { curl -fsS "http://127.0.0.1:$((base + $1))/readyz"; }
 members_up "$work" arbor "be ready" 60 ready "$endpoints" >/dev/null
 
 # poll: every 0.5 s, a line per member: unix time, member, term, is_leader,
-# leader changes, snapshots saved, nodes, RSS, raft.db commit seconds and
+# leader changes, snapshots saved, nodes, RSS, log sync seconds and
 # count (cumulative), CPU seconds.
 poll() {
 	while :; do
@@ -85,11 +85,11 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 "$work/arbor" bench create --endpoints "$endpoints" --clients "$clients" --value-size 1024 \
 	--ops "$ops" --op-timeout 30s --op-log "$work/ops.log" --json >"$work/bench.json" 2>"$work/bench.err" || true
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-for i in 1 2 3; do # raft.db commits: how many, and how many took over 0.4 s and 0.8 s
+for i in 1 2 3; do # log syncs (arbor_fsync_duration_seconds): how many, and how many took over 0.4 s and 0.8 s
 	curl -fsS "http://127.0.0.1:$((base + i))/metrics" | awk -v m="m$i" '
 		/^arbor_fsync_duration_seconds_bucket\{le="0.4096"\}/ { a = $2 } /^arbor_fsync_duration_seconds_bucket\{le="0.8192"\}/ { b = $2 }
 		/^arbor_fsync_duration_seconds_count/ { n = $2 }
-		END { printf "%s: %d raft.db commits, %d over 0.4 s, %d over 0.8 s\n", m, n, n - a, n - b }'
+		END { printf "%s: %d log syncs, %d over 0.4 s, %d over 0.8 s\n", m, n, n - a, n - b }'
 done >"$work/fsync.txt" || true
 sleep 1
 kill "$poller" 2>/dev/null || true
@@ -183,7 +183,7 @@ if windows:
     tooks = sorted(w[4] for w in windows)
     print(f"snapshot took: median {tooks[len(tooks) // 2]:.3f} s, max {tooks[-1]:.3f} s; "
           f"some member was snapshotting {sum(e - s for s, e in merged):.0f} s of the run")
-# Per sample interval: raft.db commit time and CPU, during and between
+# Per sample interval: log sync time and CPU, during and between
 # snapshots (an interval counts as during when it overlaps a window), over
 # the creates' span only.
 prev, acc = {}, {True: [0.0, 0, 0.0, 0.0], False: [0.0, 0, 0.0, 0.0]}
@@ -201,7 +201,7 @@ for t, m, *_, fs, fc, cpu in extra:
 for d in (False, True):
     fs, fc, cpu, secs = acc[d]
     if fc and secs:
-        print(f"{'during' if d else 'between'} snapshots: raft.db commit mean {fs / fc * 1e3:.2f} ms ({fc} commits), "
+        print(f"{'during' if d else 'between'} snapshots: log sync mean {fs / fc * 1e3:.2f} ms ({fc} commits), "
               f"members' CPU {cpu / secs * 3:.2f} cores (of 2)")
 pd, pb = p(during, 0.99), p(between, 0.99)
 print(f"write p99 during snapshots {pd:.1f} ms ({len(during)} creates), between {pb:.1f} ms ({len(between)} creates): "

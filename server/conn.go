@@ -333,7 +333,7 @@ func (c *conn) write(resp *wire.Response) error {
 		lf.ID = resp.ID
 		b, err = json.Marshal(lf)
 	} else {
-		b, err = json.Marshal(resp)
+		b, err = wire.AppendResponse(nil, resp)
 	}
 	if err != nil {
 		b, _ = json.Marshal(&wire.Response{ID: resp.ID, Error: errorf(wire.CodeInternal, "encode response: %v", err)})

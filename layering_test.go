@@ -151,3 +151,23 @@ func testMayImport(pkg string) bool {
 	last := pkg[strings.LastIndex(pkg, "/")+1:]
 	return strings.HasSuffix(last, "test") || pkg == "server/servertest/lincheck"
 }
+
+// The arbor binary links no test code: not package testing (which also
+// registers its flags in any program that links it), nor a harness that
+// takes a *testing.T. arbortest/proc, the process cluster that client/bench
+// starts for `arbor bench --start-cluster`, is the harness that ships.
+func TestBinaryLinksNoTestingPackage(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "./cmd/arbor").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/arbor-db/arbor/arbortest/proc") {
+		t.Error("cmd/arbor does not link arbortest/proc: is this test still about the binary's harness?")
+	}
+	for _, d := range deps {
+		if d == "testing" || strings.HasPrefix(d, "testing/") {
+			t.Errorf("cmd/arbor links %s; code that ships must not depend on it", d)
+		}
+	}
+}

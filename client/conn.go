@@ -239,6 +239,9 @@ func (c *Client) readLoop(cn *conn) {
 			c.breakConn(cn, connLost("", err))
 			return
 		}
+		if c.fastWatchEvent(cn, frame) {
+			continue // watch_decode.go
+		}
 		var resp wire.Response
 		if err := wire.DecodeResponse(frame, &resp); err != nil {
 			c.breakConn(cn, connLost("undecodable frame from server: ", err))

@@ -237,31 +237,55 @@ func (w *Watcher) deliver(ev *wire.Response) (ended bool) {
 	if w.closed {
 		return true
 	}
-	var out WatchEvent
 	if ev.Event == wire.EventResync {
 		w.resync = append(w.resync, ev.Nodes...)
 		if !ev.Last {
 			return false
 		}
-		out = WatchEvent{Type: EventResync, Path: w.path, Zxid: ev.Zxid, Nodes: w.resync}
+		out := WatchEvent{Type: EventResync, Path: w.path, Zxid: ev.Zxid, Nodes: w.resync}
 		w.resync, w.skip = nil, 0
 		w.last, w.seenAtLast = ev.Zxid, 0
-	} else {
-		if w.skip > 0 && ev.Zxid == w.skipZxid {
-			w.skip-- // delivered before the reconnection
-			return false
-		}
-		w.skip = 0
-		if ev.Zxid < w.last {
-			return false // older than what was delivered: never sent twice
-		}
-		out = WatchEvent{Type: eventType(ev.Type), Path: ev.Path, Zxid: ev.Zxid, Data: ev.Data}
-		if ev.Zxid == w.last {
-			w.seenAtLast++
-		} else {
-			w.last, w.seenAtLast = ev.Zxid, 1
-		}
+		return w.handOutLocked(out)
 	}
+	return w.changeLocked(eventType(ev.Type), ev.Path, ev.Zxid, ev.Data)
+}
+
+// deliverChange hands one watch event of w to its channel (the decoder's
+// fast path, decodeWatchEvent). Reader goroutine; it never blocks.
+func (w *Watcher) deliverChange(typ EventType, path string, zxid uint64, data []byte) (ended bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return true
+	}
+	return w.changeLocked(typ, path, zxid, data)
+}
+
+// changeLocked delivers a watch event, unless it was delivered already
+// (before a reconnection). w.mu held.
+func (w *Watcher) changeLocked(typ EventType, path string, zxid uint64, data []byte) (ended bool) {
+	if w.skip > 0 && zxid == w.skipZxid {
+		w.skip-- // delivered before the reconnection
+		return false
+	}
+	w.skip = 0
+	if zxid < w.last {
+		return false // older than what was delivered: never sent twice
+	}
+	if zxid == w.last {
+		w.seenAtLast++
+	} else {
+		w.last, w.seenAtLast = zxid, 1
+	}
+	return w.handOutLocked(WatchEvent{Type: typ, Path: path, Zxid: zxid, Data: data})
+}
+
+// handOutLocked gives out to the consumer; a full buffer ends the watch
+// (ErrWatchOverflow), and so does a one-shot's event. w.mu held.
+func (w *Watcher) handOutLocked(out WatchEvent) (ended bool) {
+	// Into the channel before the reader reads on: an event received
+	// before a response is in Events by the time the response returns
+	// (TreeCache relies on it), so the channel is the whole buffer.
 	select {
 	case w.ch <- out:
 	default:
@@ -298,19 +322,23 @@ func (c *Client) routeWatchEvent(cn *conn, ev *wire.Response) {
 	c.mu.Lock()
 	w := cn.watches[ev.Watch]
 	c.mu.Unlock()
-	if w == nil || !w.deliver(ev) {
-		return
+	if w != nil && w.deliver(ev) {
+		c.watchEnded(cn, ev.Watch, w)
 	}
-	// Ended: overflowed, or a one-shot that fired.
+}
+
+// watchEnded forgets watch id of cn, which overflowed or (a one-shot)
+// fired, and unwatches a persistent one on the member.
+func (c *Client) watchEnded(cn *conn, id uint64, w *Watcher) {
 	c.mu.Lock()
 	if cn.watches != nil {
-		delete(cn.watches, ev.Watch)
+		delete(cn.watches, id)
 	}
 	w.cn = nil
 	c.mu.Unlock()
 	if !w.oneShot {
 		req := &wire.Request{Op: wire.OpUnwatch}
-		req.SetWatchID(ev.Watch)
+		req.SetWatchID(id)
 		c.sendNoWait(cn, req)
 	}
 }

@@ -24,11 +24,46 @@ type localSnapshot struct {
 // snapshotDue reports whether a snapshot should be taken now: every
 // SnapshotEntries applied entries or SnapshotBytes of them, or once a
 // member was added.
+//
+// The members take theirs at different indexes: each at the multiples of
+// SnapshotEntries shifted by its place among the members (snapshotPhase).
+// Taken at the same index, all of them encode and write the whole state at
+// once, on machines that often share cores and disks with each other and
+// their clients, and every write waits for a quorum of members that are
+// all busy; staggered, a quorum is mostly free.
 func (n *Node) snapshotDue() bool {
 	if n.applied <= n.snapIndex {
 		return false
 	}
-	return n.applied >= n.snapIndex+n.cfg.SnapshotEntries || n.bytesSinceSnap >= n.cfg.SnapshotBytes || n.forceSnapshot
+	if n.bytesSinceSnap >= n.cfg.SnapshotBytes || n.forceSnapshot {
+		return true
+	}
+	every := n.cfg.SnapshotEntries
+	if n.applied >= n.snapIndex+every {
+		return true
+	}
+	phase := n.snapshotPhase()
+	return (n.applied+phase)/every > (n.snapIndex+phase)/every
+}
+
+// snapshotPhase is this member's shift of the snapshot indexes: its place
+// among the voters and learners (by id) times SnapshotEntries over their
+// number. Deciding when to snapshot never changes the state, so members
+// need not agree on it.
+func (n *Node) snapshotPhase() uint64 {
+	members := len(n.confState.Voters) + len(n.confState.Learners)
+	if members < 2 {
+		return 0
+	}
+	rank := 0
+	for _, ids := range [][]uint64{n.confState.Voters, n.confState.Learners} {
+		for _, id := range ids {
+			if id < n.id {
+				rank++
+			}
+		}
+	}
+	return uint64(rank) * n.cfg.SnapshotEntries / uint64(members)
 }
 
 // maybeSnapshot takes a snapshot when one is due and none is being written.

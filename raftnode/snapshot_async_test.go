@@ -67,7 +67,9 @@ func TestSlowSnapshotViewKeepsLeaderAndApplies(t *testing.T) {
 	c := viewKVCluster(t, 3, rafttest.Options{SnapshotEntries: 30, TickInterval: tick, ElectionTicks: electionTicks, NoSync: true}, g.wait)
 	t.Cleanup(g.release) // runs before the cluster's cleanup stops the members
 	l := c.WaitLeader(5*time.Second, -1)
-	proposeN(t, c, "a", 30)
+	// Members snapshot at staggered indexes (every 30, shifted by 0, 10
+	// and 20): by 60 each has started one at or after 30.
+	proposeN(t, c, "a", 60)
 	for range 3 {
 		select {
 		case <-g.started:

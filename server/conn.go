@@ -43,14 +43,16 @@ type pending struct {
 }
 
 // conn is one WebSocket connection: one reader goroutine (the HTTP handler
-// that upgraded it) and one writer goroutine, joined by queue.
+// that upgraded it) and a writer goroutine that runs only while there is
+// something to write (startWriter), joined by the queue of owed responses.
+// An idle connection so holds one goroutine, and no write buffer, queue
+// slots or timer.
 type conn struct {
 	srv    *server
 	ws     *websocket.Conn
 	id     uint64 // unique on this member; names the connection in session moves
 	ctx    context.Context
 	cancel context.CancelFunc
-	queue  chan *pending
 	events *eventQueue // pushed watch events, for the writer
 
 	session uint64        // set by hello; reader goroutine only
@@ -63,20 +65,31 @@ type conn struct {
 	confirmed atomic.Int64
 
 	// end closes kill once, with why; the writer then tells the client and
-	// closes the socket. waitCtx (what responses wait under) ends with it.
+	// closes the socket. Responses waiting to complete end with it.
 	kill     chan struct{}
 	killOnce sync.Once
 	endKind  endKind
 	endText  string
-	waitCtx  context.Context
-	endWaits context.CancelFunc
+
+	// wmu guards the owed responses, in request order, and the writer's
+	// life: writing while a writer goroutine runs (at most one), stopped
+	// once none may start again (the writer stopped the connection, or
+	// serve is done with it). writers lets serve wait for the last one.
+	wmu     sync.Mutex
+	owed    fifo
+	writing bool
+	stopped bool
+	writers sync.WaitGroup
 
 	// readsAhead counts queued reads the writer has not evaluated yet. The
 	// reader proposes no write while it is > 0, so a read never sees a write
-	// the same connection sent after it (ZooKeeper's per-session order);
-	// readDone wakes the reader when the writer evaluates one.
+	// the same connection sent after it (ZooKeeper's per-session order).
+	// progress wakes the reader when the writer evaluates a read or makes
+	// room in a full queue.
 	readsAhead atomic.Int64
-	readDone   chan struct{}
+	progress   chan struct{}
+
+	out frameBuf // the writer's frames not yet written; writer only
 }
 
 // serve runs the connection until the client or the server ends it.
@@ -88,10 +101,9 @@ func (s *server) serve(ws *websocket.Conn) {
 	defer stop()
 
 	c := &conn{srv: s, ws: ws, id: s.connSeq.Add(1), ctx: ctx, cancel: cancel,
-		queue: make(chan *pending, s.cfg.MaxPendingPerConn), readDone: make(chan struct{}, 1),
-		kill: make(chan struct{}), events: newEventQueue(s.cfg.MaxQueuedEvents, s.cfg.MaxQueuedEventBytes)}
-	c.waitCtx, c.endWaits = context.WithCancel(ctx)
-	defer c.endWaits()
+		progress: make(chan struct{}, 1), kill: make(chan struct{}),
+		events: newEventQueue(s.cfg.MaxQueuedEvents, s.cfg.MaxQueuedEventBytes)}
+	c.events.wake = c.startWriter
 	defer func() {
 		if c.session != 0 {
 			s.live.deregister(c)
@@ -103,26 +115,26 @@ func (s *server) serve(ws *websocket.Conn) {
 		})
 		c.events.close()
 	}()
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		if err := c.writeLoop(); err != nil {
-			s.log.Debug("connection writer stopped", "remote", ws.RemoteAddr().String(), "err", err)
-		}
-	}()
 	if err := c.readLoop(); err != nil {
 		// The client is gone or broke the protocol: nobody will read what is
 		// still queued.
 		s.log.Debug("connection reader stopped", "remote", ws.RemoteAddr().String(), "err", err)
 		cancel()
 	}
-	close(c.queue)
-	<-writerDone
+	// No writer starts after this; the one running (the answer to close,
+	// or responses the client will not read) finishes or gives up.
+	c.wmu.Lock()
+	c.stopped = true
+	c.wmu.Unlock()
+	c.writers.Wait()
+	c.abandonOwed()
 	ws.Close()
 }
 
 // readLoop reads requests until an error, a close op or the end of ctx. It
 // returns nil only after a close op, whose response the writer still owes.
+// Requests are handled in a frame of their own (readOne), so the reader
+// parks in ReadMessage with a shallow stack.
 func (c *conn) readLoop() error {
 	c.ws.SetReadLimit(int64(c.srv.cfg.MaxFrameBytes))
 	for {
@@ -136,72 +148,208 @@ func (c *conn) readLoop() error {
 			}
 			return err
 		}
-		now := time.Now()
-		var p *pending
-		if mt != websocket.TextMessage {
-			p = errPending(0, "", now, errorf(wire.CodeBadRequest, "requests must be text frames holding one JSON object"))
-		} else {
-			p = c.handle(data, now)
-		}
-		select {
-		case c.queue <- p:
-		default:
-			// Full: stop reading until the writer catches up (backpressure
-			// on the client, counted so an operator sees it).
-			c.srv.metrics.backpressure.Inc()
-			select {
-			case c.queue <- p:
-			case <-c.ctx.Done():
-				c.srv.abandon(p)
-				return c.ctx.Err()
-			}
-		}
-		if p.closeAfter {
-			return nil
+		if closed, err := c.readOne(mt, data); closed || err != nil {
+			return err
 		}
 	}
 }
 
-// writeLoop writes the owed responses in request order, and the pushed
-// watch events (events.go) in between, until the queue closes or the
-// connection is ended under it (end). Each source of frames is one case of
-// the select below; answers that may overtake later ones (lock, elect)
-// would be one more.
-func (c *conn) writeLoop() error {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		var p *pending
-		var ok bool
-		select {
-		case p, ok = <-c.queue:
-			if !ok {
-				return nil
+// readOne handles one request frame and queues its pending response. It
+// reports closed after a close op.
+//
+//go:noinline
+func (c *conn) readOne(mt int, data []byte) (closed bool, err error) {
+	now := time.Now()
+	var p *pending
+	if mt != websocket.TextMessage {
+		p = errPending(0, "", now, errorf(wire.CodeBadRequest, "requests must be text frames holding one JSON object"))
+	} else {
+		p = c.handle(data, now)
+	}
+	if err := c.enqueue(p); err != nil {
+		return false, err
+	}
+	return p.closeAfter, nil
+}
+
+// enqueue queues p for the writer, starting one if none runs. A full queue
+// stops the reader until the writer makes room (backpressure on the
+// client, counted so an operator sees it).
+func (c *conn) enqueue(p *pending) error {
+	c.wmu.Lock()
+	if c.owed.len() >= c.srv.cfg.MaxPendingPerConn {
+		c.srv.metrics.backpressure.Inc()
+		for c.owed.len() >= c.srv.cfg.MaxPendingPerConn && !c.stopped {
+			c.wmu.Unlock()
+			select {
+			case <-c.progress:
+			case <-c.ctx.Done():
+				c.srv.abandon(p)
+				return c.ctx.Err()
 			}
-		case <-c.events.ready:
-			if err := c.flushEvents(math.MaxUint64); err != nil {
-				c.cancel()
-				c.srv.abandonQueue(c.queue)
+			c.wmu.Lock()
+		}
+	}
+	if c.stopped {
+		// The writer stopped the connection: nobody will answer.
+		c.wmu.Unlock()
+		c.srv.abandon(p)
+		<-c.ctx.Done()
+		return c.ctx.Err()
+	}
+	c.owed.push(p)
+	c.startWriterLocked()
+	c.wmu.Unlock()
+	return nil
+}
+
+// startWriter starts a writer unless one runs or the connection is
+// stopping. It never blocks for long: apply calls it (through the event
+// queue's wake) with the state machine's lock held.
+func (c *conn) startWriter() {
+	c.wmu.Lock()
+	c.startWriterLocked()
+	c.wmu.Unlock()
+}
+
+func (c *conn) startWriterLocked() {
+	if c.writing || c.stopped {
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.runWriter()
+}
+
+func (c *conn) runWriter() {
+	defer c.writers.Done()
+	if err := c.writeLoop(); err != nil {
+		c.srv.log.Debug("connection writer stopped", "remote", c.ws.RemoteAddr().String(), "err", err)
+	}
+}
+
+// next returns the next owed response, or nil with more set when there are
+// only events or gathered frames to write (or the connection is being
+// ended). With nothing
+// at all it ends the writer's turn (writing = false) under wmu, so that
+// whoever queues something next starts a new one: no wakeup is lost.
+func (c *conn) next() (p *pending, more bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.owed.len() > 0 {
+		full := c.owed.len() >= c.srv.cfg.MaxPendingPerConn
+		p = c.owed.pop()
+		if full {
+			c.signalProgress()
+		}
+		return p, true
+	}
+	// Gathered frames go out before the turn ends: a writer started after
+	// it must not overtake them (nor share c.out).
+	if c.events.queued() || c.ending() || c.out.len() > 0 {
+		return nil, true
+	}
+	c.writing = false
+	c.owed.release()
+	return nil, false
+}
+
+// stopWriting ends the connection from the writer: no writer starts again,
+// the reader is stopped, and what is still owed is abandoned.
+func (c *conn) stopWriting() {
+	c.wmu.Lock()
+	c.stopped, c.writing = true, false
+	c.wmu.Unlock()
+	c.cancel() // stops the reader, which then waits for this writer
+	c.abandonOwed()
+}
+
+// abandonOwed abandons every owed response.
+func (c *conn) abandonOwed() {
+	c.wmu.Lock()
+	var left []*pending
+	for c.owed.len() > 0 {
+		left = append(left, c.owed.pop())
+	}
+	c.owed.release()
+	c.wmu.Unlock()
+	for _, p := range left {
+		c.srv.abandon(p)
+	}
+	c.signalProgress() // a reader waiting for room sees stopped
+}
+
+func (c *conn) signalProgress() {
+	select {
+	case c.progress <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) ending() bool {
+	select {
+	case <-c.kill:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeLoop writes the owed responses in request order, and the pushed
+// watch events (events.go) in between, until nothing is left (the writer's
+// turn ends) or the connection ends under it (end). Frames are gathered in
+// c.out and written together whenever the writer would wait, so a burst of
+// events or pipelined answers costs one write.
+func (c *conn) writeLoop() error {
+	var timer *time.Timer // made on the first response that waits
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if c.ending() {
+			return c.writeEnd()
+		}
+		p, more := c.next()
+		if p == nil {
+			if !more {
+				return nil // the turn is over, with nothing left unwritten
+			}
+			err := c.flushEvents(math.MaxUint64)
+			if err == nil {
+				err = c.sendOut()
+			}
+			if err != nil {
+				c.stopWriting()
 				return err
 			}
 			continue
-		case <-c.kill:
-			return c.writeEnd()
 		}
 		if c.ctx.Err() != nil {
 			c.srv.abandon(p)
-			c.srv.abandonQueue(c.queue) // drain, so the reader never blocks on a full queue
+			c.stopWriting()
 			return nil
 		}
-		resp := c.srv.complete(c.waitCtx, p, timer, c.events.ready, c.flushWhileWaiting)
-		select {
-		case <-c.kill:
+		if !p.immediate() {
+			// It may wait: what is gathered goes out first.
+			if err := c.sendOut(); err != nil {
+				c.srv.abandon(p)
+				c.stopWriting()
+				return err
+			}
+			if timer == nil {
+				timer = time.NewTimer(time.Hour)
+				timer.Stop()
+			}
+		}
+		resp := c.srv.complete(c.kill, c.ctx.Done(), p, timer, c.events.ready, c.flushWhileWaiting)
+		if c.ending() {
 			c.srv.abandon(p)
 			if p.read != nil {
 				c.readEvaluated()
 			}
 			return c.writeEnd()
-		default:
 		}
 		if resp == deferredResponse {
 			continue // a lock or elect that waits: answered when granted
@@ -220,15 +368,17 @@ func (c *conn) writeLoop() error {
 		if err == nil {
 			err = c.write(resp)
 		}
+		if err == nil && p.closeAfter {
+			err = c.sendOut()
+		}
 		if err != nil {
-			c.cancel() // stops the reader, which then closes the queue
-			c.srv.abandonQueue(c.queue)
+			c.stopWriting()
 			return err
 		}
 		if p.closeAfter {
 			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "session closed")
 			_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-			c.srv.abandonQueue(c.queue)
+			c.stopWriting()
 			return nil
 		}
 	}
@@ -250,16 +400,17 @@ func (c *conn) end(kind endKind, text string) {
 	c.killOnce.Do(func() {
 		c.endKind, c.endText = kind, text
 		close(c.kill)
-		c.endWaits()
+		c.startWriter() // an idle connection has none to tell the client
 	})
 }
 
-// writeEnd sends the session event (on expiry) and a close frame naming the
-// reason, then stops the connection.
+// writeEnd sends what is gathered, the session event (on expiry) and a
+// close frame naming the reason, then stops the connection.
 func (c *conn) writeEnd() error {
 	if c.endKind == endExpired {
 		_ = c.writeEvent(&wire.Event{Event: wire.EventSession, State: wire.SessionExpired})
 	}
+	_ = c.sendOut()
 	code := websocket.CloseNormalClosure
 	if c.endKind == endOverflow || c.endKind == endWatchesLost {
 		// The session goes on: the client is to come back and resume.
@@ -267,12 +418,11 @@ func (c *conn) writeEnd() error {
 	}
 	msg := websocket.FormatCloseMessage(code, c.endText)
 	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	c.cancel()
-	c.srv.abandonQueue(c.queue)
+	c.stopWriting()
 	return nil
 }
 
-// writeEvent writes one pushed event; writer goroutine only.
+// writeEvent gathers one pushed event; writer goroutine only.
 func (c *conn) writeEvent(ev *wire.Event) error {
 	b, err := json.Marshal(ev)
 	if err != nil {
@@ -281,10 +431,18 @@ func (c *conn) writeEvent(ev *wire.Event) error {
 	return c.writeFrame(b)
 }
 
-// writeFrame writes one text frame; writer goroutine only.
+// writeFrame gathers one text frame; writer goroutine only. It goes out
+// with the next sendOut, or at once when the gathered frames grow large.
 func (c *conn) writeFrame(b []byte) error {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.writeTimeout()))
-	return c.ws.WriteMessage(websocket.TextMessage, b)
+	if c.out.add(b) {
+		return nil
+	}
+	return c.sendOut()
+}
+
+// sendOut writes the gathered frames in one write; writer goroutine only.
+func (c *conn) sendOut() error {
+	return c.out.writeTo(c.ws.NetConn(), c.srv.cfg.writeTimeout())
 }
 
 // flushWhileWaiting sends the queued events while the writer waits for the
@@ -292,7 +450,11 @@ func (c *conn) writeFrame(b []byte) error {
 // or was applied (a write) at a zxid no lower than theirs, so they may go
 // first. A failed write stops the connection, which ends the wait.
 func (c *conn) flushWhileWaiting() {
-	if err := c.flushEvents(math.MaxUint64); err != nil {
+	err := c.flushEvents(math.MaxUint64)
+	if err == nil {
+		err = c.sendOut()
+	}
+	if err != nil {
 		c.cancel()
 	}
 }
@@ -307,17 +469,14 @@ func (c *conn) drain() {
 // readEvaluated tells the reader that one queued read has been evaluated.
 func (c *conn) readEvaluated() {
 	c.readsAhead.Add(-1)
-	select {
-	case c.readDone <- struct{}{}:
-	default:
-	}
+	c.signalProgress()
 }
 
 // awaitReads blocks the reader until every queued read has been evaluated.
 func (c *conn) awaitReads() error {
 	for c.readsAhead.Load() > 0 {
 		select {
-		case <-c.readDone:
+		case <-c.progress:
 		case <-c.ctx.Done():
 			return c.ctx.Err()
 		}
@@ -325,20 +484,23 @@ func (c *conn) awaitReads() error {
 	return nil
 }
 
-// write encodes one response as one text frame.
+// write gathers one response as one text frame.
 func (c *conn) write(resp *wire.Response) error {
-	var b []byte
-	var err error
-	if lf := resp.Leader; lf != nil && resp.Error == nil {
-		lf.ID = resp.ID
-		b, err = json.Marshal(lf)
-	} else {
-		b, err = wire.AppendResponse(nil, resp)
-	}
+	b, err := encodeResponse(resp)
 	if err != nil {
 		b, _ = json.Marshal(&wire.Response{ID: resp.ID, Error: errorf(wire.CodeInternal, "encode response: %v", err)})
 	}
 	return c.writeFrame(b)
+}
+
+// encodeResponse is the wire encoding of one response (PROTOCOL.md); a
+// leader answer goes as its LeaderFrame, whose fields are always present.
+func encodeResponse(resp *wire.Response) ([]byte, error) {
+	if lf := resp.Leader; lf != nil && resp.Error == nil {
+		lf.ID = resp.ID
+		return json.Marshal(lf)
+	}
+	return wire.AppendResponse(nil, resp)
 }
 
 // errPending is a pending item that is complete with an error.
@@ -346,19 +508,28 @@ func errPending(id uint64, op string, now time.Time, e *wire.Error) *pending {
 	return &pending{id: id, op: op, start: now, resp: &wire.Response{ID: id, Error: e}}
 }
 
+// immediate reports whether p completes without waiting: answered already,
+// or a read evaluated at once (no read barrier round, no write).
+func (p *pending) immediate() bool {
+	return p.resp != nil || (p.read != nil && p.batch == nil && p.wait == nil)
+}
+
 // complete waits until p can be answered and returns its response. While
 // it waits, events (when a connection's events become ready) are handed to
-// flush.
-func (s *server) complete(ctx context.Context, p *pending, timer *time.Timer, events <-chan struct{}, flush func()) *wire.Response {
+// flush. It gives up when ended (the connection's session ended under it)
+// or done (the connection or the server stops) is closed.
+func (s *server) complete(ended, done <-chan struct{}, p *pending, timer *time.Timer, events <-chan struct{}, flush func()) *wire.Response {
 	if p.resp != nil {
 		return p.resp
 	}
-	timer.Reset(time.Until(p.deadline))
 	var resp *wire.Response
 	switch {
 	case p.wait != nil:
-		resp = s.awaitWrite(ctx, p, timer.C, events, flush)
+		timer.Reset(time.Until(p.deadline))
+		resp = s.awaitWrite(ended, done, p, timer.C, events, flush)
+		timer.Stop()
 	case p.batch != nil:
+		timer.Reset(time.Until(p.deadline))
 	wait:
 		for {
 			select {
@@ -372,13 +543,16 @@ func (s *server) complete(ctx context.Context, p *pending, timer *time.Timer, ev
 			case <-timer.C:
 				resp = &wire.Response{ID: p.id, Error: s.timedOut()}
 				break wait
-			case <-ctx.Done():
+			case <-ended:
+				resp = &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
+				break wait
+			case <-done:
 				resp = &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
 				break wait
 			}
 		}
+		timer.Stop()
 	}
-	timer.Stop()
 	if resp == nil {
 		resp = p.read()
 		resp.ID = p.id
@@ -387,7 +561,7 @@ func (s *server) complete(ctx context.Context, p *pending, timer *time.Timer, ev
 }
 
 // awaitWrite waits for the apply result of a proposed write.
-func (s *server) awaitWrite(ctx context.Context, p *pending, timeout <-chan time.Time, events <-chan struct{}, flush func()) *wire.Response {
+func (s *server) awaitWrite(ended, done <-chan struct{}, p *pending, timeout <-chan time.Time, events <-chan struct{}, flush func()) *wire.Response {
 	defer s.releaseProposal()
 	// Settled here, whatever happens: a later abandon (the connection ended
 	// under the writer) must not release the proposal slot a second time,
@@ -407,7 +581,10 @@ func (s *server) awaitWrite(ctx context.Context, p *pending, timeout <-chan time
 			case <-timeout:
 				s.waits.cancel(p.origin)
 				return &wire.Response{ID: p.id, Error: s.timedOut()}
-			case <-ctx.Done():
+			case <-ended:
+				s.waits.cancel(p.origin)
+				return &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
+			case <-done:
 				s.waits.cancel(p.origin)
 				return &wire.Response{ID: p.id, Error: replicationError(errShuttingDown)}
 			}
@@ -432,9 +609,40 @@ func (s *server) abandon(p *pending) {
 	}
 }
 
-// abandonQueue abandons everything left in q until it is closed.
-func (s *server) abandonQueue(q <-chan *pending) {
-	for p := range q {
-		s.abandon(p)
+// fifo is the queue of owed responses: a ring that grows on demand (to
+// the bound MaxPendingPerConn, which enqueue keeps) and is released when
+// it empties, so an idle connection holds no slots.
+type fifo struct {
+	buf  []*pending
+	head int
+	n    int
+}
+
+func (q *fifo) len() int { return q.n }
+
+func (q *fifo) push(p *pending) {
+	if q.n == len(q.buf) {
+		grown := make([]*pending, max(4, 2*len(q.buf)))
+		for i := 0; i < q.n; i++ {
+			grown[i] = q.buf[(q.head+i)%len(q.buf)]
+		}
+		q.buf, q.head = grown, 0
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = p
+	q.n++
+}
+
+func (q *fifo) pop() *pending {
+	p := q.buf[q.head]
+	q.buf[q.head] = nil
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
+	return p
+}
+
+// release drops the ring's storage if it is empty.
+func (q *fifo) release() {
+	if q.n == 0 {
+		q.buf, q.head = nil, 0
 	}
 }

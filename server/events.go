@@ -19,11 +19,15 @@ import (
 // overflowed"), never left to drop events, and its client resumes its
 // watches since the last event it saw.
 
-// queuedEvent is one frame for the writer: a watch event or a resync chunk.
+// queuedEvent is one frame for the writer: a watch event, a resync chunk
+// or a lock answer.
 type queuedEvent struct {
-	zxid   uint64
-	size   int // estimated encoded bytes, for the queue's bound
-	watch  *wire.Event
+	zxid uint64
+	size int // encoded bytes (estimated for resync chunks), for the queue's bound
+	// A watch event's frame is watchPrefix, the watch id, then tail: the
+	// rest, encoded once per change and shared by every watch it fired.
+	watch  uint64
+	tail   []byte
 	resync *resyncFrame
 	resp   *wire.Response // a lock or elect answered when granted
 }
@@ -38,21 +42,22 @@ type resyncFrame struct {
 	Last  bool        `json:"last"`
 }
 
+// encode encodes a resync chunk or a lock answer (not a watch event).
 func (qe *queuedEvent) encode() ([]byte, error) {
 	if qe.resync != nil {
 		return json.Marshal(qe.resync)
 	}
-	if qe.resp != nil {
-		return json.Marshal(qe.resp)
-	}
-	return json.Marshal(qe.watch)
+	return encodeResponse(qe.resp)
 }
 
 // eventQueue is the bounded queue of one connection, in zxid order.
 type eventQueue struct {
 	maxEvents, maxBytes int
-	// ready holds a token while events are queued; the writer selects on it.
+	// ready holds a token while events are queued; a writer waiting for a
+	// response selects on it. wake (if set) starts a writer when none
+	// runs; push calls it after releasing mu.
 	ready chan struct{}
+	wake  func()
 
 	mu    sync.Mutex
 	evs   []queuedEvent
@@ -73,10 +78,22 @@ func (q *eventQueue) push(evs []queuedEvent, force bool) bool {
 	if len(evs) == 0 {
 		return true
 	}
+	ok, queued := q.add(evs, force)
+	if queued && q.wake != nil {
+		// After mu, never under it (the writer takes mu under its wmu): a
+		// writer ending its turn checks queued under wmu, then this
+		// starts the next one, so no wakeup is lost.
+		q.wake()
+	}
+	return ok
+}
+
+// add is push under mu; queued reports whether it queued evs.
+func (q *eventQueue) add(evs []queuedEvent, force bool) (ok, queued bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.dead {
-		return true
+		return true, false
 	}
 	size := 0
 	for i := range evs {
@@ -86,7 +103,7 @@ func (q *eventQueue) push(evs []queuedEvent, force bool) bool {
 		q.dead = true
 		clear(q.evs)
 		q.evs, q.bytes = nil, 0
-		return false
+		return false, false
 	}
 	if n := len(q.evs); n == 0 || q.evs[n-1].zxid <= evs[0].zxid {
 		q.evs = append(q.evs, evs...) // apply's case: always at the end
@@ -98,7 +115,14 @@ func (q *eventQueue) push(evs []queuedEvent, force bool) bool {
 	case q.ready <- struct{}{}:
 	default:
 	}
-	return true
+	return true, true
+}
+
+// queued reports whether events wait to be written.
+func (q *eventQueue) queued() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.evs) > 0
 }
 
 // mergeByZxid merges b into a, both in zxid order, a's events first among
@@ -152,14 +176,50 @@ func (q *eventQueue) close() {
 	q.mu.Unlock()
 }
 
-// watchEvent is the event frame of a fired watch.
-func watchEvent(id uint64, ev tree.Event) queuedEvent {
-	return queuedEvent{
-		zxid: ev.Zxid,
-		size: 128 + 2*len(ev.Path) + 4*len(ev.Data)/3,
-		watch: &wire.Event{Event: wire.EventWatch, Watch: id, Type: wireEventType(ev.Type),
-			Path: ev.Path, Zxid: ev.Zxid, Data: ev.Data},
+// watchEvent is the event frame of watch id for the change whose frame
+// tail is tail (eventTail).
+func watchEvent(id, zxid uint64, tail []byte) queuedEvent {
+	return queuedEvent{zxid: zxid, size: len(watchPrefix) + 20 + len(tail), watch: id, tail: tail}
+}
+
+// eventTail encodes what follows the watch id in the event frame of ev:
+// the bytes json.Marshal gives for the wire.Event after its "watch"
+// field, so a spliced frame is exactly the frame of PROTOCOL.md.
+func eventTail(ev tree.Event) []byte {
+	// It cannot fail: every field is a string, a number or bytes.
+	b, _ := json.Marshal(&wire.Event{Event: wire.EventWatch, Type: wireEventType(ev.Type),
+		Path: ev.Path, Zxid: ev.Zxid, Data: ev.Data})
+	return b[len(`{"event":"watch"`):]
+}
+
+// tailCache encodes each change's event tail once for all the watches it
+// fires: Match reports a change's watches together. A change has two
+// encodings, without data (one-shot watches, deleted and children events)
+// and with it; the latter is keyed by the data's identity too, since one
+// multi may set a node twice at the same zxid.
+type tailCache struct {
+	zxid uint64
+	typ  tree.EventType
+	path string
+	bare []byte // the tail without data
+	data []byte // what full encodes
+	full []byte // the tail with data
+}
+
+func (tc *tailCache) tail(ev tree.Event) []byte {
+	if ev.Zxid != tc.zxid || ev.Type != tc.typ || ev.Path != tc.path {
+		*tc = tailCache{zxid: ev.Zxid, typ: ev.Type, path: ev.Path}
 	}
+	if len(ev.Data) == 0 {
+		if tc.bare == nil {
+			tc.bare = eventTail(ev)
+		}
+		return tc.bare
+	}
+	if tc.full == nil || len(tc.data) != len(ev.Data) || &tc.data[0] != &ev.Data[0] {
+		tc.data, tc.full = ev.Data, eventTail(ev)
+	}
+	return tc.full
 }
 
 func wireEventType(t tree.EventType) string {
@@ -186,6 +246,7 @@ func queueFired(fired []watch.Fired[*conn]) {
 	}
 	var order []*conn
 	per := make(map[*conn][]queuedEvent)
+	var tails tailCache
 	for _, f := range fired {
 		if bugWatchDrop && f.Event.Type == tree.EventDataChanged && f.Event.Zxid%40 == 0 {
 			continue
@@ -193,7 +254,7 @@ func queueFired(fired []watch.Fired[*conn]) {
 		if _, ok := per[f.Owner]; !ok {
 			order = append(order, f.Owner)
 		}
-		per[f.Owner] = append(per[f.Owner], watchEvent(f.ID, f.Event))
+		per[f.Owner] = append(per[f.Owner], watchEvent(f.ID, f.Event.Zxid, tails.tail(f.Event)))
 	}
 	for _, c := range order {
 		if !c.events.push(per[c], false) {
@@ -211,9 +272,22 @@ const (
 	closeWatchesLost = "this member installed a snapshot; register watches again with since"
 )
 
-// flushEvents writes the queued events with zxid <= upTo; writer only.
+// flushEvents gathers the queued events with zxid <= upTo (writing them
+// out when they grow large); writer only.
 func (c *conn) flushEvents(upTo uint64) error {
-	for _, qe := range c.events.take(upTo) {
+	evs := c.events.take(upTo)
+	sent := 0
+	for i := range evs {
+		qe := &evs[i]
+		if qe.tail != nil {
+			if !c.out.addWatchEvent(qe.watch, qe.tail) {
+				if err := c.sendOut(); err != nil {
+					return err
+				}
+			}
+			sent++
+			continue
+		}
 		b, err := qe.encode()
 		if err != nil {
 			return err
@@ -222,8 +296,11 @@ func (c *conn) flushEvents(upTo uint64) error {
 			return err
 		}
 		if qe.resp == nil {
-			c.srv.metrics.watchEvents.Inc()
+			sent++
 		}
+	}
+	if sent > 0 {
+		c.srv.metrics.watchEvents.Add(float64(sent))
 	}
 	return nil
 }

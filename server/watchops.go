@@ -100,7 +100,7 @@ func (c *conn) setWatch(spec watch.Spec, since uint64, deadline time.Time) (resp
 		if err == nil && len(evs) <= s.cfg.MaxQueuedEvents {
 			replay := make([]queuedEvent, len(evs))
 			for i, ev := range evs {
-				replay[i] = watchEvent(id, ev)
+				replay[i] = watchEvent(id, ev.Zxid, eventTail(ev))
 			}
 			// Forced: the replay is bounded by the queue's count already, and
 			// refusing it would only bring the client back for the same.

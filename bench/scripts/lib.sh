@@ -46,6 +46,15 @@ members_up() {
 			exit 1
 		fi
 	done
+	# A member that exited (its port taken) while another process answers
+	# the check on that port would make every figure that system's.
+	for i in 1 2 3; do
+		if ! kill -0 "$(cat "$dir/m$i/pid")" 2>/dev/null; then
+			echo "$system m$i exited; its log:" >&2
+			tail -20 "$dir/m$i/server.log" >&2
+			exit 1
+		fi
+	done
 	echo "$endpoints" >"$dir/endpoints"
 	echo "$endpoints"
 }

@@ -20,8 +20,9 @@
 //	payload []byte  opaque to this package
 //
 // A segment starts with the state that is current when it is created (the
-// newest HardState and snapshot record), so the segments that remain after
-// older ones are deleted replay on their own. The log replays in order: an
+// newest HardState and snapshot record), and every Open that may write
+// starts a new segment, so the segments that remain after older ones are
+// deleted replay on their own. The log replays in order: an
 // entry at index i replaces every entry at index >= i (raft's truncation of
 // a conflicting suffix), a reset snapshot record drops every entry (a
 // snapshot received from the leader replaces the log), the last HardState
@@ -39,7 +40,9 @@
 package wal
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -128,12 +131,12 @@ type State struct {
 	TornBytes int64
 }
 
-// loc says where an entry's record is.
+// loc says where an entry's record is: 24 bytes per entry in memory.
 type loc struct {
-	seg  *segment
 	off  int64 // of the record's header
-	size uint32
 	term uint64
+	size uint32
+	seq  uint32 // of its segment
 }
 
 type segment struct {
@@ -192,8 +195,16 @@ func Open(dir string, opts Options) (*WAL, State, error) {
 			return nil, State{}, err
 		}
 	}
-	if len(w.segs) == 0 && !opts.ReadOnly {
-		if err := w.newSegment(1); err != nil {
+	if !opts.ReadOnly {
+		// Appends go to a new segment that starts with the whole current
+		// state: a crash may have left the newest one without its header
+		// (cut back above), and compaction counts on every segment's.
+		next := uint64(1)
+		if len(w.segs) > 0 {
+			next = w.segs[len(w.segs)-1].seq + 1
+		}
+		if err := w.newSegment(next); err != nil {
+			w.closeFiles()
 			return nil, State{}, err
 		}
 	}
@@ -286,22 +297,26 @@ func (w *WAL) replaySegment(seq uint64, newest bool) error {
 	}
 	seg := &segment{seq: seq, path: path, f: f}
 	w.segs = append(w.segs, seg)
-	data, err := io.ReadAll(f)
+	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("wal: read %s: %w", path, err)
+		return fmt.Errorf("wal: %w", err)
 	}
+	size := st.Size()
+	// Streamed a record at a time: a segment is never in memory whole.
+	br := bufio.NewReaderSize(f, 1<<20)
+	var buf []byte
 	off := int64(0)
-	for off < int64(len(data)) {
-		r, n, rerr := parseRecord(data[off:])
+	for off < size {
+		r, n, rerr := readRecord(br, &buf, size-off)
 		if rerr != nil {
 			if !newest {
 				return fmt.Errorf("%w: %s at offset %d: %w", ErrCorrupt, path, off, rerr)
 			}
 			if w.opts.ReadOnly {
-				w.torn = int64(len(data)) - off
+				w.torn = size - off
 				break
 			}
-			w.log.Warn("dropping the unsynced tail of the log", "segment", path, "offset", off, "bytes", int64(len(data))-off, "err", rerr)
+			w.log.Warn("dropping the unsynced tail of the log", "segment", path, "offset", off, "bytes", size-off, "err", rerr)
 			if err := f.Truncate(off); err != nil {
 				return fmt.Errorf("wal: truncate torn tail of %s: %w", path, err)
 			}
@@ -321,6 +336,34 @@ func (w *WAL) replaySegment(seq uint64, newest bool) error {
 		return fmt.Errorf("wal: %w", err)
 	}
 	return nil
+}
+
+// readRecord reads the next record from br, of the left bytes the file
+// still has, into *buf (grown as needed; the record's payload aliases it).
+func readRecord(br *bufio.Reader, buf *[]byte, left int64) (record, int, error) {
+	if left < 8 {
+		return record{}, 0, fmt.Errorf("short header (%d bytes)", left)
+	}
+	hdr, err := br.Peek(8)
+	if err != nil {
+		return record{}, 0, fmt.Errorf("read header: %w", err)
+	}
+	n := binary.LittleEndian.Uint32(hdr[4:])
+	if n < headerSize-8 || n > maxRecord {
+		return record{}, 0, fmt.Errorf("record length %d out of range", n)
+	}
+	if left-8 < int64(n) {
+		return record{}, 0, fmt.Errorf("record of %d bytes cut at %d", n, left-8)
+	}
+	total := 8 + int(n)
+	if cap(*buf) < total {
+		*buf = make([]byte, total)
+	}
+	b := (*buf)[:total]
+	if _, err := io.ReadFull(br, b); err != nil {
+		return record{}, 0, fmt.Errorf("read record: %w", err)
+	}
+	return parseRecord(b)
 }
 
 type record struct {
@@ -381,7 +424,7 @@ func (w *WAL) replayRecord(seg *segment, off int64, n int, r record) error {
 		w.snap = &Snapshot{Index: r.index, Term: r.term, Data: bytes.Clone(r.payload)}
 		w.locs = w.locs[:0]
 	case kindEntry:
-		if err := w.addLoc(r.index, loc{seg: seg, off: off, size: uint32(n), term: r.term}); err != nil {
+		if err := w.addLoc(r.index, loc{seq: uint32(seg.seq), off: off, size: uint32(n), term: r.term}); err != nil {
 			return err
 		}
 	}
@@ -436,7 +479,7 @@ func (w *WAL) Save(hs []byte, snap *Snapshot, reset bool, ents []Entry) error {
 	for _, e := range ents {
 		off := seg.size + int64(len(buf))
 		buf = appendRecord(buf, kindEntry, e.Index, e.Term, e.Data)
-		locs = append(locs, pending{e.Index, loc{seg: seg, off: off, size: uint32(seg.size + int64(len(buf)) - off), term: e.Term}})
+		locs = append(locs, pending{e.Index, loc{seq: uint32(seg.seq), off: off, size: uint32(seg.size + int64(len(buf)) - off), term: e.Term}})
 	}
 	if cap(buf) <= 1<<20 {
 		w.buf = buf // keep a modest buffer; a huge one goes with this Save
@@ -589,20 +632,24 @@ func (w *WAL) Entries(lo, hi uint64, fn func(Entry) (bool, error)) error {
 		end := first.off + int64(first.size)
 		for j < hi {
 			l, err := w.loc(j)
-			if err != nil || l.seg != first.seg || l.off != end || end-first.off >= 1<<20 {
+			if err != nil || l.seq != first.seq || l.off != end || end-first.off >= 1<<20 {
 				break
 			}
 			end += int64(l.size)
 			j++
 		}
+		seg := w.segment(first.seq)
+		if seg == nil {
+			return fmt.Errorf("%w: entry %d is in segment %d, which is gone", ErrCorrupt, i, first.seq)
+		}
 		buf := make([]byte, end-first.off)
-		if _, err := first.seg.f.ReadAt(buf, first.off); err != nil {
-			return fmt.Errorf("wal: read %s at %d: %w", first.seg.path, first.off, err)
+		if _, err := seg.f.ReadAt(buf, first.off); err != nil {
+			return fmt.Errorf("wal: read %s at %d: %w", seg.path, first.off, err)
 		}
 		for k := i; k < j; k++ {
 			r, n, err := parseRecord(buf)
 			if err != nil || r.kind != kindEntry || r.index != k {
-				return fmt.Errorf("%w: entry %d in %s does not check out (%v)", ErrCorrupt, k, first.seg.path, err)
+				return fmt.Errorf("%w: entry %d in %s does not check out (%v)", ErrCorrupt, k, seg.path, err)
 			}
 			more, err := fn(Entry{Index: r.index, Term: r.term, Data: r.payload})
 			if err != nil || !more {
@@ -622,12 +669,11 @@ func (w *WAL) Compact(index uint64) error {
 	if w.opts.ReadOnly {
 		return errors.New("wal: read-only")
 	}
-	// A segment can go if the next one starts at or below index+1: all of
-	// its entries are then at or below index.
+	// The oldest segments go while every live entry in them is at or below
+	// index (one with none, a restart's header alone, goes too).
 	drop := 0
 	for k := 0; k < len(w.segs)-1; k++ {
-		next := w.firstIndexIn(w.segs[k+1])
-		if next == 0 || next > index+1 {
+		if last, ok := w.lastIndexIn(w.segs[k]); ok && last > index {
 			break
 		}
 		drop = k + 1
@@ -647,7 +693,7 @@ func (w *WAL) Compact(index uint64) error {
 	w.segs = slices.Clone(w.segs[drop:])
 	// Entries of dropped segments are no longer readable.
 	k := 0
-	for k < len(w.locs) && slices.Contains(gone, w.locs[k].seg) {
+	for k < len(w.locs) && w.locs[k].seq <= uint32(gone[len(gone)-1].seq) {
 		k++
 	}
 	w.base += uint64(k)
@@ -661,14 +707,30 @@ func (w *WAL) Compact(index uint64) error {
 	return nil
 }
 
-// firstIndexIn is the index of the first live entry in seg, or 0 if none.
-func (w *WAL) firstIndexIn(seg *segment) uint64 {
-	for k, l := range w.locs {
-		if l.seg == seg {
-			return w.base + uint64(k)
-		}
+// lastIndexIn is the index of the last live entry in seg, if it has one.
+// Along the log the entries' segments never go down (an entry that
+// replaces others is written later), so a binary search finds it.
+func (w *WAL) lastIndexIn(seg *segment) (uint64, bool) {
+	seq := uint32(seg.seq)
+	// The first entry in a later segment; the one before it is seg's last
+	// if it is in seg.
+	k, _ := slices.BinarySearchFunc(w.locs, seq+1, func(l loc, s uint32) int { return cmp.Compare(l.seq, s) })
+	if k == 0 || w.locs[k-1].seq != seq {
+		return 0, false
 	}
-	return 0
+	return w.base + uint64(k-1), true
+}
+
+// segment returns the open segment seq, or nil.
+func (w *WAL) segment(seq uint32) *segment {
+	if len(w.segs) == 0 {
+		return nil
+	}
+	i := int64(seq) - int64(w.segs[0].seq)
+	if i < 0 || i >= int64(len(w.segs)) {
+		return nil
+	}
+	return w.segs[i]
 }
 
 // Segments is how many segment files the log has.

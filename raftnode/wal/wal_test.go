@@ -358,3 +358,32 @@ func TestLoseUnsyncedKeepsWhatWasSynced(t *testing.T) {
 		t.Fatalf("after the power cut: %+v", st)
 	}
 }
+
+// Restarts leave segments with a header and no entry; compaction goes past
+// them, and the log stays bounded however often a member restarts.
+func TestCompactPastRestartSegments(t *testing.T) {
+	dir := t.TempDir()
+	for i := uint64(1); i <= 6; i++ {
+		w, _ := open(t, dir, Options{NoSync: true})
+		if err := w.Save([]byte(fmt.Sprint("hs", i)), nil, false, entries(1, i, i)); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	}
+	w, st := open(t, dir, Options{NoSync: true})
+	before := w.Segments()
+	if err := w.Save(nil, &Snapshot{Index: 6, Term: 1, Data: []byte("s6")}, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Compact(6); err != nil {
+		t.Fatal(err)
+	}
+	if w.Segments() != 1 {
+		t.Fatalf("%d segments after compacting all of %d (state %+v)", w.Segments(), before, st)
+	}
+	w.Close()
+	_, st = open(t, dir, Options{NoSync: true})
+	if string(st.HardState) != "hs6" || st.Snapshot == nil || st.Snapshot.Index != 6 || st.Last != 0 {
+		t.Fatalf("after reopen: %+v", st)
+	}
+}

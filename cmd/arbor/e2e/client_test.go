@@ -46,8 +46,8 @@ func (l *stateLog) get() []client.State {
 func TestClientSurvivesKillOfItsMemberAndOfTheLeader(t *testing.T) {
 	c := startCluster(t, 3)
 	var eps []string
-	for _, m := range c.members {
-		eps = append(eps, m.clientAddr)
+	for _, m := range c.Members {
+		eps = append(eps, m.ClientAddr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -62,8 +62,8 @@ func TestClientSurvivesKillOfItsMemberAndOfTheLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	index := func(name string) int {
-		for i, m := range c.members {
-			if m.name == name {
+		for i, m := range c.Members {
+			if m.Name == name {
 				return i
 			}
 		}
@@ -96,13 +96,13 @@ func TestClientSurvivesKillOfItsMemberAndOfTheLeader(t *testing.T) {
 	}
 
 	first := index(cl.Server())
-	c.kill(first)
+	c.Kill(first)
 	check("after killing its member")
 	c.start(first)
 	c.waitReady(first, 30*time.Second)
 
 	lead := c.findLeader(10 * time.Second)
-	c.kill(lead)
+	c.Kill(lead)
 	check("after killing the leader")
 	if cl.State() != client.Resumed && cl.State() != client.Connected {
 		t.Fatalf("state %v after the failovers", cl.State())
@@ -111,7 +111,11 @@ func TestClientSurvivesKillOfItsMemberAndOfTheLeader(t *testing.T) {
 	if err := cl.Close(ctx); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	<-states.done
+	select {
+	case <-states.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client's States channel is still open 10s after Close")
+	}
 	got := states.get()
 	if len(got) < 4 || got[0] != client.Connected || got[len(got)-1] != client.Closed {
 		t.Fatalf("states %v: want Connected first, Closed last, a disconnect and a resume between", got)

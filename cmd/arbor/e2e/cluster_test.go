@@ -34,8 +34,8 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 func TestWriteOnOneMemberReadLinearizablyOnAnother(t *testing.T) {
 	c := startCluster(t, 3)
 	conns := make([]*rawConn, 3)
-	for i, m := range c.members {
-		conns[i] = mustDial(t, m.clientAddr)
+	for i, m := range c.Members {
+		conns[i] = mustDial(t, m.ClientAddr)
 	}
 	for w := range 3 {
 		for r := range 3 {
@@ -43,17 +43,17 @@ func TestWriteOnOneMemberReadLinearizablyOnAnother(t *testing.T) {
 				continue
 			}
 			path := fmt.Sprintf("/w%d-r%d", w, r)
-			want := fmt.Appendf(nil, "written through %s", c.members[w].name)
+			want := fmt.Appendf(nil, "written through %s", c.Members[w].Name)
 			created, err := conns[w].create(ctxFor(t, 5*time.Second), path, want)
 			if err != nil {
-				t.Fatalf("create %s through %s: %v", path, c.members[w].name, err)
+				t.Fatalf("create %s through %s: %v", path, c.Members[w].Name, err)
 			}
 			got, err := conns[r].get(ctxFor(t, 5*time.Second), path, false)
 			if err != nil {
-				t.Fatalf("get %s through %s right after the write: %v", path, c.members[r].name, err)
+				t.Fatalf("get %s through %s right after the write: %v", path, c.Members[r].Name, err)
 			}
 			if string(got.Data) != string(want) {
-				t.Fatalf("get %s through %s = %q, want %q", path, c.members[r].name, got.Data, want)
+				t.Fatalf("get %s through %s = %q, want %q", path, c.Members[r].Name, got.Data, want)
 			}
 			if got.Zxid < created.Zxid {
 				t.Fatalf("read zxid %d is older than the write's zxid %d", got.Zxid, created.Zxid)
@@ -71,12 +71,12 @@ func createWithRetry(t *testing.T, c *cluster, path string, within time.Duration
 	deadline := start.Add(within)
 	var last error
 	for time.Now().Before(deadline) {
-		for _, m := range c.members {
-			if m.cmd == nil {
+		for _, m := range c.Members {
+			if !m.Running() {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
-			conn, err := dial(ctx, m.clientAddr)
+			conn, err := dial(ctx, m.ClientAddr)
 			if err == nil {
 				_, err = conn.create(ctx, path, []byte("x"))
 				conn.close()
@@ -99,7 +99,7 @@ func TestLeaderKilledWritesContinueAndMemberCatchesUp(t *testing.T) {
 	c := startCluster(t, 3)
 	createWithRetry(t, c, "/before", 5*time.Second)
 	l := c.findLeader(5 * time.Second)
-	c.kill(l)
+	c.Kill(l)
 	took := createWithRetry(t, c, "/after-kill", 10*time.Second)
 	if took > 3*time.Second {
 		t.Fatalf("first write after killing the leader took %v, want <= 3s", took)
@@ -108,10 +108,10 @@ func TestLeaderKilledWritesContinueAndMemberCatchesUp(t *testing.T) {
 
 	c.start(l)
 	c.waitReady(l, 20*time.Second)
-	conn := mustDial(t, c.members[l].clientAddr)
+	conn := mustDial(t, c.Members[l].ClientAddr)
 	for _, p := range []string{"/before", "/after-kill"} {
 		if _, err := conn.get(ctxFor(t, 5*time.Second), p, false); err != nil {
-			t.Fatalf("restarted %s: get %s: %v", c.members[l].name, p, err)
+			t.Fatalf("restarted %s: get %s: %v", c.Members[l].Name, p, err)
 		}
 	}
 }
@@ -122,9 +122,9 @@ func TestRestartedMemberCatchesUpPastCompaction(t *testing.T) {
 	c := startCluster(t, 3, "--snapshot-entries", "100")
 	l := c.findLeader(5 * time.Second)
 	down := (l + 1) % 3
-	c.kill(down)
-	up := c.members[(down+1)%3]
-	conn := mustDial(t, up.clientAddr)
+	c.Kill(down)
+	up := c.Members[(down+1)%3]
+	conn := mustDial(t, up.ClientAddr)
 	const n = 1500
 	for i := range n {
 		if _, err := conn.create(ctxFor(t, 5*time.Second), fmt.Sprintf("/k%04d", i), []byte("v")); err != nil {
@@ -133,19 +133,16 @@ func TestRestartedMemberCatchesUpPastCompaction(t *testing.T) {
 	}
 	c.start(down)
 	c.waitReady(down, 30*time.Second)
-	back := mustDial(t, c.members[down].clientAddr)
-	// A local read answers from the member's own state: once it has caught
-	// up it holds every node. Ready only means it follows a leader, so give
-	// the snapshot transfer a little time.
-	got := 0
-	for deadline := time.Now().Add(20 * time.Second); got < n && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		resp, err := back.call(ctxFor(t, 5*time.Second), wire.Request{Op: "children", Path: "/", Local: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = len(resp.Children)
+	// Ready only means it follows a leader: once it has applied the
+	// leader's commit index (the snapshot installed), a local read answers
+	// every node from its own state.
+	c.settled(down, 20*time.Second)
+	back := mustDial(t, c.Members[down].ClientAddr)
+	resp, err := back.call(ctxFor(t, 5*time.Second), wire.Request{Op: "children", Path: "/", Local: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got < n {
+	if got := len(resp.Children); got < n {
 		t.Fatalf("restarted member holds %d children of /, want >= %d", got, n)
 	}
 	// And a linearizable read through it sees the last write.
@@ -167,9 +164,9 @@ func TestKillAllLosesNoAcknowledgedWrite(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m := c.members[w%3]
+			m := c.Members[w%3]
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			conn, err := dial(ctx, m.clientAddr)
+			conn, err := dial(ctx, m.ClientAddr)
 			cancel()
 			if err != nil {
 				return
@@ -195,12 +192,7 @@ func TestKillAllLosesNoAcknowledgedWrite(t *testing.T) {
 		}()
 	}
 	time.Sleep(1500 * time.Millisecond) // let writes pile up, then crash mid-flight
-	for i := range c.members {
-		c.members[i].cmd.Process.Kill()
-	}
-	for i := range c.members {
-		c.kill(i)
-	}
+	c.KillAll()                         // every member at once, then each waited for
 	close(stop)
 	wg.Wait()
 	mu.Lock()
@@ -209,13 +201,13 @@ func TestKillAllLosesNoAcknowledgedWrite(t *testing.T) {
 	if len(want) == 0 {
 		t.Fatal("no write was acknowledged before the crash")
 	}
-	for i := range c.members {
+	for i := range c.Members {
 		c.start(i)
 	}
-	for i := range c.members {
+	for i := range c.Members {
 		c.waitReady(i, 30*time.Second)
 	}
-	conn := mustDial(t, c.members[0].clientAddr)
+	conn := mustDial(t, c.Members[0].ClientAddr)
 	resp, err := conn.call(ctxFor(t, 10*time.Second), wire.Request{Op: "children", Path: "/"})
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +235,7 @@ func TestSigtermLeaderHandsOverAndExitsZero(t *testing.T) {
 	createWithRetry(t, c, "/before", 5*time.Second)
 	l := c.findLeader(5 * time.Second)
 	if err := c.stop(l); err != nil {
-		t.Fatalf("leader %s after SIGTERM: %v (want exit status 0)", c.members[l].name, err)
+		t.Fatalf("leader %s after SIGTERM: %v (want exit status 0)", c.Members[l].Name, err)
 	}
 	took := createWithRetry(t, c, "/after-sigterm", 10*time.Second)
 	if took > time.Second {

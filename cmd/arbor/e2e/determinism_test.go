@@ -2,89 +2,47 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/arbor-db/arbor/arbortest/proc"
 )
-
-// debugState is what GET /debug/state reports.
-type debugState struct {
-	Member  string `json:"member"`
-	Applied uint64 `json:"applied"`
-	Hash    string `json:"state_sha256"`
-	Nodes   int    `json:"nodes"`
-	Commit  uint64 `json:"commit"`
-	Leader  bool   `json:"leader"`
-}
-
-func fetchState(t *testing.T, addr string) debugState {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/state", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st debugState
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
-// settledState fetches /debug/state until the member has a leader and has
-// applied everything committed that it knows of, twice in a row at the same
-// index: right after /readyz a restarted member may still be committing and
-// applying the empty entry its new term starts with.
-func settledState(t *testing.T, addr string) debugState {
-	t.Helper()
-	var last debugState
-	settled := func(st debugState) bool { return st.Leader && st.Commit > 0 && st.Applied >= st.Commit }
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		st := fetchState(t, addr)
-		if settled(st) && settled(last) && st.Applied == last.Applied {
-			return st
-		}
-		last = st
-	}
-	t.Fatalf("%s never settled: applied %d, commit %d, leader %v", addr, last.Applied, last.Commit, last.Leader)
-	return last
-}
 
 // A member started twice from the same data dir replays its log to the same
 // state, byte for byte: same applied index, same snapshot hash.
 func TestRestartFromSameDataDirGivesIdenticalState(t *testing.T) {
 	c := startCluster(t, 1, "--snapshot-entries", "40")
-	conn := mustDial(t, c.members[0].clientAddr)
+	conn := mustDial(t, c.Members[0].ClientAddr)
 	for i := range 100 { // crosses two snapshots, so the restart is snapshot + log
 		if _, err := conn.create(ctxFor(t, 5*time.Second), fmt.Sprintf("/d%03d", i), fmt.Appendf(nil, "v%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	conn.close()
+	before := c.settled(0, 10*time.Second)
 	if err := c.stop(0); err != nil {
 		t.Fatal(err)
 	}
-	orig := c.members[0].dataDir
-	var states []debugState
+	orig := c.Members[0].DataDir
+	var states []proc.State
 	for run := range 2 {
 		dir := fmt.Sprintf("%s-copy%d", orig, run)
 		if out, err := exec.Command("cp", "-a", orig, dir).CombinedOutput(); err != nil {
 			t.Fatalf("copy data dir: %v\n%s", err, out)
 		}
-		c.members[0].args = replaceFlag(c.members[0].args, "--data-dir", dir)
+		c.Members[0].Args = replaceFlag(c.Members[0].Args, "--data-dir", dir)
 		c.start(0)
 		c.waitReady(0, 20*time.Second)
-		states = append(states, settledState(t, c.members[0].clientAddr))
+		// Right after /readyz a restarted member may not have committed
+		// the empty entry its new term starts with: compare once it has
+		// applied that entry and whatever else is committed.
+		if _, err := c.WaitApplied(context.Background(), 0, before.Applied+1, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, c.settled(0, 10*time.Second))
 		if err := c.stop(0); err != nil {
 			t.Fatal(err)
 		}

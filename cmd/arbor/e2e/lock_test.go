@@ -32,12 +32,12 @@ const minExpiry = holderTimeout - holderTimeout/3
 // loaded machine.
 const maxExpiry = holderTimeout + 5*time.Second
 
-func (c *cluster) addr(i int) string { return c.members[i].clientAddr }
+func (c *cluster) addr(i int) string { return c.Members[i].ClientAddr }
 
 // endpoints lists every member's address, first's first.
 func (c *cluster) endpoints(first int) []string {
 	eps := []string{c.addr(first)}
-	for i := range c.members {
+	for i := range c.Members {
 		if i != first {
 			eps = append(eps, c.addr(i))
 		}
@@ -119,7 +119,7 @@ func (c *cluster) sessionsConnected(ctx context.Context, i int) (int, error) {
 			return int(n), err
 		}
 	}
-	return 0, fmt.Errorf("no arbor_sessions_connected in the metrics of %s (%v)", c.members[i].name, sc.Err())
+	return 0, fmt.Errorf("no arbor_sessions_connected in the metrics of %s (%v)", c.Members[i].Name, sc.Err())
 }
 
 // waitSessionsConnected polls until the members named have n sessions
@@ -200,7 +200,7 @@ func holdThroughKill(t *testing.T, c *cluster, holderAt, victim, contenderAt int
 	waitQueued(t, cl, "/l", 2)
 	c.waitSessionsConnected(t, 1, holderAt) // the holder, where it was sent
 
-	c.kill(victim)
+	c.Kill(victim)
 	killed := time.Now()
 	// Twice the holder's timeout: long past when its session would have
 	// expired had its client not resumed it on another member.
@@ -209,16 +209,16 @@ func holdThroughKill(t *testing.T, c *cluster, holderAt, victim, contenderAt int
 	select {
 	case g := <-grant:
 		t.Fatalf("the contender got %+v (err %v) %v after the kill of %s, while the holder lives; holder stderr %q",
-			g.grant, g.err, g.at.Sub(killed), c.members[victim].name, h.stderr.String())
+			g.grant, g.err, g.at.Sub(killed), c.Members[victim].Name, h.stderr.String())
 	case <-h.exited:
-		t.Fatalf("the holder exited %v after the kill of %s; stderr %q", time.Since(killed), c.members[victim].name, h.stderr.String())
+		t.Fatalf("the holder exited %v after the kill of %s; stderr %q", time.Since(killed), c.Members[victim].Name, h.stderr.String())
 	case <-timer.C:
 	}
 	if s := h.stderr.String(); s != "" {
 		t.Fatalf("the holder says %q", s)
 	}
 	var survivors []int
-	for i := range c.members {
+	for i := range c.Members {
 		if i != victim {
 			survivors = append(survivors, i)
 		}

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -22,63 +20,29 @@ import (
 
 var quietLog = slog.New(slog.DiscardHandler)
 
-// flagValue returns the value that follows flag in args ("" if absent).
-func flagValue(args []string, flag string) string {
-	for i, a := range args {
-		if a == flag && i+1 < len(args) {
-			return args[i+1]
-		}
-	}
-	return ""
-}
-
-// gossipAddrs lists the gossip addresses of the running members.
-func (c *cluster) gossipAddrs() []string {
-	var out []string
-	for _, m := range c.members {
-		if m.cmd != nil {
-			out = append(out, flagValue(m.args, "--gossip-addr"))
-		}
-	}
-	return out
-}
-
 // join starts a new member, name, on an empty data dir with --join at the
-// running members' gossip addresses, and returns its index. It does not
-// wait: the member is ready once the leader has added it.
+// running members' gossip addresses, and returns its index. It waits only
+// until the member has bound its ports: it is ready once the leader has
+// added it.
 func (c *cluster) join(name string, extra ...string) int {
 	c.t.Helper()
-	ports := freePorts(c.t, 3)
-	m := &member{
-		name:       name,
-		dataDir:    filepath.Join(c.t.TempDir(), "data"),
-		clientAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]),
-		peerAddr:   fmt.Sprintf("127.0.0.1:%d", ports[1]),
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	i, err := c.Add(ctx, name, "127.0.0.1", extra...)
+	if err != nil {
+		c.t.Fatal(err)
 	}
-	m.logPath = filepath.Join(c.t.TempDir(), m.name+".log")
-	m.args = []string{"server", "--name", m.name, "--data-dir", m.dataDir,
-		"--client-addr", m.clientAddr, "--peer-addr", m.peerAddr,
-		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", ports[2]),
-		"--join", strings.Join(c.gossipAddrs(), ",")}
-	m.args = append(m.args, extra...)
-	c.members = append(c.members, m)
-	c.start(len(c.members) - 1)
-	return len(c.members) - 1
+	return i
 }
 
 // roles asks member i for the members op and renders it as
 // "name:role:alive ..." sorted by name.
 func (c *cluster) roles(ctx context.Context, i int) (string, error) {
-	conn, err := dial(ctx, c.members[i].clientAddr)
+	ms, err := c.MembersOf(ctx, i)
 	if err != nil {
 		return "", err
 	}
-	defer conn.close()
-	resp, err := conn.call(ctx, req("members"))
-	if err != nil {
-		return "", err
-	}
-	return renderRoles(resp.Members), nil
+	return renderRoles(ms), nil
 }
 
 func renderRoles(ms []wire.Member) string {
@@ -98,8 +62,8 @@ func (c *cluster) waitRoles(want string, within time.Duration) time.Duration {
 	got := map[string]string{}
 	for deadline := start.Add(within); ; time.Sleep(100 * time.Millisecond) {
 		same := true
-		for i, m := range c.members {
-			if m.cmd == nil {
+		for i, m := range c.Members {
+			if !m.Running() {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -108,7 +72,7 @@ func (c *cluster) waitRoles(want string, within time.Duration) time.Duration {
 			if err != nil {
 				r = "error: " + err.Error()
 			}
-			got[m.name] = r
+			got[m.Name] = r
 			same = same && r == want
 		}
 		if same {
@@ -130,24 +94,19 @@ func cli(ctx context.Context, args ...string) (string, string, error) {
 	return out.String(), errb.String(), err
 }
 
-// waitExit waits for member i to exit on its own and returns Wait's error.
+// waitExit waits for member i to exit on its own and returns how it
+// exited; still running after within fails the test.
 func (c *cluster) waitExit(i int, within time.Duration) error {
 	c.t.Helper()
-	m := c.members[i]
-	select {
-	case err := <-m.done:
-		m.cmd = nil
-		return err
-	case <-time.After(within):
-		c.t.Fatalf("%s still running %v after its removal", m.name, within)
-		return nil
+	m := c.Members[i]
+	err := m.Wait(within)
+	if m.Running() {
+		c.t.Fatalf("%s still running %v after its removal", m.Name, within)
 	}
+	return err
 }
 
-func (c *cluster) logOf(i int) string {
-	b, _ := os.ReadFile(c.members[i].logPath)
-	return string(b)
-}
+func (c *cluster) logOf(i int) string { return c.Members[i].Log() }
 
 // writer creates /grow/PREFIXNNNNNN nodes one after the other until stopped,
 // keeping the acknowledged paths. A create whose outcome is unknown (the
@@ -243,38 +202,34 @@ func (w *writer) finish() {
 }
 
 // checkAcked checks that every acknowledged path is in member i's own
-// state (local reads through a client kept to it), waiting a little for
-// the member to apply the last ones.
+// state (a local read through a client kept to it), once the member has
+// applied the leader's commit index.
 func (c *cluster) checkAcked(t *testing.T, i int, acked []string) {
 	t.Helper()
-	m := c.members[i]
+	m := c.Members[i]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := client.Dial(ctx, client.Config{Endpoints: []string{m.clientAddr}, NoDiscovery: true,
+	if _, err := c.WaitSettled(ctx, i, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.Dial(ctx, client.Config{Endpoints: []string{m.ClientAddr}, NoDiscovery: true,
 		Logger: quietLog})
 	if err != nil {
-		t.Fatalf("dial %s: %v", m.name, err)
+		t.Fatalf("dial %s: %v", m.Name, err)
 	}
 	defer cl.Close(ctx)
+	kids, _, err := cl.Children(ctx, "/grow", client.Local())
+	if err != nil {
+		t.Fatalf("children of /grow on %s: %v", m.Name, err)
+	}
+	slices.Sort(kids)
 	var missing []string
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		kids, _, err := cl.Children(ctx, "/grow", client.Local())
-		if err != nil {
-			t.Fatalf("children of /grow on %s: %v", m.name, err)
-		}
-		slices.Sort(kids)
-		missing = missing[:0]
-		for _, p := range acked {
-			if _, ok := slices.BinarySearch(kids, strings.TrimPrefix(p, "/grow/")); !ok {
-				missing = append(missing, p)
-			}
-		}
-		if len(missing) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
+	for _, p := range acked {
+		if _, ok := slices.BinarySearch(kids, strings.TrimPrefix(p, "/grow/")); !ok {
+			missing = append(missing, p)
 		}
 	}
-	t.Errorf("%d of %d acknowledged creates missing on %s, first %v", len(missing), len(acked), m.name, missing[:min(5, len(missing))])
+	if len(missing) > 0 {
+		t.Errorf("%d of %d acknowledged creates missing on %s, first %v", len(missing), len(acked), m.Name, missing[:min(5, len(missing))])
+	}
 }

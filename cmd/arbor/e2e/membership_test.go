@@ -20,7 +20,7 @@ import (
 // refused when it tries to join again.
 func TestMembershipGrowToFiveAndShrinkToThreeUnderWrites(t *testing.T) {
 	c := startCluster(t, 1)
-	w := startWriter(t, "a", c.members[0].clientAddr)
+	w := startWriter(t, "a", c.Members[0].ClientAddr)
 	w.waitMore(t, 50, 30*time.Second)
 
 	start := time.Now()
@@ -38,7 +38,7 @@ func TestMembershipGrowToFiveAndShrinkToThreeUnderWrites(t *testing.T) {
 	five := "m1:leader:true m2:follower:true m3:follower:true m4:follower:true m5:follower:true"
 	c.waitRoles(five, 90*time.Second)
 	t.Logf("3 -> 5 members in %v (%d creates acknowledged so far)", time.Since(start).Round(time.Millisecond), w.count())
-	for i := range c.members {
+	for i := range c.Members {
 		c.waitReady(i, 30*time.Second)
 	}
 	w.waitMore(t, 50, 30*time.Second)
@@ -47,10 +47,10 @@ func TestMembershipGrowToFiveAndShrinkToThreeUnderWrites(t *testing.T) {
 	// stops here, and a second one, which learns all five when it opens,
 	// writes through the removals.
 	w.finish()
-	for i := range c.members {
+	for i := range c.Members {
 		c.checkAcked(t, i, w.acked)
 	}
-	w2 := startWriter(t, "b", c.members[0].clientAddr)
+	w2 := startWriter(t, "b", c.Members[0].ClientAddr)
 	for deadline := time.Now().Add(10 * time.Second); len(w2.cl.Endpoints()) < 5; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("a client opened on a five-member cluster knows %v", w2.cl.Endpoints())
@@ -61,41 +61,41 @@ func TestMembershipGrowToFiveAndShrinkToThreeUnderWrites(t *testing.T) {
 	// The CLI says the same as the members op, through any member.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, m := range c.members {
-		out, stderr, err := cli(ctx, "members", "--endpoints", m.clientAddr)
+	for _, m := range c.Members {
+		out, stderr, err := cli(ctx, "members", "--endpoints", m.ClientAddr)
 		if err != nil {
-			t.Fatalf("arbor members via %s: %v: %s", m.name, err, stderr)
+			t.Fatalf("arbor members via %s: %v: %s", m.Name, err, stderr)
 		}
 		if got := cliRoles(out); got != five {
-			t.Errorf("arbor members via %s: %q, want %q:\n%s", m.name, got, five, out)
+			t.Errorf("arbor members via %s: %q, want %q:\n%s", m.Name, got, five, out)
 		}
 	}
 
 	// Shrink: a follower, then the leader itself, each through another
 	// member (raft forwards the change).
 	lead := c.findLeader(10 * time.Second)
-	follower := (lead + 1) % len(c.members)
-	through := (lead + 2) % len(c.members)
+	follower := (lead + 1) % len(c.Members)
+	through := (lead + 2) % len(c.Members)
 	c.removeByCLI(ctx, follower, through)
 	c.checkRemovedExit(follower)
 	w2.waitMore(t, 50, 30*time.Second)
-	through = (lead + 3) % len(c.members)
-	leaderName := c.members[lead].name
+	through = (lead + 3) % len(c.Members)
+	leaderName := c.Members[lead].Name
 	c.removeByCLI(ctx, lead, through)
 	c.checkRemovedExit(lead)
 	w2.waitMore(t, 100, 60*time.Second)
 
 	var want []string
-	for _, m := range c.members {
-		if m.cmd != nil {
-			want = append(want, m.name)
+	for _, m := range c.Members {
+		if m.Running() {
+			want = append(want, m.Name)
 		}
 	}
 	if len(want) != 3 {
 		t.Fatalf("running members %v, want 3", want)
 	}
 	got := c.waitMembersNamed(want, 30*time.Second)
-	t.Logf("after removing %s and the leader %s: %s", c.members[follower].name, leaderName, got)
+	t.Logf("after removing %s and the leader %s: %s", c.Members[follower].Name, leaderName, got)
 	w2.waitMore(t, 50, 30*time.Second)
 	w2.finish()
 
@@ -105,8 +105,8 @@ func TestMembershipGrowToFiveAndShrinkToThreeUnderWrites(t *testing.T) {
 		for _, err := range wr.failures {
 			t.Errorf("writer %d saw an error other than a retried disconnect: %v", n+1, err)
 		}
-		for i, m := range c.members {
-			if m.cmd != nil {
+		for i, m := range c.Members {
+			if m.Running() {
 				c.checkAcked(t, i, wr.acked)
 			}
 		}
@@ -115,19 +115,19 @@ func TestMembershipGrowToFiveAndShrinkToThreeUnderWrites(t *testing.T) {
 	// The removed name joins again: added by hand first (under the id its
 	// name gives, a member that never answers), then started with an
 	// empty data dir and --join, whose incarnation takes that place.
-	removed := c.members[follower]
-	if _, stderr, err := cli(ctx, "member", "add", removed.name, "127.0.0.1:1", "--learner", "--endpoints", c.members[c.findLeader(10*time.Second)].clientAddr); err != nil {
-		t.Errorf("arbor member add of the removed name %s: %v, stderr %q", removed.name, err, stderr)
+	removed := c.Members[follower]
+	if _, stderr, err := cli(ctx, "member", "add", removed.Name, "127.0.0.1:1", "--learner", "--endpoints", c.Members[c.findLeader(10*time.Second)].ClientAddr); err != nil {
+		t.Errorf("arbor member add of the removed name %s: %v, stderr %q", removed.Name, err, stderr)
 	}
-	again := c.join(removed.name)
+	again := c.join(removed.Name)
 	l := c.findLeader(10 * time.Second)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if got, err := c.roles(ctx, l); err == nil && strings.Contains(got, removed.name+":follower:true") {
-			t.Logf("%s joined again: %s", removed.name, got)
+		if got, err := c.roles(ctx, l); err == nil && strings.Contains(got, removed.Name+":follower:true") {
+			t.Logf("%s joined again: %s", removed.Name, got)
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the removed name %s did not join again with an empty data dir", removed.name)
+			t.Fatalf("the removed name %s did not join again with an empty data dir", removed.Name)
 		}
 	}
 	c.removeByCLI(ctx, again, l)
@@ -141,7 +141,7 @@ func TestMembershipClientLearnsJoinedMembers(t *testing.T) {
 	c := startCluster(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := client.Dial(ctx, client.Config{Endpoints: []string{c.members[0].clientAddr}, Logger: quietLog})
+	cl, err := client.Dial(ctx, client.Config{Endpoints: []string{c.Members[0].ClientAddr}, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,11 +171,11 @@ func cliRoles(out string) string {
 // via.
 func (c *cluster) removeByCLI(ctx context.Context, i, via int) {
 	c.t.Helper()
-	out, stderr, err := cli(ctx, "member", "remove", c.members[i].name, "--endpoints", c.members[via].clientAddr)
+	out, stderr, err := cli(ctx, "member", "remove", c.Members[i].Name, "--endpoints", c.Members[via].ClientAddr)
 	if err != nil {
-		c.t.Fatalf("arbor member remove %s via %s: %v: %s%s", c.members[i].name, c.members[via].name, err, out, stderr)
+		c.t.Fatalf("arbor member remove %s via %s: %v: %s%s", c.Members[i].Name, c.Members[via].Name, err, out, stderr)
 	}
-	c.t.Logf("removed %s via %s: %s", c.members[i].name, c.members[via].name, strings.TrimSpace(out))
+	c.t.Logf("removed %s via %s: %s", c.Members[i].Name, c.Members[via].Name, strings.TrimSpace(out))
 }
 
 // checkRemovedExit checks that removed member i exits by itself, with a
@@ -186,16 +186,16 @@ func (c *cluster) checkRemovedExit(i int) {
 	// The last line of the command itself (gossip may log after it).
 	var said string
 	for _, l := range strings.Split(c.logOf(i), "\n") {
-		if strings.HasPrefix(l, "REMOVED: arbor server "+c.members[i].name+" was removed") {
+		if strings.HasPrefix(l, "REMOVED: arbor server "+c.Members[i].Name+" was removed") {
 			said = l
 		}
 	}
-	c.t.Logf("%s exited: %v: %s", c.members[i].name, err, said)
+	c.t.Logf("%s exited: %v: %s", c.Members[i].Name, err, said)
 	if err == nil {
-		c.t.Errorf("%s exited with status 0 after its removal; want a failing status", c.members[i].name)
+		c.t.Errorf("%s exited with status 0 after its removal; want a failing status", c.Members[i].Name)
 	}
 	if !strings.Contains(said, "removed from the cluster") {
-		c.t.Errorf("%s did not say it stopped because it was removed: %q", c.members[i].name, said)
+		c.t.Errorf("%s did not say it stopped because it was removed: %q", c.Members[i].Name, said)
 	}
 }
 
@@ -210,8 +210,8 @@ func (c *cluster) waitMembersNamed(names []string, within time.Duration) string 
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		var first string
 		same := true
-		for i, m := range c.members {
-			if m.cmd == nil {
+		for i, m := range c.Members {
+			if !m.Running() {
 				continue
 			}
 			r, err := c.roles(ctx, i)
@@ -243,8 +243,8 @@ func TestMembershipLearnerServesReadsNotQuorum(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	wc := dialPinned(t, ctx, c.members[0].clientAddr)
-	lc := dialPinned(t, ctx, c.members[li].clientAddr)
+	wc := dialPinned(t, ctx, c.Members[0].ClientAddr)
+	lc := dialPinned(t, ctx, c.Members[li].ClientAddr)
 	if lc.Server() != "m2" {
 		t.Fatalf("pinned client on %s, want m2", lc.Server())
 	}
@@ -331,7 +331,7 @@ func TestMembershipWrongGossipKeyCannotJoin(t *testing.T) {
 	}
 	t.Logf("m1 logged %d lines about it, first: %s", len(lines), lines[0])
 	t.Logf("the joiner logged: %s", lastLine(c.logOf(bad)))
-	c.kill(bad)
+	c.Kill(bad)
 }
 
 func lastLine(s string) string {

@@ -16,7 +16,7 @@ import (
 func (c *cluster) existsVia(i int, path string) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	conn, err := dial(ctx, c.members[i].clientAddr)
+	conn, err := dial(ctx, c.Members[i].ClientAddr)
 	if err != nil {
 		return false, err
 	}
@@ -39,7 +39,7 @@ func TestPingingSessionSurvivesLeaderKill(t *testing.T) {
 	via := (lead + 1) % 3
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := dial(ctx, c.members[via].clientAddr) // a 10 s session
+	conn, err := dial(ctx, c.Members[via].ClientAddr) // a 10 s session
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestPingingSessionSurvivesLeaderKill(t *testing.T) {
 	if _, err := conn.call(ctx, cr); err != nil {
 		t.Fatal(err)
 	}
-	c.kill(lead)
+	c.Kill(lead)
 	// Past the session timeout, pinging every 2 s: UNAVAILABLE is allowed
 	// while there is no leader, an expiry never.
 	for until := time.Now().Add(12 * time.Second); time.Now().Before(until); time.Sleep(2 * time.Second) {
@@ -72,7 +72,7 @@ func TestKilledClientLosesItsEphemeral(t *testing.T) {
 	c := startCluster(t, 3)
 	const timeout = 2 * time.Second
 	holder := exec.Command(binary, "create", "--ephemeral", "--session-timeout", timeout.String(),
-		"--endpoints", c.members[1].clientAddr, "/killed", "x")
+		"--endpoints", c.Members[1].ClientAddr, "/killed", "x")
 	out, err := holder.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -56,7 +56,7 @@ func (c *cluster) raftMetrics(ctx context.Context, i int) (raftSample, error) {
 		seen++
 	}
 	if seen != len(want) {
-		return raftSample{}, fmt.Errorf("%d of the %d raft metrics in the metrics of %s (%v)", seen, len(want), c.members[i].name, sc.Err())
+		return raftSample{}, fmt.Errorf("%d of the %d raft metrics in the metrics of %s (%v)", seen, len(want), c.Members[i].Name, sc.Err())
 	}
 	return s, nil
 }
@@ -85,7 +85,7 @@ func watchRaft(t *testing.T, c *cluster) *raftWatch {
 	leaders := 0
 	for i, s := range first {
 		if s.term != first[0].term {
-			t.Fatalf("%s is at term %d, %s at %d: the cluster has not settled", c.members[i].name, s.term, c.members[0].name, first[0].term)
+			t.Fatalf("%s is at term %d, %s at %d: the cluster has not settled", c.Members[i].Name, s.term, c.Members[0].Name, first[0].term)
 		}
 		if s.leader {
 			leaders++
@@ -100,13 +100,13 @@ func watchRaft(t *testing.T, c *cluster) *raftWatch {
 }
 
 func (w *raftWatch) sample() ([]raftSample, error) {
-	out := make([]raftSample, len(w.c.members))
-	for i := range w.c.members {
+	out := make([]raftSample, len(w.c.Members))
+	for i := range w.c.Members {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		s, err := w.c.raftMetrics(ctx, i)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("scraping %s: %w", w.c.members[i].name, err)
+			return nil, fmt.Errorf("scraping %s: %w", w.c.Members[i].Name, err)
 		}
 		out[i] = s
 	}
@@ -134,7 +134,7 @@ func (w *raftWatch) run() {
 				f := w.first[i]
 				if s.term != f.term || s.leader != f.leader || s.leaderChanges != f.leaderChanges {
 					w.problems = append(w.problems, fmt.Sprintf("%s: term %d, leader %v, %d leader changes; at the start term %d, leader %v, %d leader changes",
-						w.c.members[i].name, s.term, s.leader, s.leaderChanges, f.term, f.leader, f.leaderChanges))
+						w.c.Members[i].Name, s.term, s.leader, s.leaderChanges, f.term, f.leader, f.leaderChanges))
 				}
 			}
 		}
@@ -204,7 +204,7 @@ func TestSnapshotsUnderWriteLoadKeepLeaderAndTerm(t *testing.T) {
 				cancel()
 				mu.Lock()
 				if err != nil {
-					errs = append(errs, fmt.Errorf("create %s through %s: %w", p, c.members[w%3].name, err))
+					errs = append(errs, fmt.Errorf("create %s through %s: %w", p, c.Members[w%3].Name, err))
 				} else {
 					acked = append(acked, p)
 				}
@@ -228,9 +228,9 @@ func TestSnapshotsUnderWriteLoadKeepLeaderAndTerm(t *testing.T) {
 	}
 	for i, s := range last {
 		n := s.snapshots - watch.first[i].snapshots
-		t.Logf("%s took %d snapshots during the run", c.members[i].name, n)
+		t.Logf("%s took %d snapshots during the run", c.Members[i].Name, n)
 		if n < atLeastSnap {
-			t.Errorf("%s took %d snapshots during the run, want at least %d: the test did not test snapshots", c.members[i].name, n, atLeastSnap)
+			t.Errorf("%s took %d snapshots during the run, want at least %d: the test did not test snapshots", c.Members[i].Name, n, atLeastSnap)
 		}
 	}
 	if t.Failed() {
@@ -244,11 +244,11 @@ func TestSnapshotsUnderWriteLoadKeepLeaderAndTerm(t *testing.T) {
 // of some of them back.
 func checkAcked(t *testing.T, c *cluster, acked []string) {
 	t.Helper()
-	for i := range c.members {
+	for i := range c.Members {
 		conn := mustDial(t, c.addr(i))
 		resp, err := conn.call(ctxFor(t, 30*time.Second), wire.Request{Op: "children", Path: "/s"})
 		if err != nil {
-			t.Fatalf("children of /s through %s: %v", c.members[i].name, err)
+			t.Fatalf("children of /s through %s: %v", c.Members[i].Name, err)
 		}
 		have := make(map[string]bool, len(resp.Children))
 		for _, name := range resp.Children {
@@ -261,16 +261,16 @@ func checkAcked(t *testing.T, c *cluster, acked []string) {
 			}
 		}
 		if len(lost) > 0 {
-			t.Fatalf("%s lacks %d of %d acknowledged creates, e.g. %v", c.members[i].name, len(lost), len(acked), lost[:min(5, len(lost))])
+			t.Fatalf("%s lacks %d of %d acknowledged creates, e.g. %v", c.Members[i].Name, len(lost), len(acked), lost[:min(5, len(lost))])
 		}
 		for range 100 {
 			p := acked[rand.IntN(len(acked))]
 			got, err := conn.get(ctxFor(t, 10*time.Second), p, false)
 			if err != nil {
-				t.Fatalf("get %s through %s: %v", p, c.members[i].name, err)
+				t.Fatalf("get %s through %s: %v", p, c.Members[i].Name, err)
 			}
 			if !bytes.Equal(got.Data, snapshotValue(p)) {
-				t.Fatalf("get %s through %s: %d bytes starting %q, want the value written", p, c.members[i].name, len(got.Data), got.Data[:min(40, len(got.Data))])
+				t.Fatalf("get %s through %s: %d bytes starting %q, want the value written", p, c.Members[i].Name, len(got.Data), got.Data[:min(40, len(got.Data))])
 			}
 		}
 	}

@@ -46,11 +46,11 @@ func TestWatchCommandSurvivesMemberKills(t *testing.T) {
 	for i := range n {
 		switch i {
 		case 20:
-			c.kill(0) // the watch's member
+			c.Kill(0) // the watch's member
 			c.start(0)
 		case 40:
 			l := c.findLeader(20 * time.Second)
-			c.kill(l)
+			c.Kill(l)
 			c.start(l)
 		}
 		p := fmt.Sprintf("/w/n%03d", i)

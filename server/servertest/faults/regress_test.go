@@ -22,9 +22,11 @@ func TestDuplicatedProposalAppliesOnce(t *testing.T) {
 	c := newCluster(t, 3, 7)
 	defer c.stopAll()
 	l := c.leader()
-	for l < 0 {
+	for deadline := time.Now().Add(30 * time.Second); l < 0; l = c.leader() {
+		if time.Now().After(deadline) {
+			t.Fatal("no leader within 30s")
+		}
 		time.Sleep(20 * time.Millisecond)
-		l = c.leader()
 	}
 	f := (l + 1) % c.size()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -52,11 +52,11 @@ func (r *run) finish(t *testing.T, fig *runFigures) {
 	c := r.c
 	r.stop()
 	c.heal()
-	for i, m := range c.members {
+	for i, m := range c.Members {
 		switch {
-		case !m.running():
+		case !m.Running():
 			c.start(i)
-		case m.paused:
+		case m.Paused():
 			c.resume(i)
 		}
 	}
@@ -139,17 +139,17 @@ func (r *run) finish(t *testing.T, fig *runFigures) {
 	if err != nil {
 		t.Fatalf("reading the registers back: %v", err)
 	}
-	for i, m := range c.members {
+	for i, m := range c.Members {
 		if err := c.stop(i, 15*time.Second); err != nil {
-			violation(fmt.Errorf("%w: %s did not stop cleanly on SIGTERM: %v", lincheck.ErrViolation, m.name, err))
+			violation(fmt.Errorf("%w: %s did not stop cleanly on SIGTERM: %v", lincheck.ErrViolation, m.Name, err))
 		}
 	}
-	for _, m := range c.members {
-		if err := checkDataDir(m.dataDir); err != nil {
-			violation(fmt.Errorf("%w: data dir of %s: %v", lincheck.ErrViolation, m.name, err))
+	for _, m := range c.Members {
+		if err := checkDataDir(m.DataDir); err != nil {
+			violation(fmt.Errorf("%w: data dir of %s: %v", lincheck.ErrViolation, m.Name, err))
 		}
 	}
-	for i := range c.members {
+	for i := range c.Members {
 		c.start(i)
 	}
 	c.waitHealthy(30 * time.Second)

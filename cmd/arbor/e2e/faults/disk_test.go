@@ -159,15 +159,15 @@ func TestDiskFullGuardRefusesWritesUntilSpaceFreed(t *testing.T) {
 	if data, _, err := m2.Get(ctx, "/before"); err != nil || string(data) != "v3" {
 		t.Fatalf("read through m2 after m1's write: %q, %v", data, err)
 	}
-	if !c.members[0].running() {
-		t.Fatalf("m1 exited: %v", c.members[0].err)
+	if !c.Members[0].Running() {
+		t.Fatalf("m1 exited: %v", c.Members[0].Err())
 	}
-	for i := range c.members {
+	for i := range c.Members {
 		if err := c.stop(i, 15*time.Second); err != nil {
-			t.Errorf("%s: %v", c.members[i].name, err)
+			t.Errorf("%s: %v", c.Members[i].Name, err)
 		}
-		if err := checkDataDir(c.members[i].dataDir); err != nil {
-			t.Errorf("data dir of %s: %v", c.members[i].name, err)
+		if err := checkDataDir(c.Members[i].DataDir); err != nil {
+			t.Errorf("data dir of %s: %v", c.Members[i].Name, err)
 		}
 	}
 }
@@ -201,7 +201,7 @@ func (c *cluster) makeLeader(want int) {
 		c.start(l)
 		c.waitReady(l, 30*time.Second)
 	}
-	c.t.Fatalf("%s never became leader", c.members[want].name)
+	c.t.Fatalf("%s never became leader", c.Members[want].Name)
 }
 
 func diskFullStops(t *testing.T, asLeader bool) {
@@ -271,7 +271,7 @@ func diskFullStops(t *testing.T, asLeader bool) {
 	if !errors.As(exitErr, &ee) || ee.ExitCode() == 0 {
 		t.Fatalf("m1 with a full disk: exit %v, want a non-zero exit", exitErr)
 	}
-	logb, _ := os.ReadFile(c.members[0].logPath)
+	logb := []byte(c.Members[0].Log())
 	if !strings.Contains(string(logb), "storage") {
 		t.Errorf("m1's log does not name the storage failure; tail:\n%s", tail(string(logb), 10))
 	}
@@ -279,11 +279,11 @@ func diskFullStops(t *testing.T, asLeader bool) {
 
 	// Only m1 (restarted on the freed disk) and m3 (which missed every
 	// write) may answer now: m2, the other copy of the writes, stays down.
-	c.kill(1)
+	c.Kill(1)
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkDataDir(c.members[0].dataDir); err != nil {
+	if err := checkDataDir(c.Members[0].DataDir); err != nil {
 		t.Fatalf("m1's data dir after the failed write: %v", err)
 	}
 	c.start(0)

@@ -51,18 +51,18 @@ func (c *cluster) inject(k faultKind, rng *rand.Rand) fault {
 }
 
 func (c *cluster) startFault(k faultKind, leader int, rng *rand.Rand) (desc string, victim int, end func()) {
-	follower := (leader + 1 + rng.IntN(len(c.members)-1)) % len(c.members)
+	follower := (leader + 1 + rng.IntN(len(c.Members)-1)) % len(c.Members)
 	var others []int
-	for i := range c.members {
+	for i := range c.Members {
 		if i != leader {
 			others = append(others, i)
 		}
 	}
-	name := func(i int) string { return c.members[i].name }
+	name := func(i int) string { return c.Members[i].Name }
 	switch k {
 	case faultPartition:
 		var rest []int
-		for i := range c.members {
+		for i := range c.Members {
 			if i != follower {
 				rest = append(rest, i)
 			}
@@ -83,7 +83,7 @@ func (c *cluster) startFault(k faultKind, leader int, rng *rand.Rand) (desc stri
 		if k == faultKillFollower {
 			victim = follower
 		}
-		c.kill(victim)
+		c.Kill(victim)
 		return fmt.Sprintf("%s killed", name(victim)), victim, func() { c.start(victim) }
 	case faultPauseLeader:
 		c.pause(leader)
@@ -108,7 +108,7 @@ func (c *cluster) probeCutOff(f fault) error {
 	cl, err := c.dial(ctx, f.victim)
 	if err == nil {
 		cl.Close(ctx)
-		return fmt.Errorf("fault %q (%s) had no effect: a session opened through %s", f.kind, f.desc, c.members[f.victim].name)
+		return fmt.Errorf("fault %q (%s) had no effect: a session opened through %s", f.kind, f.desc, c.Members[f.victim].Name)
 	}
 	return nil
 }
@@ -118,7 +118,7 @@ func (c *cluster) probeCutOff(f fault) error {
 func (c *cluster) waitHealthy(within time.Duration) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	for i := range c.members {
+	for i := range c.Members {
 		c.waitReady(i, within)
 	}
 	c.waitLeader(within)
@@ -162,7 +162,7 @@ func runFaults(t *testing.T, faults []faultKind, seed uint64, hold time.Duration
 		took := c.waitHealthy(30 * time.Second)
 		if leaderFault(k) {
 			if l := c.waitLeader(10 * time.Second); l == f.leader {
-				t.Errorf("fault %q (%s): %s still leads after it; the cluster never elected another", k, f.desc, c.members[l].name)
+				t.Errorf("fault %q (%s): %s still leads after it; the cluster never elected another", k, f.desc, c.Members[l].Name)
 			}
 		}
 		t.Logf("healed: %s; healthy again after %v", k, took.Round(time.Millisecond))

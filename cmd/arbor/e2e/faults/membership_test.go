@@ -8,12 +8,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/arbor-db/arbor/arbortest/proc"
 	"github.com/arbor-db/arbor/server"
 )
 
@@ -72,11 +72,12 @@ func runMembershipFaults(t *testing.T, steps []memberStep, seed uint64, hold tim
 	if err := createParents(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	view := &cluster{t: t, dir: c.dir, members: slices.Clone(c.members)}
+	// The view lends the workload its addresses only; the test drives c.
+	view := &cluster{t: t, dir: c.dir, Cluster: &proc.Cluster{Members: slices.Clone(c.Members)}}
 	r := startRun(t, ctx, view, seed)
 	fig := runFigures{faults: map[faultKind]int{}}
 	time.Sleep(time.Second)
-	next := len(c.members) + 1
+	next := len(c.Members) + 1
 	for _, s := range steps {
 		if s.join {
 			name := fmt.Sprintf("m%d", next)
@@ -92,18 +93,18 @@ func runMembershipFaults(t *testing.T, steps []memberStep, seed uint64, hold tim
 			fig.faults[s.fault]++
 			fig.recoveryMax = max(fig.recoveryMax, took)
 		} else {
-			target := len(c.members) - 1
+			target := len(c.Members) - 1
 			if target < 3 {
 				continue // nothing joined to remove
 			}
 			f := c.injectSparing(s.fault, target, rng)
-			t.Logf("remove %s under %s: %s", c.members[target].name, s.fault, f.desc)
+			t.Logf("remove %s under %s: %s", c.Members[target].Name, s.fault, f.desc)
 			start := time.Now()
 			c.removeMember(target, f.victim, hold+30*time.Second)
-			if err := c.wait(target, 30*time.Second); err == nil || !strings.Contains(c.readLog(target), "removed from the cluster") {
-				t.Errorf("%s after its removal: exit %v; want a failure saying it was removed", c.members[target].name, err)
+			if err := c.wait(target, 30*time.Second); err == nil || !strings.Contains(c.Members[target].Log(), "removed from the cluster") {
+				t.Errorf("%s after its removal: exit %v; want a failure saying it was removed", c.Members[target].Name, err)
 			}
-			c.members = c.members[:target]
+			c.Members = c.Members[:target]
 			time.Sleep(max(0, hold-time.Since(start)))
 			f.end()
 			took := c.waitHealthy(60 * time.Second)
@@ -123,42 +124,13 @@ func runMembershipFaults(t *testing.T, steps []memberStep, seed uint64, hold tim
 // index.
 func (c *cluster) joinMember(n int) int {
 	c.t.Helper()
-	ip := fmt.Sprintf("127.0.0.%d", n)
-	m := &member{name: fmt.Sprintf("m%d", n), ip: ip, uid: baseUID + n - 1}
-	m.dataDir = filepath.Join(c.dir, m.name)
-	if err := os.MkdirAll(m.dataDir, 0o755); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	i, err := c.Add(ctx, fmt.Sprintf("m%d", n), fmt.Sprintf("127.0.0.%d", n))
+	if err != nil {
 		c.t.Fatal(err)
 	}
-	if err := os.Chown(m.dataDir, m.uid, m.uid); err != nil {
-		c.t.Fatal(err)
-	}
-	var join []string
-	for _, o := range c.members {
-		if o.running() {
-			join = append(join, argValue(o.args, "--gossip-addr"))
-		}
-	}
-	m.clientAddr = fmt.Sprintf("%s:%d", ip, freePort(c.t, ip))
-	m.peerPort = freePort(c.t, ip)
-	m.logPath = filepath.Join(c.dir, m.name+".log")
-	m.args = []string{"server", "--name", m.name, "--data-dir", m.dataDir,
-		"--client-addr", m.clientAddr, "--peer-addr", fmt.Sprintf("%s:%d", ip, m.peerPort),
-		"--gossip-addr", fmt.Sprintf("%s:%d", ip, freePort(c.t, ip)), "--join", strings.Join(join, ",")}
-	c.members = append(c.members, m)
-	c.start(len(c.members) - 1)
-	return len(c.members) - 1
-}
-
-func argValue(args []string, flag string) string {
-	if i := slices.Index(args, flag); i >= 0 && i+1 < len(args) {
-		return args[i+1]
-	}
-	return ""
-}
-
-func (c *cluster) readLog(i int) string {
-	b, _ := os.ReadFile(c.members[i].logPath)
-	return string(b)
+	return i
 }
 
 // injectSparing injects a fault of kind k whose victim is not member
@@ -173,7 +145,7 @@ func (c *cluster) injectSparing(k faultKind, spare int, rng *rand.Rand) fault {
 		f.end()
 		c.waitHealthy(30 * time.Second)
 	}
-	c.t.Fatalf("fault %q kept picking %s", k, c.members[spare].name)
+	c.t.Fatalf("fault %q kept picking %s", k, c.Members[spare].Name)
 	return fault{}
 }
 
@@ -182,15 +154,15 @@ func (c *cluster) injectSparing(k faultKind, spare int, rng *rand.Rand) fault {
 // by the fault is posted again; NO_NODE then means it was done).
 func (c *cluster) removeMember(i, avoid int, within time.Duration) {
 	c.t.Helper()
-	body, _ := json.Marshal(server.MemberChange{Op: "remove", Name: c.members[i].name})
+	body, _ := json.Marshal(server.MemberChange{Op: "remove", Name: c.Members[i].Name})
 	var last string
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		for j, m := range c.members {
-			if j == avoid || !m.running() || m.paused {
+		for j, m := range c.Members {
+			if j == avoid || !m.Running() || m.Paused() {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.clientAddr+server.AdminMembersPath, bytes.NewReader(body))
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.ClientAddr+server.AdminMembersPath, bytes.NewReader(body))
 			resp, err := http.DefaultClient.Do(req)
 			cancel()
 			if err != nil {
@@ -201,13 +173,13 @@ func (c *cluster) removeMember(i, avoid int, within time.Duration) {
 			_, _ = b.ReadFrom(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound {
-				c.t.Logf("removal of %s through %s: %s %s", c.members[i].name, m.name, resp.Status, strings.TrimSpace(b.String()))
+				c.t.Logf("removal of %s through %s: %s %s", c.Members[i].Name, m.Name, resp.Status, strings.TrimSpace(b.String()))
 				return
 			}
 			last = resp.Status + " " + b.String()
 		}
 	}
-	c.t.Fatalf("removing %s: not done within %v: %s", c.members[i].name, within, last)
+	c.t.Fatalf("removing %s: not done within %v: %s", c.Members[i].Name, within, last)
 }
 
 // waitRole waits until a majority's leader reports member i with role.
@@ -223,7 +195,7 @@ func (c *cluster) waitRole(i int, role string, within time.Duration) time.Durati
 			ms, _ := cl.Members(ctx) // none on an error: asked again
 			cl.Close(ctx)
 			for _, m := range ms {
-				if m.Name == c.members[i].name {
+				if m.Name == c.Members[i].Name {
 					got = fmt.Sprintf("%s alive=%t", m.Role, m.Alive)
 					if m.Role == role && m.Alive {
 						cancel()
@@ -234,6 +206,6 @@ func (c *cluster) waitRole(i int, role string, within time.Duration) time.Durati
 		}
 		cancel()
 	}
-	c.t.Fatalf("%s is not a live %s within %v (last seen: %s)", c.members[i].name, role, within, got)
+	c.t.Fatalf("%s is not a live %s within %v (last seen: %s)", c.Members[i].Name, role, within, got)
 	return 0
 }

@@ -41,10 +41,10 @@ func sh(name string, args ...string) error {
 // from sends to to, and nothing to sends back on its own connection.
 func (c *cluster) blockPeer(from, to int) {
 	c.t.Helper()
-	f, t := c.members[from], c.members[to]
+	f, t := c.Members[from], c.Members[to]
 	if err := sh("nft", "add", "rule", "inet", nftTable, nftChain,
-		"meta", "skuid", fmt.Sprint(f.uid),
-		"ip", "daddr", t.ip, "tcp", "dport", fmt.Sprint(t.peerPort), "drop"); err != nil {
+		"meta", "skuid", fmt.Sprint(uid(f)),
+		"ip", "daddr", t.Host, "tcp", "dport", fmt.Sprint(t.PeerPort), "drop"); err != nil {
 		c.t.Fatal(err)
 	}
 }

@@ -64,7 +64,7 @@ func startWorkload(ctx context.Context, c *cluster, rec *lincheck.Recorder, perM
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	n := 0
-	for home := range c.members {
+	for home := range c.Members {
 		for range perMember {
 			id := n
 			n++
@@ -190,7 +190,7 @@ func (w *workload) dial(ctx context.Context, home int) *lincheck.Conn {
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	cl, err := client.Dial(dctx, client.Config{
-		Endpoints: w.c.endpoints(home), InOrder: true, DialTimeout: time.Second, Logger: quietLogger,
+		Endpoints: w.c.Endpoints(home), InOrder: true, DialTimeout: time.Second, Logger: quietLogger,
 	})
 	if err != nil {
 		select {

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -390,7 +389,7 @@ func (c *Client) await(ctx context.Context) (*conn, error) {
 func (c *Client) send(ctx context.Context, cn *conn, req *wire.Request) (*wire.Response, time.Time, error) {
 	cl := &call{op: req.Op, id: c.nextID.Add(1), ch: make(chan result, 1)}
 	req.ID = cl.id
-	frame, err := json.Marshal(req)
+	frame, err := wire.AppendRequest(nil, req)
 	if err != nil {
 		return nil, time.Time{}, &Error{Code: wire.CodeBadRequest, Message: err.Error(), Index: -1, cause: err}
 	}

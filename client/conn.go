@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -244,7 +243,7 @@ func (c *Client) readLoop(cn *conn) {
 			continue // watch_decode.go
 		}
 		var resp wire.Response
-		if err := json.Unmarshal(frame, &resp); err != nil {
+		if err := wire.DecodeResponse(frame, &resp); err != nil {
 			c.breakConn(cn, connLost("undecodable frame from server: ", err))
 			return
 		}

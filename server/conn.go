@@ -558,7 +558,7 @@ func encodeResponse(resp *wire.Response) ([]byte, error) {
 		lf.ID = resp.ID
 		return json.Marshal(lf)
 	}
-	return json.Marshal(resp)
+	return wire.AppendResponse(nil, resp)
 }
 
 // errPending is a pending item that is complete with an error.

@@ -16,7 +16,7 @@ import (
 // answered before handle returns, so later requests know the session.
 func (c *conn) handle(data []byte, now time.Time) *pending {
 	var req wire.Request
-	if err := json.Unmarshal(data, &req); err != nil {
+	if err := wire.DecodeRequest(data, &req); err != nil {
 		return errPending(req.ID, "", now, decodeError(err))
 	}
 	if req.Op == "" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/arbor-db/arbor/client/wire"
 )
@@ -190,6 +191,49 @@ func (w *Watcher) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
+}
+
+// Sync returns a zxid Z such that every event of the watch up to Z is on
+// Events (or was taken from it): after Sync, a consumer that drains Events
+// has seen every change up to Z, and a cache built from them is exact at
+// Z. It is the answer to a read of the watched path sent, on the
+// connection the watch is registered on, after it was registered there (a
+// member sends every event up to an answer's zxid before the answer). An
+// answer on any other connection proves nothing about the watch's events:
+// after a reconnection Sync waits until the watch is registered again.
+// It fails with the watch's error once the watch has ended.
+func (w *Watcher) Sync(ctx context.Context) (uint64, error) {
+	c := w.c
+	for {
+		if err := w.Err(); err != nil {
+			return 0, err
+		}
+		c.mu.Lock()
+		cn := w.cn
+		c.mu.Unlock()
+		if cn == nil {
+			// Being registered again after a reconnection.
+			select {
+			case <-ctx.Done():
+				return 0, ctxError(ctx, false)
+			case <-time.After(5 * time.Millisecond):
+			}
+			continue
+		}
+		resp, err := c.sendHooked(ctx, cn, &wire.Request{Op: wire.OpExists, Path: w.path}, nil)
+		if errors.Is(err, errResend) || errors.Is(err, ErrConnectionLost) {
+			continue // the connection broke: the watch moves, then again
+		}
+		if err != nil {
+			return 0, err
+		}
+		c.mu.Lock()
+		same := w.cn == cn
+		c.mu.Unlock()
+		if same {
+			return resp.Zxid, nil
+		}
+	}
 }
 
 // Close removes the watch (unwatch on the member) and closes Events.

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/arbor-db/arbor/client"
-	"github.com/arbor-db/arbor/client/wire"
 )
 
 // treeWatchBuffer is the event buffer of a TreeCache's watch; a variable so
@@ -20,14 +20,11 @@ var treeWatchBuffer = client.DefaultWatchBuffer
 // delete) are applied together, never half.
 //
 // The cache knows a zxid is complete once an event of a later zxid
-// arrives, or once a read answered at or after it comes back on the
-// connection (the member sends every event up to an answer's zxid before
-// the answer). So after a burst of changes it makes one read of its root
-// to publish the last zxid of the burst. One window is left: when the
-// connection breaks in the middle of one zxid's events and that read is
-// answered on the new connection before the client has registered the
-// watch there again, the rest of that zxid comes after the cache published
-// it; the cache applies it when it comes.
+// arrives, or once Watcher.Sync answers at or after it (a read on the
+// watch's own connection, sent after the watch was registered there: the
+// member sends every event up to an answer's zxid before the answer). So
+// after a burst of changes it syncs once to publish the last zxid of the
+// burst, also across reconnections.
 type TreeCache struct {
 	c    *client.Client
 	root string
@@ -83,7 +80,10 @@ func (tc *TreeCache) start(ctx context.Context) (*runState, error) {
 		st, last, err := loadTree(ctx, tc.c, tc.root)
 		var z uint64
 		if err == nil {
-			z, err = tc.confirm(ctx)
+			z, err = w.Sync(ctx)
+		}
+		if errors.Is(err, client.ErrWatchOverflow) {
+			continue // from scratch, below
 		}
 		if err != nil {
 			_ = w.Close(ctx)
@@ -107,14 +107,26 @@ func (tc *TreeCache) start(ctx context.Context) (*runState, error) {
 	}
 }
 
-// confirm returns the zxid of a read of the root, so that every event of
-// the watch up to it has reached the watcher (see TreeCache).
+// confirm returns a zxid up to which every event of the cache's watch has
+// reached the watcher (Watcher.Sync; see TreeCache). A watch that
+// overflowed meanwhile is replaced by run: confirm then syncs the new one.
 func (tc *TreeCache) confirm(ctx context.Context) (uint64, error) {
-	resp, err := tc.c.Do(ctx, &wire.Request{Op: wire.OpExists, Path: tc.root})
-	if err != nil {
-		return 0, err
+	for {
+		tc.mu.RLock()
+		w := tc.w
+		tc.mu.RUnlock()
+		z, err := w.Sync(ctx)
+		if !errors.Is(err, client.ErrWatchOverflow) {
+			return z, err
+		}
+		select {
+		case <-tc.done:
+			return 0, tc.Err()
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(5 * time.Millisecond): // run replaces the watch
+		}
 	}
-	return resp.Zxid, nil
 }
 
 // runState is what run works on: the watch, the state and the events
@@ -201,8 +213,9 @@ func (tc *TreeCache) run(r *runState) {
 	for {
 		if len(r.pending) > 0 && !confirming && !stalled {
 			confirming = true
+			w := r.w
 			tc.wg.Go(func() {
-				z, err := tc.confirm(tc.ctx)
+				z, err := w.Sync(tc.ctx)
 				if err != nil {
 					z = 0 // the next event or Sync tries again
 				}

@@ -35,12 +35,11 @@ var (
 	keySnapshot   = []byte("snapshot")
 )
 
-// diskStorage writes raft.db; logStore (raft's Storage) reads the log from
-// it. Used from the raft goroutine only (and New).
+// diskStorage writes the WAL and raft.db; logStore (raft's Storage) reads
+// the log through it. Used from the raft goroutine only (and New).
 type diskStorage struct {
 	db      *bolt.DB
 	wal     *wal.WAL
-	walTorn int64 // bytes of unsynced tail the log had at open
 	metrics *Metrics
 	// beforeCommit, when set (tests), runs before each WAL sync and bbolt
 	// commit; an error fails the write like a failed fsync would.
@@ -122,13 +121,12 @@ func openDiskStorageSegments(dir string, noSync bool, m *Metrics, log *slog.Logg
 	if m != nil && m.FsyncSeconds != nil && !noSync {
 		opts.OnSync = func(d time.Duration) { m.FsyncSeconds.Observe(d.Seconds()) }
 	}
-	w, st, err := wal.Open(walDir, opts)
+	w, _, err := wal.Open(walDir, opts)
 	if err != nil {
 		db.Close()
 		return nil, walError("open the log", err)
 	}
 	s.wal = w
-	s.walTorn = st.TornBytes
 	return s, nil
 }
 

@@ -8,31 +8,29 @@ import (
 	"go.etcd.io/raft/v3"
 )
 
-// logStore is raft's Storage: the log lives in raft.db's entries bucket,
-// and only its newest entries, up to Config.MaxLogCacheBytes, are also kept
-// in memory. raft.MemoryStorage held every entry since the last compaction
-// (up to about 105,000 of them, whatever their size: 100 GB of 1 MiB
-// values) and had to be loaded from raft.db at start.
+// logStore is raft's Storage: the log lives in the write-ahead log
+// (package wal), and only its newest entries, up to Config.MaxLogCacheBytes,
+// are also kept in memory. raft.MemoryStorage held every entry since the
+// last compaction (up to about 105,000 of them, whatever their size: 100 GB
+// of 1 MiB values) and had to be loaded whole at start.
 //
-// Why a cache of the tail and bbolt for the rest, rather than a
-// MemoryStorage trimmed to the tail: raft reads the log in three places,
+// Why a cache of the tail and the segment files for the rest, rather than
+// a MemoryStorage trimmed to the tail: raft reads the log in three places,
 // and all three are served by the tail or are rare and sequential. A
 // leader's appends to up-to-date followers, and the commit and apply of
 // new entries, read the newest entries (and raft itself holds the
 // unpersisted ones); a lagging follower, and the replay of committed
 // entries at start, read older entries in order, in batches bounded by
-// MaxSizePerMsg and MaxCommittedSizePerReady, which bbolt serves from its
-// B-tree with one read transaction per batch. MemoryStorage cannot leave a
-// hole below its tail (its first index is where it starts), so trimming it
-// would tell raft the older entries were compacted and make it send
-// snapshots instead.
+// MaxSizePerMsg and MaxCommittedSizePerReady, which the WAL serves with
+// one read per run of up to 1 MiB. MemoryStorage cannot leave a hole below
+// its tail (its first index is where it starts), so trimming it would tell
+// raft the older entries were compacted and make it send snapshots
+// instead.
 //
 // Every entry raft may read is on disk before it is in the cache: the
-// Ready loop writes raft.db first, then calls append. Reads open their own
-// bbolt read transactions and happen only inside raft's calls on the raft
-// goroutine, never inside one of diskStorage's write transactions (which
-// would deadlock on bbolt's mmap lock). Used by the raft goroutine only
-// (and New, before Run); the counters are atomic for Status.
+// Ready loop writes the WAL first, then calls append. Used by the raft
+// goroutine only (and New, before Run); the counters are atomic for
+// Status.
 type logStore struct {
 	disk logReader
 
@@ -131,7 +129,7 @@ func (s *logStore) Term(i uint64) (uint64, error) {
 }
 
 // Entries implements raft.Storage: the entries [lo, hi), at least one and
-// otherwise at most maxSize bytes of them, read from raft.db below the
+// otherwise at most maxSize bytes of them, read from the WAL below the
 // cache. raft treats them as read-only.
 func (s *logStore) Entries(lo, hi, maxSize uint64) ([]logEntry, error) {
 	if lo <= s.prevIndex {
@@ -251,7 +249,7 @@ func (s *logStore) evict() {
 }
 
 // applySnapshot makes a snapshot received from the leader the start of the
-// log; the Ready loop has already dropped every entry from raft.db.
+// log; the Ready loop's WAL save has already reset the log on disk.
 func (s *logStore) applySnapshot(meta snapshotMeta) error {
 	if meta.Index <= s.snap.Index {
 		return raft.ErrSnapOutOfDate
@@ -276,8 +274,8 @@ func (s *logStore) createSnapshot(index uint64, cs confState) (snapshotMeta, err
 	return s.snap, nil
 }
 
-// compact makes index the compaction point. It must run before raft.db
-// deletes the entries (it may read index's term from there).
+// compact makes index the compaction point. It must run before the WAL
+// drops the entries (it may read index's term from there).
 func (s *logStore) compact(index uint64) error {
 	if index <= s.prevIndex {
 		return raft.ErrCompacted

@@ -9,7 +9,7 @@ type Counter interface{ Inc() }
 // Metrics are optional hooks; a nil field is skipped. The small interfaces
 // keep the prometheus dependency out of raftnode.
 type Metrics struct {
-	FsyncSeconds   Observer // duration of each durable bbolt commit
+	FsyncSeconds   Observer // duration of each durable log write (WAL append and fdatasync) and bbolt commit
 	LeaderChanges  Counter  // a new leader became known
 	SnapshotsSaved Counter  // a local snapshot file was written
 }

@@ -193,7 +193,7 @@ func applyDefaults(cfg *Config) {
 }
 
 // open restores sm from the newest usable snapshot, prepares raft's
-// Storage over raft.db (without reading the log), creates the RawNode and
+// Storage over the WAL (without reading the log), creates the RawNode and
 // bootstraps a fresh member.
 func (n *Node) open() error {
 	p, err := n.disk.load()
@@ -216,7 +216,7 @@ func (n *Node) open() error {
 		Applied:       n.applied,
 		MaxSizePerMsg: maxSizePerMsg,
 		// Committed entries the log cache no longer holds come from
-		// raft.db (a replay at start reads the whole log so): each batch
+		// the WAL (a replay at start reads the whole log so): each batch
 		// is bounded like the cache.
 		MaxCommittedSizePerReady:  min(maxCommittedPerReady, n.cfg.MaxLogCacheBytes),
 		MaxUncommittedEntriesSize: maxUncommittedSize,
@@ -286,7 +286,7 @@ func (n *Node) bootstrap() error {
 // restoreFromDisk picks the newest valid snapshot file the log still
 // covers, restores sm from it and starts the log after it. The entries are
 // not read here: raft replays the committed ones through Ready, in batches
-// of MaxCommittedSizePerReady, from raft.db.
+// of MaxCommittedSizePerReady, from the WAL.
 func (n *Node) restoreFromDisk(p *persisted) error {
 	first := p.first
 	names, err := listSnapshots(n.snapDir)
@@ -416,7 +416,7 @@ func (n *Node) safeLoop(ctx context.Context) (err error) {
 			}
 			if e, ok := r.(error); ok {
 				// raft panics with a Storage error it cannot handle (a
-				// failed read of raft.db): keep it, so Run treats it as
+				// failed read of the log): keep it, so Run treats it as
 				// the storage failure it is.
 				err = fmt.Errorf("%w: %w", ErrRaftPanic, e)
 				return

@@ -141,7 +141,7 @@ func (n *Node) stopSnapshotWrite() {
 }
 
 // installSnapshot records the durable snapshot file s in raft's storage and
-// raft.db and compacts the log, keeping CompactKeepEntries for slow
+// the WAL and compacts the log, keeping CompactKeepEntries for slow
 // followers.
 func (n *Node) installSnapshot(s localSnapshot) error {
 	if s.index <= n.snapIndex {
@@ -161,7 +161,7 @@ func (n *Node) installSnapshot(s localSnapshot) error {
 		compact = index - n.cfg.CompactKeepEntries
 	}
 	if first, _ := n.store.FirstIndex(); compact >= first {
-		// Before raft.db drops the entries: it reads compact's term.
+		// Before the WAL drops the entries: it reads compact's term.
 		if err := n.store.compact(compact); err != nil {
 			return err
 		}

@@ -447,9 +447,9 @@ func (w *WAL) addLoc(i uint64, l loc) error {
 	return nil
 }
 
-// Save appends hs (if not nil), snap and ents, in that order (snap first so
-// that the entries that follow a received snapshot survive its reset), and
-// makes them durable with one fdatasync. reset says snap replaces the log
+// Save appends snap (if not nil), hs (if not nil) and ents, in that order
+// (snap first so that the entries that follow a received snapshot survive
+// its reset), and makes them durable with one fdatasync. reset says snap replaces the log
 // (a snapshot from the leader) rather than only marking where it may be
 // compacted.
 func (w *WAL) Save(hs []byte, snap *Snapshot, reset bool, ents []Entry) error {
@@ -458,6 +458,12 @@ func (w *WAL) Save(hs []byte, snap *Snapshot, reset bool, ents []Entry) error {
 	}
 	if w.opts.ReadOnly {
 		return errors.New("wal: read-only")
+	}
+	for _, e := range ents {
+		if len(e.Data) > maxRecord-(headerSize-8) {
+			// Replay would take it for a torn length and cut the log there.
+			return fmt.Errorf("wal: entry %d of %d bytes exceeds the record limit of %d", e.Index, len(e.Data), maxRecord-(headerSize-8))
+		}
 	}
 	seg := w.segs[len(w.segs)-1]
 	buf := w.buf[:0]

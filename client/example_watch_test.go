@@ -58,3 +58,52 @@ func ExampleClient_Watch() {
 	// data /config v2
 	// once: data /config
 }
+
+// Sync says up to which zxid a watch's events have all arrived: after it,
+// draining Events without waiting gives every change up to that zxid, so a
+// cache built from the events is exact there (recipe.TreeCache does this).
+func ExampleWatcher_Sync() {
+	srv, err := arbortest.New(1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	c, err := client.Dial(ctx, client.Config{Endpoints: srv.Endpoints()})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close(ctx)
+
+	if _, _, err := c.Create(ctx, "/flags", nil); err != nil {
+		fmt.Println(err)
+		return
+	}
+	w, err := c.Watch(ctx, "/flags", client.Recursive())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer w.Close(ctx)
+	for _, name := range []string{"a", "b", "c"} {
+		c.Create(ctx, "/flags/"+name, []byte("on"))
+	}
+	z, err := w.Sync(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for drained := false; !drained; {
+		select {
+		case ev := <-w.Events():
+			fmt.Println(ev.Type, ev.Path, ev.Zxid <= z)
+		default:
+			drained = true // nothing waits: every event up to z was taken
+		}
+	}
+	// Output:
+	// created /flags/a true
+	// created /flags/b true
+	// created /flags/c true
+}

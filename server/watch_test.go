@@ -214,6 +214,9 @@ func TestWatchSinceReplayAndResync(t *testing.T) {
 		cfg.WatchHistoryEvents = 6
 		cfg.MaxFrameBytes, cfg.MaxDataBytes = 4096, 1024
 	})
+	// The member's own /arbor/members record is written once it is up; in
+	// a six-event history it must not land among the changes below.
+	waitReady(t, ts.addr)
 	a, b := helloed(t, ts.addr), helloed(t, ts.addr)
 	_, base := b.ok(`{"id":2,"op":"create","path":"/s"}`)
 	big := data(strings.Repeat("x", 1000))

@@ -55,6 +55,9 @@
 // member no longer holds those changes, one EventResync with the current
 // state). One-shot watches (WatchOnce) pending at a disconnect end with an
 // event whose Err is ErrWatchLost. See Watcher and WatchEvent.
+// Watcher.Sync returns a zxid up to which every event of a watch is on its
+// Events channel, also across a resume: what a local cache built from the
+// events needs to know it is exact (recipe.TreeCache uses it).
 //
 // A connection counts as broken on a read or write error, when the member
 // closes it, when a ping is answered UNAVAILABLE (the member cannot renew

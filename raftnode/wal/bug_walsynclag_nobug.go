@@ -2,5 +2,7 @@
 
 package wal
 
-// syncLags: see bug_walsynclag_bug.go.
+// syncLags and syncLagWrites: see bug_walsynclag_bug.go.
 const syncLags = false
+
+const syncLagWrites = 1

@@ -156,11 +156,12 @@ type WAL struct {
 	hs   []byte
 	snap *Snapshot
 	// locs[i] is the entry at index base+i.
-	base   uint64
-	locs   []loc
-	failed bool
-	torn   int64
-	buf    []byte
+	base     uint64
+	locs     []loc
+	failed   bool
+	torn     int64
+	buf      []byte
+	unsynced int // writes not synced yet (the bug_walsynclag control only)
 }
 
 // Open replays the log in dir (creating dir and a first segment if there is
@@ -524,17 +525,15 @@ func (w *WAL) Save(hs []byte, snap *Snapshot, reset bool, ents []Entry) error {
 }
 
 func (w *WAL) write(seg *segment, buf []byte) error {
-	if syncLags {
-		if err := w.sync(seg, seg.size); err != nil {
-			return err
-		}
-	}
 	if _, err := seg.f.Write(buf); err != nil {
 		w.failed = true
 		return fmt.Errorf("wal: write %s: %w", seg.path, err)
 	}
 	if syncLags {
-		return nil
+		if w.unsynced++; w.unsynced < syncLagWrites {
+			return nil
+		}
+		w.unsynced = 0
 	}
 	return w.sync(seg, seg.size+int64(len(buf)))
 }

@@ -19,26 +19,9 @@ duration=${3:-5s}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-if ! command -v etcd >/dev/null || [ ! -f /usr/share/java/zookeeper.jar ]; then
-	echo "ZooKeeper or etcd is missing: run $here/scripts/install.sh first" >&2
-	exit 1
-fi
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/arbor-cpu.XXXXXX")
-cleanup() {
-	"$here/scripts/arbor.sh" stop "$work/arbor" || true
-	"$here/scripts/zookeeper.sh" stop "$work/zookeeper" || true
-	"$here/scripts/etcd.sh" stop "$work/etcd" || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-(cd "$here/.." && go build -o "$work/bin/arbor" ./cmd/arbor)
-(cd "$here" && go build -o "$work/bin/matrix" ./cmd/matrix)
-declare -A eps
-eps[arbor]=$(ARBOR="$work/bin/arbor" "$here/scripts/arbor.sh" start "$work/arbor")
-eps[zookeeper]=$("$here/scripts/zookeeper.sh" start "$work/zookeeper")
-eps[etcd]=$("$here/scripts/etcd.sh" start "$work/etcd")
+. "$here/scripts/lib.sh"
+start_comparison cpu
+declare -A eps=([arbor]=$arbor_eps [zookeeper]=$zk_eps [etcd]=$etcd_eps)
 
 # cpu_ticks SYSTEM: the summed utime+stime (clock ticks) of its members.
 cpu_ticks() {

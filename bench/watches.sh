@@ -27,28 +27,8 @@ shift || true
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-if ! command -v etcd >/dev/null || [ ! -f /usr/share/java/zookeeper.jar ]; then
-	echo "ZooKeeper or etcd is missing: run $here/scripts/install.sh first" >&2
-	exit 1
-fi
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/arbor-watches.XXXXXX")
-cleanup() {
-	"$here/scripts/arbor.sh" stop "$work/arbor" || true
-	"$here/scripts/zookeeper.sh" stop "$work/zookeeper" || true
-	"$here/scripts/etcd.sh" stop "$work/etcd" || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-echo "building arbor and the matrix" >&2
-(cd "$here/.." && go build -o "$work/bin/arbor" ./cmd/arbor)
-(cd "$here" && go build -o "$work/bin/matrix" ./cmd/matrix)
-
-echo "starting clusters" >&2
-arbor_eps=$(ARBOR="$work/bin/arbor" "$here/scripts/arbor.sh" start "$work/arbor")
-zk_eps=$("$here/scripts/zookeeper.sh" start "$work/zookeeper")
-etcd_eps=$("$here/scripts/etcd.sh" start "$work/etcd")
+. "$here/scripts/lib.sh"
+start_comparison watches
 zk_pids=$(cat "$work"/zookeeper/m*/pid | paste -sd,)
 
 note="$(date -u +%Y-%m-%dT%H:%MZ); $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); \

@@ -58,3 +58,34 @@ members_up() {
 	echo "$endpoints" >"$dir/endpoints"
 	echo "$endpoints"
 }
+
+# start_comparison NAME: the set-up of the scripts that compare Arbor with
+# ZooKeeper and etcd (run-matrix.sh, locks.sh, watches.sh,
+# cpu-per-write.sh), which set $here to bench/. Checks that ZooKeeper and
+# etcd are installed, makes $work (removed at exit, every cluster stopped
+# first), builds arbor (this checkout) and the matrix into $work/bin, starts
+# a 3-member cluster of each system and sets arbor_eps, zk_eps and
+# etcd_eps to their client endpoints.
+start_comparison() {
+	if ! command -v etcd >/dev/null || [ ! -f /usr/share/java/zookeeper.jar ]; then
+		echo "ZooKeeper or etcd is missing: run $here/scripts/install.sh first" >&2
+		exit 1
+	fi
+	work=$(mktemp -d "${TMPDIR:-/tmp}/arbor-$1.XXXXXX")
+	trap stop_comparison EXIT
+	echo "building arbor and the matrix" >&2
+	(cd "$here/.." && go build -o "$work/bin/arbor" ./cmd/arbor)
+	(cd "$here" && go build -o "$work/bin/matrix" ./cmd/matrix)
+	echo "starting clusters" >&2
+	arbor_eps=$(ARBOR="$work/bin/arbor" "$here/scripts/arbor.sh" start "$work/arbor")
+	zk_eps=$("$here/scripts/zookeeper.sh" start "$work/zookeeper")
+	etcd_eps=$("$here/scripts/etcd.sh" start "$work/etcd")
+}
+
+# stop_comparison: stops start_comparison's clusters and removes $work.
+stop_comparison() {
+	"$here/scripts/arbor.sh" stop "$work/arbor" || true
+	"$here/scripts/zookeeper.sh" stop "$work/zookeeper" || true
+	"$here/scripts/etcd.sh" stop "$work/etcd" || true
+	rm -rf "$work"
+}

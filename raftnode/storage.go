@@ -262,22 +262,32 @@ func (s *diskStorage) load() (*persisted, error) {
 		p.snapMeta = sm
 	}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMembers).ForEach(func(_, v []byte) error {
-			var m memberMeta
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("%w: member: %w", ErrCorrupt, err)
-			}
-			p.members[m.ID] = m
-			return nil
-		})
+		return readMembers(tx, p.members)
 	})
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: load: %w", ErrStorage, err)
+		return nil, loadError(err)
 	}
 	return p, nil
+}
+
+// readMembers reads raft.db's member records into into.
+func readMembers(tx *bolt.Tx, into map[uint64]memberMeta) error {
+	return tx.Bucket(bucketMembers).ForEach(func(_, v []byte) error {
+		var m memberMeta
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("%w: member: %w", ErrCorrupt, err)
+		}
+		into[m.ID] = m
+		return nil
+	})
+}
+
+// loadError classifies an error of reading raft.db.
+func loadError(err error) error {
+	if errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("%w: load: %w", ErrStorage, err)
 }
 
 // loadLegacy reads what raft.db held before the WAL: everything but the
@@ -319,20 +329,10 @@ func (s *diskStorage) loadLegacy() (*persisted, error) {
 			}
 			p.last = e.Index
 		}
-		return tx.Bucket(bucketMembers).ForEach(func(_, v []byte) error {
-			var m memberMeta
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("%w: member: %w", ErrCorrupt, err)
-			}
-			p.members[m.ID] = m
-			return nil
-		})
+		return readMembers(tx, p.members)
 	})
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: load: %w", ErrStorage, err)
+		return nil, loadError(err)
 	}
 	return p, nil
 }
@@ -345,20 +345,7 @@ func (s *diskStorage) forEachEntry(fn func(e logEntry) error) error {
 	if st.Last == 0 {
 		return nil
 	}
-	err := s.wal.Entries(st.First, st.Last+1, func(we wal.Entry) (bool, error) {
-		e, err := unmarshalEntry(we.Data)
-		if err != nil {
-			return false, fmt.Errorf("%w: entry %d: %w", ErrCorrupt, we.Index, err)
-		}
-		if e.Index != we.Index || e.Term != we.Term {
-			return false, fmt.Errorf("%w: record of entry %d/%d holds entry %d/%d", ErrCorrupt, we.Index, we.Term, e.Index, e.Term)
-		}
-		return true, fn(e)
-	})
-	if err != nil && !errors.Is(err, ErrCorrupt) {
-		return walError("read the log", err)
-	}
-	return err
+	return s.readEntries(st.First, st.Last+1, func(e logEntry) (bool, error) { return true, fn(e) })
 }
 
 // forEachLegacyEntry is forEachEntry over raft.db's entries bucket, for
@@ -453,8 +440,8 @@ func (s *diskStorage) readEntries(lo, hi uint64, fn func(logEntry) (bool, error)
 		if err != nil {
 			return false, fmt.Errorf("%w: entry %d: %w", ErrCorrupt, we.Index, err)
 		}
-		if e.Index != we.Index {
-			return false, fmt.Errorf("%w: record of entry %d holds entry %d", ErrCorrupt, we.Index, e.Index)
+		if e.Index != we.Index || e.Term != we.Term {
+			return false, fmt.Errorf("%w: record of entry %d/%d holds entry %d/%d", ErrCorrupt, we.Index, we.Term, e.Index, e.Term)
 		}
 		return fn(e)
 	})

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // ledger, once TrackSyncs is called (fault tests), records how much of each
@@ -13,7 +14,9 @@ import (
 // stopped member's log what a power cut does to it.
 var ledger struct {
 	sync.Mutex
-	on     bool
+	// on is read without the mutex first, so that a member's syncs take no
+	// process-wide lock unless a fault test turned the ledger on.
+	on     atomic.Bool
 	synced map[string]int64
 	// off holds the dirs PowerCut cut off: their syncs fail until
 	// LoseUnsynced, and their synced sizes are frozen as of the cut.
@@ -26,8 +29,9 @@ var ledger struct {
 func TrackSyncs() {
 	ledger.Lock()
 	defer ledger.Unlock()
-	if !ledger.on {
-		ledger.on, ledger.synced, ledger.off = true, map[string]int64{}, map[string]bool{}
+	if !ledger.on.Load() {
+		ledger.synced, ledger.off = map[string]int64{}, map[string]bool{}
+		ledger.on.Store(true)
 	}
 }
 
@@ -48,25 +52,32 @@ var errPowerCut = errors.New("wal: the power is cut (fault test)")
 
 // powered says whether path's log may sync.
 func powered(path string) bool {
+	if !ledger.on.Load() {
+		return true
+	}
 	ledger.Lock()
 	defer ledger.Unlock()
-	return !ledger.on || !ledger.off[filepath.Dir(path)]
+	return !ledger.off[filepath.Dir(path)]
 }
 
 func noteSynced(path string, size int64) {
+	if !ledger.on.Load() {
+		return
+	}
 	ledger.Lock()
 	defer ledger.Unlock()
-	if ledger.on && !ledger.off[filepath.Dir(path)] {
+	if !ledger.off[filepath.Dir(path)] {
 		ledger.synced[path] = size
 	}
 }
 
 func noteRemoved(path string) {
+	if !ledger.on.Load() {
+		return
+	}
 	ledger.Lock()
 	defer ledger.Unlock()
-	if ledger.on {
-		delete(ledger.synced, path)
-	}
+	delete(ledger.synced, path)
 }
 
 // LoseUnsynced cuts every segment of the stopped log in dir back to what
@@ -78,7 +89,7 @@ func noteRemoved(path string) {
 func LoseUnsynced(dir string) (int64, error) {
 	ledger.Lock()
 	defer ledger.Unlock()
-	if !ledger.on {
+	if !ledger.on.Load() {
 		return 0, errors.New("wal: LoseUnsynced without TrackSyncs")
 	}
 	dir = filepath.Clean(dir)

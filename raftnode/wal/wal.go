@@ -161,7 +161,8 @@ type WAL struct {
 	failed   bool
 	torn     int64
 	buf      []byte
-	unsynced int // writes not synced yet (the bug_walsynclag control only)
+	unsynced int   // writes not synced yet (the bug_walsynclag control only)
+	pend     []loc // Save's locations of the entries it writes
 }
 
 // Open replays the log in dir (creating dir and a first segment if there is
@@ -478,16 +479,15 @@ func (w *WAL) Save(hs []byte, snap *Snapshot, reset bool, ents []Entry) error {
 	if hs != nil {
 		buf = appendRecord(buf, kindState, 0, 0, hs)
 	}
-	type pending struct {
-		index uint64
-		l     loc
-	}
-	var locs []pending
+	// Where each entry's record will be, for locs once the write is
+	// durable; a reused slice, as the buffer.
+	locs := w.pend[:0]
 	for _, e := range ents {
 		off := seg.size + int64(len(buf))
 		buf = appendRecord(buf, kindEntry, e.Index, e.Term, e.Data)
-		locs = append(locs, pending{e.Index, loc{seq: uint32(seg.seq), off: off, size: uint32(seg.size + int64(len(buf)) - off), term: e.Term}})
+		locs = append(locs, loc{seq: uint32(seg.seq), off: off, size: uint32(seg.size + int64(len(buf)) - off), term: e.Term})
 	}
+	w.pend = locs
 	if cap(buf) <= 1<<20 {
 		w.buf = buf // keep a modest buffer; a huge one goes with this Save
 	}
@@ -510,8 +510,8 @@ func (w *WAL) Save(hs []byte, snap *Snapshot, reset bool, ents []Entry) error {
 	if hs != nil {
 		w.hs = bytes.Clone(hs)
 	}
-	for _, p := range locs {
-		if err := w.addLoc(p.index, p.l); err != nil {
+	for k, l := range locs {
+		if err := w.addLoc(ents[k].Index, l); err != nil {
 			w.failed = true
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,13 +21,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "arbor")
-	build := exec.Command("go", "build", "-race", "-o", binary, "..")
-	if os.Getenv("ARBOR_E2E_NORACE") != "" {
-		build = exec.Command("go", "build", "-o", binary, "..")
+	var flags []string
+	if os.Getenv("ARBOR_E2E_NORACE") == "" {
+		flags = append(flags, "-race")
 	}
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building arbor:", err)
+	if err := proc.Build(binary, "..", flags...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

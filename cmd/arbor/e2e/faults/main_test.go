@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/arbor-db/arbor/arbortest/proc"
 )
 
 // Environment variables between the outer test process and the one it
@@ -93,19 +95,17 @@ func outer(dir string) int {
 		}
 		return reexec(dir, bin)
 	}
-	args := []string{"build", "-o", bin}
+	var flags []string
 	if os.Getenv("ARBOR_E2E_NORACE") == "" {
-		args = append(args, "-race")
+		flags = append(flags, "-race")
 	}
 	if tags := os.Getenv("ARBOR_FAULTS_TAGS"); tags != "" {
 		// Negative controls: a build with a deliberate bug
 		// (docs/reliability.md) that these tests must catch.
-		args = append(args, "-tags", tags)
+		flags = append(flags, "-tags", tags)
 	}
-	build := exec.Command("go", append(args, "../..")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building arbor:", err)
+	if err := proc.Build(bin, "../..", flags...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return reexec(dir, bin)

@@ -56,25 +56,7 @@ func FuzzCodecDecodeRequest(f *testing.F) {
 	for _, s := range codecSeeds {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		var want Request
-		werr := json.Unmarshal(in, &want)
-		var fast Request
-		if decodeRequestFast(in, &fast) {
-			if werr != nil {
-				t.Fatalf("fast path accepted %q, which encoding/json rejects: %v", in, werr)
-			}
-			if !reflect.DeepEqual(fast, want) {
-				t.Fatalf("fast path decoded %q as\n%#v\nencoding/json as\n%#v", in, fast, want)
-			}
-		}
-		var got Request
-		gerr := DecodeRequest(in, &got)
-		sameResult(t, in, gerr, werr)
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("DecodeRequest(%q) = %#v, json %#v", in, got, want)
-		}
-	})
+	f.Fuzz(func(t *testing.T, in []byte) { checkDecoder(t, in, decodeRequestFast, DecodeRequest) })
 }
 
 // FuzzCodecDecodeResponse is FuzzCodecDecodeRequest for responses.
@@ -82,25 +64,30 @@ func FuzzCodecDecodeResponse(f *testing.F) {
 	for _, s := range codecSeeds {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		var want Response
-		werr := json.Unmarshal(in, &want)
-		var fast Response
-		if decodeResponseFast(in, &fast) {
-			if werr != nil {
-				t.Fatalf("fast path accepted %q, which encoding/json rejects: %v", in, werr)
-			}
-			if !reflect.DeepEqual(fast, want) {
-				t.Fatalf("fast path decoded %q as\n%#v\nencoding/json as\n%#v", in, fast, want)
-			}
+	f.Fuzz(func(t *testing.T, in []byte) { checkDecoder(t, in, decodeResponseFast, DecodeResponse) })
+}
+
+// checkDecoder holds a decoder of T (and its fast path) to json.Unmarshal
+// on in.
+func checkDecoder[T any](t *testing.T, in []byte, fast func([]byte, *T) bool, decode func([]byte, *T) error) {
+	t.Helper()
+	var want T
+	werr := json.Unmarshal(in, &want)
+	var quick T
+	if fast(in, &quick) {
+		if werr != nil {
+			t.Fatalf("fast path accepted %q, which encoding/json rejects: %v", in, werr)
 		}
-		var got Response
-		gerr := DecodeResponse(in, &got)
-		sameResult(t, in, gerr, werr)
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("DecodeResponse(%q) = %#v, json %#v", in, got, want)
+		if !reflect.DeepEqual(quick, want) {
+			t.Fatalf("fast path decoded %q as\n%#v\nencoding/json as\n%#v", in, quick, want)
 		}
-	})
+	}
+	var got T
+	gerr := decode(in, &got)
+	sameResult(t, in, gerr, werr)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoding %q gave %#v, json %#v", in, got, want)
+	}
 }
 
 func sameResult(t *testing.T, in []byte, got, want error) {

@@ -175,6 +175,16 @@ func convertLegacyLog(db *bolt.DB, walDir string, log *slog.Logger) error {
 			}
 		}
 	}
+	var stale bool
+	err = db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketEntries).Cursor().First()
+		meta := tx.Bucket(bucketMeta)
+		stale = k != nil || meta.Get(keyHardState) != nil || meta.Get(keySnapshot) != nil
+		return nil
+	})
+	if err != nil || !stale {
+		return loadError(err) // nil when there is nothing to empty: no commit at every start
+	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if err := deleteRange(tx.Bucket(bucketEntries), 0, ^uint64(0)); err != nil {
 			return err
@@ -282,9 +292,9 @@ func readMembers(tx *bolt.Tx, into map[uint64]memberMeta) error {
 	})
 }
 
-// loadError classifies an error of reading raft.db.
+// loadError classifies an error of reading raft.db (nil stays nil).
 func loadError(err error) error {
-	if errors.Is(err, ErrCorrupt) {
+	if err == nil || errors.Is(err, ErrCorrupt) {
 		return err
 	}
 	return fmt.Errorf("%w: load: %w", ErrStorage, err)

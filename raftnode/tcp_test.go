@@ -252,9 +252,15 @@ func TestTCPSlowSnapshotStreamKeepsFollowerHeartbeats(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the leader never streamed a snapshot")
 	}
+	// The leader starts the stream on the follower's answer to its first
+	// heartbeat, which can reach it before the follower has published the
+	// leader it just learned.
 	before, restores := c.ms[f].node.Status(), c.ms[f].kv.Restores()
-	if before.Leader != c.ms[l].node.ID() {
-		t.Fatalf("follower status at the stream's start: %+v", before)
+	for deadline := time.Now().Add(time.Second); before.Leader != c.ms[l].node.ID(); before = c.ms[f].node.Status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("follower status at the stream's start: %+v", before)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	// Five times the longest election timeout (20ms ticks, 10 ticks,
 	// randomised up to twice that).

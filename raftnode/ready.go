@@ -25,7 +25,13 @@ func (n *Node) handleReady() error {
 	// heartbeats, acknowledgements of those) they go after the apply: a
 	// socket write costs tens of microseconds here, and the clients
 	// waiting on the apply should not wait for them too.
-	urgent := len(rd.Entries) > 0 || snapMeta != nil || n.disk.changesVote(rd.HardState)
+	//
+	// A conf change to apply makes them urgent too: applying one that
+	// removes a member stops the messages to it, and the commit index that
+	// tells it of its removal must leave first.
+	ents := n.toApply(rd)
+	urgent := len(rd.Entries) > 0 || snapMeta != nil || n.disk.changesVote(rd.HardState) ||
+		slices.ContainsFunc(ents, isConfChange)
 	// A leader may send before its own write is durable (raft thesis
 	// 10.2.1; the raft package docs): followers persist in parallel with
 	// it, and an entry is still applied, and so acknowledged, only from a
@@ -42,7 +48,6 @@ func (n *Node) handleReady() error {
 	// entries are never truncated, so what is on disk is final. A follower
 	// writes first: its acknowledgements, which commit the next writes,
 	// wait for the write and not for the apply.
-	ents := n.toApply(rd)
 	if leader && snapMeta == nil {
 		k := 0
 		for k < len(ents) && ents[k].Index <= n.store.last {

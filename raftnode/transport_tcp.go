@@ -33,17 +33,18 @@ import (
 )
 
 const (
-	handshakeMagic = "ARBRAFT1"
-	maxFrameSize   = 64 << 20
-	frameMsg       = 1
-	frameSnap      = 2
-	peerQueueLen   = 1024
-	snapQueueLen   = 4 // raft sends a follower one snapshot at a time
-	aliveWindow    = 3 * time.Second
-	dialTimeout    = time.Second
-	ioTimeout      = 10 * time.Second
-	minBackoff     = 50 * time.Millisecond
-	maxBackoff     = 2 * time.Second
+	handshakeMagic  = "ARBRAFT1"
+	maxFrameSize    = 64 << 20
+	frameMsg        = 1
+	frameSnap       = 2
+	peerQueueLen    = 1024     // frames waiting for a peer, at most
+	maxPendingBytes = 64 << 20 // and their bytes: a frame is a copy
+	snapQueueLen    = 4        // raft sends a follower one snapshot at a time
+	aliveWindow     = 3 * time.Second
+	dialTimeout     = time.Second
+	ioTimeout       = 10 * time.Second
+	minBackoff      = 50 * time.Millisecond
+	maxBackoff      = 2 * time.Second
 )
 
 // ErrHandshake means a peer connection was refused.
@@ -246,7 +247,7 @@ func (t *tcpTransport) Send(msgs []Message) {
 func (p *tcpPeer) enqueue(m *Message, log *slog.Logger) bool {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
-	if p.out.frames >= peerQueueLen {
+	if p.out.frames >= peerQueueLen || len(p.out.pending) >= maxPendingBytes {
 		return false
 	}
 	b, err := appendFrame(p.out.pending, frameMsg, m)

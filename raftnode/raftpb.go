@@ -247,17 +247,6 @@ func unmarshalSnapMeta(b []byte) (raftpb.SnapshotMetadata, error) {
 
 func marshalMessage(m *raftpb.Message) ([]byte, error) { return m.Marshal() }
 
-func messageSize(m *raftpb.Message) int { return m.Size() }
-
-// appendMessage appends the encoding of m, of size n (messageSize), to b.
-func appendMessage(b []byte, m *raftpb.Message, n int) ([]byte, error) {
-	b = slices.Grow(b, n)
-	if _, err := m.MarshalToSizedBuffer(b[len(b) : len(b)+n]); err != nil {
-		return b, err
-	}
-	return b[:len(b)+n], nil
-}
-
 func unmarshalMessage(b []byte) (raftpb.Message, error) {
 	var m raftpb.Message
 	err := m.Unmarshal(b)

@@ -26,25 +26,22 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
 	"sync"
-	"syscall"
 	"time"
 )
 
 const (
-	handshakeMagic  = "ARBRAFT1"
-	maxFrameSize    = 64 << 20
-	frameMsg        = 1
-	frameSnap       = 2
-	peerQueueLen    = 1024     // frames waiting for a peer, at most
-	maxPendingBytes = 64 << 20 // and their bytes: a frame is a copy
-	snapQueueLen    = 4        // raft sends a follower one snapshot at a time
-	aliveWindow     = 3 * time.Second
-	dialTimeout     = time.Second
-	ioTimeout       = 10 * time.Second
-	minBackoff      = 50 * time.Millisecond
-	maxBackoff      = 2 * time.Second
+	handshakeMagic = "ARBRAFT1"
+	maxFrameSize   = 64 << 20
+	frameMsg       = 1
+	frameSnap      = 2
+	peerQueueLen   = 1024
+	snapQueueLen   = 4 // raft sends a follower one snapshot at a time
+	aliveWindow    = 3 * time.Second
+	dialTimeout    = time.Second
+	ioTimeout      = 10 * time.Second
+	minBackoff     = 50 * time.Millisecond
+	maxBackoff     = 2 * time.Second
 )
 
 // ErrHandshake means a peer connection was refused.
@@ -73,28 +70,9 @@ type tcpPeer struct {
 	id        uint64
 	addr      string       // guarded by tcpTransport.mu
 	connected bool         // guarded by tcpTransport.mu: an outgoing stream is up
+	q         chan Message // raft messages but MsgSnap
 	snapq     chan Message // MsgSnap, each streamed on its own connection
 	stop      chan struct{}
-	kick      chan struct{} // capacity 1: frames are pending for the writer
-
-	wmu sync.Mutex
-	out outStream // guarded by wmu
-}
-
-// outStream is a peer's outbound raft stream. The raft goroutine encodes
-// its messages into pending and, when the writer is idle, writes them to
-// the socket itself without blocking: a message then leaves in the Ready
-// that made it, with no hand-off to another goroutine on the way (on a
-// loaded machine, waking the writer costs more than the write). What the
-// socket does not take at once is the writer's, which blocks for it.
-type outStream struct {
-	pending []byte // encoded frames not yet written, whole but the first
-	frames  int    // in pending (bounded by peerQueueLen)
-	spare   []byte // the writer's last buffer, for reuse
-	writing bool   // the writer is writing: frames queue behind it
-	// raw is the connection that is up, for non-blocking writes; nil while
-	// there is none.
-	raw syscall.RawConn
 }
 
 func newTCPTransport(id uint64, cfg Config, log *slog.Logger) *tcpTransport {
@@ -165,8 +143,8 @@ func (t *tcpTransport) AddPeer(id uint64, peerURL string) {
 		return
 	}
 	p := &tcpPeer{
-		id: id, addr: peerURL, stop: make(chan struct{}), kick: make(chan struct{}, 1),
-		snapq: make(chan Message, snapQueueLen),
+		id: id, addr: peerURL, stop: make(chan struct{}),
+		q: make(chan Message, peerQueueLen), snapq: make(chan Message, snapQueueLen),
 	}
 	t.peers[id] = p
 	if t.running {
@@ -203,104 +181,27 @@ func (t *tcpTransport) setConnected(p *tcpPeer, v bool) {
 }
 
 func (t *tcpTransport) Send(msgs []Message) {
-	if len(msgs) == 0 {
-		return
-	}
-	// The peers are looked up under t.mu, and written to without it: the
-	// inbound readers take it for every frame.
-	peers := make([]*tcpPeer, len(msgs))
 	t.mu.Lock()
-	for i, m := range msgs {
-		peers[i] = t.peers[m.To]
-	}
-	h := t.h
-	t.mu.Unlock()
-	var touched []*tcpPeer
-	for i, m := range msgs {
-		p := peers[i]
-		queued := false
-		switch {
-		case p == nil:
-		case IsSnapshotMessage(m):
-			select {
-			case p.snapq <- m:
-				queued = true
-			default:
+	defer t.mu.Unlock()
+	for _, m := range msgs {
+		p, ok := t.peers[m.To]
+		if ok {
+			q := p.q
+			if IsSnapshotMessage(m) {
+				q = p.snapq
 			}
-		default:
-			if queued = p.enqueue(&msgs[i], t.log); queued && !slices.Contains(touched, p) {
-				touched = append(touched, p)
+			select {
+			case q <- m:
+				continue
+			default:
 			}
 		}
 		// Dropped: raft retries everything except a snapshot, whose
 		// failure it must hear about.
-		if !queued && IsSnapshotMessage(m) && h != nil {
-			h.ReportSnapshot(m.To, true)
+		if IsSnapshotMessage(m) && t.h != nil {
+			t.h.ReportSnapshot(m.To, true)
 		}
 	}
-	for _, p := range touched {
-		p.flush()
-	}
-}
-
-// enqueue encodes m behind p's pending frames; false if p's queue is full.
-func (p *tcpPeer) enqueue(m *Message, log *slog.Logger) bool {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	if p.out.frames >= peerQueueLen || len(p.out.pending) >= maxPendingBytes {
-		return false
-	}
-	b, err := appendFrame(p.out.pending, frameMsg, m)
-	if err != nil {
-		log.Warn("cannot send raft message", "peer", p.id, "type", m.Type.String(), "err", err)
-		return false
-	}
-	p.out.pending = b
-	p.out.frames++
-	return true
-}
-
-// flush writes what the socket takes of p's pending frames now, without
-// blocking, unless the writer is at it; the rest is left to the writer.
-func (p *tcpPeer) flush() {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	o := &p.out
-	if len(o.pending) == 0 {
-		return
-	}
-	if !o.writing && o.raw != nil {
-		n := writeNonBlocking(o.raw, o.pending)
-		if n == len(o.pending) {
-			o.pending, o.frames = o.pending[:0], 0
-			return
-		}
-		o.pending = append(o.pending[:0], o.pending[n:]...)
-	}
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
-}
-
-// writeNonBlocking writes what the socket takes of b at once and returns
-// how much that was.
-func writeNonBlocking(raw syscall.RawConn, b []byte) int {
-	n := 0
-	raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			k, err := syscall.Write(int(fd), b[n:])
-			if err == syscall.EINTR {
-				continue
-			}
-			if k <= 0 || err != nil {
-				break
-			}
-			n += k
-		}
-		return true // never wait for the socket: the writer will
-	})
-	return n
 }
 
 func (t *tcpTransport) addrOf(p *tcpPeer) string {
@@ -385,72 +286,33 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 	return d.c.Write(p)
 }
 
-// writeLoop writes what the raft goroutine could not write at once (see
-// outStream). It returns nil when asked to stop.
+// writeLoop sends queued messages, flushing whenever the queue is empty.
+// It returns nil when asked to stop.
 func (t *tcpTransport) writeLoop(ctx context.Context, p *tcpPeer, conn net.Conn) error {
-	var raw syscall.RawConn
-	if sc, ok := conn.(syscall.Conn); ok {
-		raw, _ = sc.SyscallConn()
-	}
-	p.wmu.Lock()
-	p.out.raw = raw
-	p.wmu.Unlock()
-	defer func() {
-		// The last frame may be half written: the next connection starts
-		// with the frames queued after this one ended (raft resends).
-		p.wmu.Lock()
-		p.out.raw, p.out.writing = nil, false
-		p.out.pending, p.out.frames = p.out.pending[:0], 0
-		p.wmu.Unlock()
-	}()
+	bw := bufio.NewWriterSize(deadlineWriter{conn}, 64<<10)
 	for {
-		p.wmu.Lock()
-		buf := p.out.pending
-		if len(buf) == 0 {
-			p.wmu.Unlock()
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-p.stop:
-				return nil
-			case <-p.kick:
+		var m Message
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.stop:
+			return nil
+		case m = <-p.q:
+		}
+		for more := true; more; {
+			if err := writeFrame(bw, frameMsg, m); err != nil {
+				return err
 			}
-			continue
+			select {
+			case m = <-p.q:
+			default:
+				more = false
+			}
 		}
-		p.out.pending, p.out.spare, p.out.frames = p.out.spare[:0], nil, 0
-		p.out.writing = true
-		p.wmu.Unlock()
-		// The deadline is set only while the writer writes: a non-blocking
-		// write of the raft goroutine must not find an expired one.
-		conn.SetWriteDeadline(time.Now().Add(ioTimeout))
-		_, err := conn.Write(buf)
-		conn.SetWriteDeadline(time.Time{})
-		p.wmu.Lock()
-		p.out.writing = false
-		if cap(buf) <= 1<<20 {
-			p.out.spare = buf[:0]
-		}
-		p.wmu.Unlock()
-		if err != nil {
+		if err := bw.Flush(); err != nil {
 			return err
 		}
 	}
-}
-
-// appendFrame appends m as a frame of type typ to b.
-func appendFrame(b []byte, typ byte, m *Message) ([]byte, error) {
-	n := messageSize(m)
-	if n > maxFrameSize {
-		return b, fmt.Errorf("message of %d bytes exceeds the frame limit", n)
-	}
-	start := len(b)
-	b = append(b, typ, 0, 0, 0, 0)
-	binary.BigEndian.PutUint32(b[start+1:], uint32(n))
-	b, err := appendMessage(b, m, n)
-	if err != nil {
-		return b[:start], err
-	}
-	return b, nil
 }
 
 func writeFrame(w io.Writer, typ byte, m Message) error {

@@ -15,32 +15,19 @@ func (n *Node) handleReady() error {
 	if rd.SoftState != nil {
 		n.raftState = rd.SoftState.RaftState
 	}
-	leader := n.raftState == raft.StateLeader
-	// The snapshot file is already durable (ReceiveSnapshot fsyncs it
-	// before stepping the MsgSnap); its metadata goes in the same
-	// transaction as the entries that follow it.
-	snapMeta := readySnapshot(rd)
-	// urgent: this Ready's messages carry entries, acknowledge them or ask
-	// for votes, and others wait on them. Otherwise (commit indexes,
-	// heartbeats, acknowledgements of those) they go after the apply: a
-	// socket write costs tens of microseconds here, and the clients
-	// waiting on the apply should not wait for them too.
-	//
-	// A conf change to apply makes them urgent too: applying one that
-	// removes a member stops the messages to it, and the commit index that
-	// tells it of its removal must leave first.
-	ents := n.toApply(rd)
-	urgent := len(rd.Entries) > 0 || snapMeta != nil || n.disk.changesVote(rd.HardState) ||
-		slices.ContainsFunc(ents, isConfChange)
 	// A leader may send before its own write is durable (raft thesis
 	// 10.2.1; the raft package docs): followers persist in parallel with
 	// it, and an entry is still applied, and so acknowledged, only from a
 	// later Ready, after this one's write. Followers and candidates must
 	// persist first: their messages (acks, votes) promise durable state.
-	sentEarly := leader && urgent
+	sentEarly := n.raftState == raft.StateLeader
 	if sentEarly {
 		n.tr.Send(rd.Messages)
 	}
+	// The snapshot file is already durable (ReceiveSnapshot fsyncs it
+	// before stepping the MsgSnap); its metadata goes in the same
+	// transaction as the entries that follow it.
+	snapMeta := readySnapshot(rd)
 	// A leader applies the committed entries it had made durable before
 	// this Ready (and answers their writes) before this Ready's own write:
 	// under load every Ready brings new entries, and waiting for their
@@ -48,7 +35,8 @@ func (n *Node) handleReady() error {
 	// entries are never truncated, so what is on disk is final. A follower
 	// writes first: its acknowledgements, which commit the next writes,
 	// wait for the write and not for the apply.
-	if leader && snapMeta == nil {
+	ents := n.toApply(rd)
+	if sentEarly && snapMeta == nil {
 		k := 0
 		for k < len(ents) && ents[k].Index <= n.store.last {
 			k++
@@ -74,7 +62,7 @@ func (n *Node) handleReady() error {
 		return err
 	}
 	// Everything this Ready asks to persist is durable: safe to send.
-	if urgent && !sentEarly {
+	if !sentEarly {
 		n.tr.Send(rd.Messages)
 	}
 	if snapMeta != nil {
@@ -84,9 +72,6 @@ func (n *Node) handleReady() error {
 	}
 	if err := n.apply(ents); err != nil {
 		return err
-	}
-	if !urgent {
-		n.tr.Send(rd.Messages)
 	}
 	n.onReadStates(rd.ReadStates)
 	n.raw.Advance(rd)

@@ -392,15 +392,10 @@ func (s *diskStorage) forEachLegacyEntry(fn func(e logEntry) error) error {
 // snapshot metadata first (a received snapshot replaces the log), then
 // HardState, then entries (an entry at index i replaces every persisted
 // entry at index >= i).
-// changesVote says whether hs moves the term or the vote, which must be
-// durable before any message that follows from it leaves.
-func (s *diskStorage) changesVote(hs hardState) bool {
-	return !raftIsEmptyHardState(hs) && (hs.Term != s.hs.Term || hs.Vote != s.hs.Vote)
-}
-
 func (s *diskStorage) save(hs hardState, ents []logEntry, snap *snapshotMeta) error {
-	mustSync := len(ents) > 0 || snap != nil || s.changesVote(hs)
+	mustSync := len(ents) > 0 || snap != nil
 	if !raftIsEmptyHardState(hs) {
+		mustSync = mustSync || hs.Term != s.hs.Term || hs.Vote != s.hs.Vote
 		s.hs, s.hsDirty = hs, true
 	}
 	if !mustSync {

@@ -144,8 +144,8 @@ type segment struct {
 	path string
 	f    *os.File
 	size int64 // of the records written
-	// alloc is how far the file is preallocated; 0 when it is not (read
-	// back from disk, or the filesystem refused).
+	// alloc is how far the file is preallocated: 0 not yet, -1 never (a
+	// segment read back from disk, or the filesystem refused).
 	alloc int64
 }
 

@@ -212,25 +212,26 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 		return fmt.Errorf("%w: trailing bytes after the checksum", errBadSnapshot)
 	}
 	sm.mu.Lock()
-	sm.tree, sm.sessions, sm.lastTime, sm.origins = t, st, lastTime, origins
-	sm.clusterVersion.Store(cv)
-	sm.applied.Store(index)
 	// The changes between the old state and this one have no events: the
 	// history starts over here, and every watch is dropped with its
 	// connection, so its client registers again since the last change it
-	// saw and gets a resync.
-	sm.history.Reset(index)
-	sm.recheckWaiters()
+	// saw and gets a resync. The connections end before the new index is
+	// visible: a client takes any answer's zxid as proof that its watches'
+	// events up to it were sent, so one answer at the restored index would
+	// make it skip the changes the snapshot covers without a resync.
 	lost := sm.watches.Owners()
 	for _, c := range lost {
 		sm.watches.RemoveOwner(c)
 		c.events.close()
 	}
+	sm.onWatchesLost(lost)
+	sm.tree, sm.sessions, sm.lastTime, sm.origins = t, st, lastTime, origins
+	sm.clusterVersion.Store(cv)
+	sm.applied.Store(index)
+	sm.history.Reset(index)
+	sm.recheckWaiters()
 	sm.mu.Unlock()
 	sm.onRestore()
-	if len(lost) > 0 {
-		sm.onWatchesLost(lost)
-	}
 	sm.appliedMu.Lock()
 	close(sm.appliedCh)
 	sm.appliedCh = make(chan struct{})

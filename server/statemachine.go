@@ -72,8 +72,9 @@ type stateMachine struct {
 	history   *watch.History
 	cmdEvents []tree.Event
 	fired     []watch.Fired[*conn]
-	// onWatchesLost is told, outside mu, of the connections whose watches a
-	// snapshot restore dropped: the changes in between have no events.
+	// onWatchesLost is told, under mu and before the restored index is
+	// visible, of the connections whose watches a snapshot restore
+	// dropped (the changes in between have no events); it must not block.
 	onWatchesLost func([]*conn)
 
 	// Lock and election waiters of this member's connections (lockops.go),

@@ -391,3 +391,61 @@ func TestRestoreDropsWatches(t *testing.T) {
 		t.Fatalf("after the restore: %+v", evs)
 	}
 }
+
+// A connection whose watches a restore drops must answer nothing at the
+// restored zxid or above: its client takes an answer's zxid as proof that
+// the watch's events up to it were sent, so it would register the watch
+// again after the changes the restore skipped, with no resync to cover
+// them. The read is sent while the restore still runs (in onRestore,
+// after the new state is in place) and must go unanswered.
+func TestRestoreAnswersNothingAtItsZxidOnWatchingConnections(t *testing.T) {
+	ts := startFake(t, nil)
+	a := helloed(t, ts.addr)
+	a.ok(`{"id":2,"op":"watch","path":"/r","recursive":true}`)
+	_, cr := a.ok(`{"id":3,"op":"create","path":"/r"}`)
+	var snap strings.Builder
+	if err := ts.srv.sm.Snapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	restoredAt := cr.Zxid + 50
+
+	type outcome struct {
+		answer *wire.Response
+		err    error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		_ = a.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, b, err := a.ws.ReadMessage()
+			if err != nil {
+				done <- outcome{err: err}
+				return
+			}
+			var r wire.Response
+			if json.Unmarshal(b, &r) == nil && r.ID == 4 {
+				done <- outcome{answer: &r}
+				return
+			}
+		}
+	}()
+	var got outcome
+	onRestore := ts.srv.sm.onRestore
+	ts.srv.sm.onRestore = func() {
+		if err := a.ws.WriteMessage(websocket.TextMessage, []byte(`{"id":4,"op":"exists","path":"/","local":true}`)); err != nil {
+			t.Errorf("send: %v", err)
+		}
+		got = <-done
+		onRestore()
+	}
+	if err := ts.srv.sm.Restore(restoredAt, strings.NewReader(snap.String())); err != nil {
+		t.Fatal(err)
+	}
+	if got.answer != nil {
+		t.Fatalf("a connection whose watches the restore at %d dropped answered at zxid %d: %+v", restoredAt, got.answer.Zxid, got.answer)
+	}
+	var ce *websocket.CloseError
+	if !errors.As(got.err, &ce) || ce.Code != websocket.CloseTryAgainLater || ce.Text != closeWatchesLost {
+		t.Fatalf("watching connection during a restore: %v", got.err)
+	}
+}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -236,6 +237,15 @@ func (c *Client) readLoop(cn *conn) {
 	for {
 		_, frame, err := cn.ws.ReadMessage()
 		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) && ce.Code == websocket.CloseTryAgainLater {
+				// The member dropped this connection's watches (a snapshot
+				// installed, or events overflowed): register them again
+				// since what they delivered, not since the answers, in
+				// case the member answered past what it sent.
+				cn.settled.Store(0)
+			}
+			c.breakConn(cn, connLost("", err))
 			c.breakConn(cn, connLost("", err))
 			return
 		}

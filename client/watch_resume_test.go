@@ -1,0 +1,104 @@
+package client
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/arbor-db/arbor/client/wire"
+)
+
+// A connection the member closes with 1013 (it installed a snapshot, or the
+// watch events overflowed) dropped its watches: the client registers them
+// again since the last event they delivered, not since the last answer's
+// zxid, which may lie past what the member sent them. A connection that
+// just breaks keeps the protocol's "complete up to Z" of its answers.
+func TestRewatchSinceAfterDroppedWatches(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		end       func(ws *websocket.Conn)
+		wantSince uint64
+	}{
+		// The event at 6 was delivered: since 5, skipping it.
+		{"closed 1013", func(ws *websocket.Conn) {
+			msg := websocket.FormatCloseMessage(websocket.CloseTryAgainLater, "this member installed a snapshot; register watches again with since")
+			_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		}, 5},
+		// The answer at 20 came after every event up to 20.
+		{"broken", func(ws *websocket.Conn) { ws.Close() }, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rewatched := make(chan uint64, 1)
+			var conns atomic.Int32
+			up := websocket.Upgrader{Subprotocols: []string{wire.Subprotocol}}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ws, err := up.Upgrade(w, r, nil)
+				if err != nil {
+					return
+				}
+				defer ws.Close()
+				first := conns.Add(1) == 1
+				for {
+					var req wire.Request
+					if err := ws.ReadJSON(&req); err != nil {
+						return
+					}
+					resp := &wire.Response{ID: req.ID, OK: true, Zxid: 5}
+					switch req.Op {
+					case wire.OpHello:
+						resp.Session, resp.Secret, resp.TimeoutMs, resp.Server = wire.FormatSession(1), "s", 10000, "m"
+					case wire.OpPing:
+					case wire.OpWatch:
+						resp.Watch = 1
+						if !first {
+							rewatched <- req.Since
+							_ = ws.WriteJSON(resp)
+							continue
+						}
+						_ = ws.WriteJSON(resp)
+						resp = &wire.Response{Event: wire.EventWatch, Watch: 1, Type: wire.WatchData, Path: "/w", Zxid: 6}
+					case wire.OpExists:
+						resp.Zxid = 20
+						_ = ws.WriteJSON(resp)
+						tc.end(ws)
+						return
+					default:
+						resp = &wire.Response{ID: req.ID, Error: &wire.Error{Code: wire.CodeBadRequest, Message: "not in this script"}}
+					}
+					if err := ws.WriteJSON(resp); err != nil {
+						return
+					}
+				}
+			}))
+			defer srv.Close()
+			c, err := Dial(ctx(t), Config{Endpoints: []string{strings.TrimPrefix(srv.URL, "http://")}, Logger: quiet, NoDiscovery: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx(t))
+			w, err := c.Watch(ctx(t), "/w")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev := <-w.Events(); ev.Zxid != 6 {
+				t.Fatalf("event %+v, want the one at zxid 6", ev)
+			}
+			if _, err := c.Exists(ctx(t), "/x"); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case since := <-rewatched:
+				if since != tc.wantSince {
+					t.Fatalf("registered again since %d, want %d", since, tc.wantSince)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the watch was not registered again within 10s")
+			}
+		})
+	}
+}

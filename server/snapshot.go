@@ -220,6 +220,9 @@ func (sm *stateMachine) Restore(index uint64, r io.Reader) error {
 	// events up to it were sent, so one answer at the restored index would
 	// make it skip the changes the snapshot covers without a resync.
 	lost := sm.watches.Owners()
+	if bugRestoreKeepsWatches {
+		lost = nil
+	}
 	for _, c := range lost {
 		sm.watches.RemoveOwner(c)
 		c.events.close()

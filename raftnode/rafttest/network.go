@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/arbor-db/arbor/raftnode"
 )
 
@@ -17,6 +19,7 @@ type Network struct {
 	rng      *rand.Rand
 	eps      map[uint64]*Endpoint
 	blocked  map[[2]uint64]bool
+	starved  map[[2]uint64]bool
 	dropRate float64
 	dupRate  float64
 	maxDelay time.Duration
@@ -25,7 +28,7 @@ type Network struct {
 
 // NewNetwork returns a fault-free network whose random choices follow seed.
 func NewNetwork(seed int64) *Network {
-	return &Network{rng: rand.New(rand.NewSource(seed)), eps: map[uint64]*Endpoint{}, blocked: map[[2]uint64]bool{}}
+	return &Network{rng: rand.New(rand.NewSource(seed)), eps: map[uint64]*Endpoint{}, blocked: map[[2]uint64]bool{}, starved: map[[2]uint64]bool{}}
 }
 
 // Endpoint returns a new transport for member id (one per incarnation).
@@ -40,10 +43,20 @@ func (nw *Network) Block(from, to uint64) {
 	nw.mu.Unlock()
 }
 
-// Heal removes every block.
+// Starve drops the log appends from -> to (one way) and lets every other
+// message through: the receiver keeps its leader, as heartbeats reach it,
+// but falls behind, until it needs a snapshot.
+func (nw *Network) Starve(from, to uint64) {
+	nw.mu.Lock()
+	nw.starved[[2]uint64{from, to}] = true
+	nw.mu.Unlock()
+}
+
+// Heal removes every block and starvation.
 func (nw *Network) Heal() {
 	nw.mu.Lock()
 	clear(nw.blocked)
+	clear(nw.starved)
 	nw.mu.Unlock()
 }
 
@@ -61,7 +74,8 @@ func (nw *Network) Wait() { nw.wg.Wait() }
 func (nw *Network) route(from *Endpoint, m raftnode.Message) {
 	nw.mu.Lock()
 	to := nw.eps[m.To]
-	if to == nil || nw.blocked[[2]uint64{m.From, m.To}] || nw.rng.Float64() < nw.dropRate {
+	link := [2]uint64{m.From, m.To}
+	if to == nil || nw.blocked[link] || (nw.starved[link] && m.Type == raftpb.MsgApp) || nw.rng.Float64() < nw.dropRate {
 		nw.mu.Unlock()
 		if raftnode.IsSnapshotMessage(m) {
 			from.handler().ReportSnapshot(m.To, true)

@@ -18,13 +18,18 @@ const (
 	faultFlaky         = "flaky-network"  // drop, duplicate, delay and reorder
 	faultCrash         = "crash"          // a random member stops and restarts on its data dir
 	faultCrashLeader   = "crash-leader"   // the current leader stops and restarts
+	// lag-follower: the leader's log appends to one follower dropped, its
+	// heartbeats not: the follower keeps its leader and its clients but
+	// falls behind the compacted log, and once healed installs a snapshot
+	// while its watchers are connected.
+	faultLagFollower = "lag-follower"
 	// power-loss: every member stops at once and loses what it wrote to
 	// its log but had not fdatasync'd, as a power cut of the whole
 	// cluster would; they restart on what is left.
 	faultPowerLoss = "power-loss"
 )
 
-var faultKinds = []string{faultPartition, faultOneWay, faultIsolateLeader, faultFlaky, faultCrash, faultCrashLeader, faultPowerLoss}
+var faultKinds = []string{faultPartition, faultOneWay, faultIsolateLeader, faultFlaky, faultCrash, faultCrashLeader, faultPowerLoss, faultLagFollower}
 
 // episode is one fault of the schedule: at start (from the run's start) it
 // begins, after hold it is undone. The random parameters are drawn when the
@@ -65,6 +70,10 @@ func schedule(rng *rand.Rand, n int, d time.Duration) []episode {
 			kind:  faultKinds[rng.Intn(len(faultKinds))],
 			a:     rng.Intn(n),
 			b:     rng.Intn(n),
+		}
+		if e.kind == faultLagFollower {
+			// Long enough to fall behind the leader's compacted log.
+			e.hold += 1500 * time.Millisecond
 		}
 		if e.b == e.a {
 			e.b = (e.a + 1) % n
@@ -168,6 +177,18 @@ func (n *nemesis) inject(e episode) func() {
 		}
 		cut([]int{l})
 		n.note(e.kind, fmt.Sprintf("%s member=%d", e, l))
+		return nw.Heal
+	case faultLagFollower:
+		l := c.leader()
+		if l < 0 {
+			return func() {}
+		}
+		f := e.a
+		if f == l {
+			f = e.b
+		}
+		nw.Starve(c.members[l].id, c.members[f].id)
+		n.note(e.kind, fmt.Sprintf("%s leader=%d follower=%d", e, l, f))
 		return nw.Heal
 	case faultFlaky:
 		nw.SetFaults(e.drop, e.dup, e.delay)

@@ -61,6 +61,29 @@ func call(ctx context.Context, cf *clientFlags, g *globals, e env, req *wire.Req
 	return printOutcome(cf, e, resp, err, human)
 }
 
+// listMembers is call for the members request, after a best-effort sync on
+// the same connection: members is a local read, and the member the command
+// reaches may not have applied a newcomer's attributes (its client URL) that
+// the cluster has committed. A sync that fails (a member cut off from its
+// leader) still lists what that member knows.
+func listMembers(ctx context.Context, cf *clientFlags, g *globals, e env) error {
+	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	c, logger, err := dialCluster(ctx, cf, g, e, 0)
+	if err != nil {
+		return err
+	}
+	sctx, scancel := context.WithTimeout(ctx, min(cf.timeout/2, syncBeforeMembers))
+	_ = c.Sync(sctx, "/")
+	scancel()
+	resp, err := c.Do(ctx, &wire.Request{Op: wire.OpMembers})
+	closeSession(ctx, c, logger)
+	return printOutcome(cf, e, resp, err, func(r *wire.Response) error { return printMembers(e.stdout, r.Members) })
+}
+
+// syncBeforeMembers bounds listMembers' sync.
+const syncBeforeMembers = 2 * time.Second
+
 // Waits between dial attempts while no member is usable, and how long that
 // lasts before the command says it is waiting: a member that was just
 // started takes a moment to bind its port and elect itself, and that moment
@@ -389,9 +412,7 @@ func membersCmd(cf *clientFlags, g *globals, e env) *cobra.Command {
 		Short: "List the members of the cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return call(cmd.Context(), cf, g, e, &wire.Request{Op: wire.OpMembers}, func(r *wire.Response) error {
-				return printMembers(e.stdout, r.Members)
-			})
+			return listMembers(cmd.Context(), cf, g, e)
 		},
 	}
 }

@@ -38,9 +38,7 @@ itself; nothing is ever removed automatically.`,
 	list := &cobra.Command{
 		Use: "list", Short: "List the members (as arbor members)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return call(cmd.Context(), cf, g, e, &wire.Request{Op: wire.OpMembers}, func(r *wire.Response) error {
-				return printMembers(e.stdout, r.Members)
-			})
+			return listMembers(cmd.Context(), cf, g, e)
 		},
 	}
 	add := &cobra.Command{

@@ -38,10 +38,11 @@ type conn struct {
 	// connection registers again (rewatch); its one-shots fail.
 	watches map[uint64]*Watcher
 	orphans []*Watcher
-	// settled is the zxid of the last answer other than a watch's, and
-	// settleCount how many there were: the member sends every event up to
-	// an answer's zxid before the answer, so every watch registered before
-	// that answer has had all its events up to settled. Reader only.
+	// settled is the zxid of the last answer other than a watch's read
+	// while the connection was live, and settleCount how many there were:
+	// the member sends every event up to an answer's zxid before the
+	// answer, so every watch registered before that answer has had all its
+	// events up to settled. Written by the reader under Client.mu.
 	settled     atomic.Uint64
 	settleCount atomic.Uint64
 }
@@ -246,7 +247,6 @@ func (c *Client) readLoop(cn *conn) {
 				cn.settled.Store(0)
 			}
 			c.breakConn(cn, connLost("", err))
-			c.breakConn(cn, connLost("", err))
 			return
 		}
 		if c.fastWatchEvent(cn, frame) {
@@ -265,13 +265,16 @@ func (c *Client) readLoop(cn *conn) {
 		c.mu.Lock()
 		cl := cn.pending[resp.ID]
 		delete(cn.pending, resp.ID)
-		c.mu.Unlock()
-		if resp.OK && resp.Zxid > 0 && (cl == nil || cl.op != wire.OpWatch) {
-			// A watch's answer comes before its replay; every other answer
-			// after every event up to its zxid.
+		// A watch's answer comes before its replay; every other answer
+		// after every event up to its zxid. Only while cn is live: once it
+		// is broken (a ping timeout, another goroutine) the frames still
+		// buffered are read on, its events no longer reach the watches,
+		// and an answer after them must not say they were delivered.
+		if cn.pending != nil && resp.OK && resp.Zxid > 0 && (cl == nil || cl.op != wire.OpWatch) {
 			cn.settled.Store(max(cn.settled.Load(), resp.Zxid))
 			cn.settleCount.Add(1)
 		}
+		c.mu.Unlock()
 		if cl == nil {
 			continue // its caller gave up waiting
 		}

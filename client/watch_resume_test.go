@@ -1,9 +1,11 @@
 package client
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,5 +102,96 @@ func TestRewatchSinceAfterDroppedWatches(t *testing.T) {
 				t.Fatal("the watch was not registered again within 10s")
 			}
 		})
+	}
+}
+
+// A connection broken by another goroutine (a ping timeout) while frames
+// are still buffered: the reader reads on, the watch events after the
+// break reach no watch, and an answer after them must not move the
+// resume point past them (the watch would lose them, with no resync).
+func TestRewatchSinceAfterBreakMidBurst(t *testing.T) {
+	rewatched := make(chan uint64, 1)
+	var conns atomic.Int32
+	up := websocket.Upgrader{Subprotocols: []string{wire.Subprotocol}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		first := conns.Add(1) == 1
+		for {
+			var req wire.Request
+			if err := ws.ReadJSON(&req); err != nil {
+				return
+			}
+			resp := &wire.Response{ID: req.ID, OK: true, Zxid: 5}
+			switch req.Op {
+			case wire.OpHello:
+				resp.Session, resp.Secret, resp.TimeoutMs, resp.Server = wire.FormatSession(1), "s", 10000, "m"
+			case wire.OpWatch:
+				resp.Watch = 1
+				if !first {
+					rewatched <- req.Since
+					break
+				}
+				// The answer, two events and an answer past them, in one
+				// write, so the client reads them into its buffer at once.
+				var burst []byte
+				for _, f := range []any{resp,
+					&wire.Event{Event: wire.EventWatch, Watch: 1, Type: wire.WatchData, Path: "/w", Zxid: 6},
+					&wire.Event{Event: wire.EventWatch, Watch: 1, Type: wire.WatchData, Path: "/w", Zxid: 7},
+					&wire.Response{ID: 1 << 40, OK: true, Zxid: 20},
+				} {
+					b, _ := json.Marshal(f)
+					burst = append(append(burst, 0x81, byte(len(b))), b...) // an unmasked text frame under 126 bytes
+				}
+				if _, err := ws.NetConn().Write(burst); err != nil {
+					return
+				}
+				continue
+			case wire.OpPing:
+			default:
+				resp = &wire.Response{ID: req.ID, Error: &wire.Error{Code: wire.CodeBadRequest, Message: "not in this script"}}
+			}
+			if err := ws.WriteJSON(resp); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	var c *Client
+	var once sync.Once
+	cfg := Config{Endpoints: []string{strings.TrimPrefix(srv.URL, "http://")}, Logger: quiet, NoDiscovery: true,
+		OnEvent: func(ev *wire.Response) {
+			if ev.Zxid != 6 {
+				return
+			}
+			// The reader is inside the burst: break the connection as a
+			// ping timeout would, from outside.
+			once.Do(func() {
+				c.mu.Lock()
+				cn := c.cur
+				c.mu.Unlock()
+				c.breakConn(cn, &Error{Code: CodeConnectionLost, Message: "ping timeout (test)", Index: -1})
+			})
+		}}
+	var err error
+	if c, err = Dial(ctx(t), cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx(t))
+	if _, err := c.Watch(ctx(t), "/w"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case since := <-rewatched:
+		// The event at 6 was delivered, the one at 7 was not: since 5,
+		// skipping the one at 6.
+		if since != 5 {
+			t.Fatalf("registered again since %d, want 5", since)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch was not registered again within 10s")
 	}
 }

@@ -208,8 +208,10 @@ func (c *Client) breakConn(cn *conn, reason *Error) {
 		c.setStateLocked()
 	}
 	quiet := c.closing || c.over != nil
-	c.mu.Unlock()
+	// Under mu: the next connection takes the orphans under mu, so every
+	// event delivery after that sees cn dead (brokeUnder).
 	close(cn.dead)
+	c.mu.Unlock()
 	// Once Close returns nothing more reaches the member, so a frame whose
 	// sent flag is still clear below was never written.
 	cn.ws.Close()

@@ -273,13 +273,17 @@ func (w *Watcher) end(err error) bool {
 	return true
 }
 
-// deliver hands one watch or resync event of w to its channel. Reader
-// goroutine; it never blocks.
-func (w *Watcher) deliver(ev *wire.Response) (ended bool) {
+// deliver hands one watch or resync event of w, read on the connection
+// whose dead channel is dead, to its channel. Reader goroutine; it never
+// blocks.
+func (w *Watcher) deliver(dead <-chan struct{}, ev *wire.Response) (ended bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return true
+	}
+	if brokeUnder(dead) {
+		return false
 	}
 	if ev.Event == wire.EventResync {
 		w.resync = append(w.resync, ev.Nodes...)
@@ -294,15 +298,33 @@ func (w *Watcher) deliver(ev *wire.Response) (ended bool) {
 	return w.changeLocked(eventType(ev.Type), ev.Path, ev.Zxid, ev.Data)
 }
 
-// deliverChange hands one watch event of w to its channel (the decoder's
-// fast path, decodeWatchEvent). Reader goroutine; it never blocks.
-func (w *Watcher) deliverChange(typ EventType, path string, zxid uint64, data []byte) (ended bool) {
+// deliverChange is deliver for one watch event (the decoder's fast path,
+// decodeWatchEvent).
+func (w *Watcher) deliverChange(dead <-chan struct{}, typ EventType, path string, zxid uint64, data []byte) (ended bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return true
 	}
+	if brokeUnder(dead) {
+		return false
+	}
 	return w.changeLocked(typ, path, zxid, data)
+}
+
+// brokeUnder reports whether the connection whose dead channel is dead
+// broke: its watches are being registered on the next one, which replays
+// what they have not delivered, so an event still read on it is dropped
+// (delivered, it would come again). Checked under the watcher's mu, which
+// resumeSince takes too: an event is either counted in the resume point or
+// not delivered.
+func brokeUnder(dead <-chan struct{}) bool {
+	select {
+	case <-dead:
+		return true
+	default:
+		return false
+	}
 }
 
 // changeLocked delivers a watch event, unless it was delivered already
@@ -366,7 +388,7 @@ func (c *Client) routeWatchEvent(cn *conn, ev *wire.Response) {
 	c.mu.Lock()
 	w := cn.watches[ev.Watch]
 	c.mu.Unlock()
-	if w != nil && w.deliver(ev) {
+	if w != nil && w.deliver(cn.dead, ev) {
 		c.watchEnded(cn, ev.Watch, w)
 	}
 }

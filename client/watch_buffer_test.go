@@ -17,11 +17,11 @@ func TestWatcherBufferOverflow(t *testing.T) {
 	const buffer = 100
 	w := &Watcher{path: "/w", ch: make(chan WatchEvent, buffer)}
 	for i := range buffer {
-		if w.deliverChange(EventData, "/w", uint64(i+1), []byte{byte(i)}) {
+		if w.deliverChange(nil, EventData, "/w", uint64(i+1), []byte{byte(i)}) {
 			t.Fatalf("watch ended at event %d of a buffer of %d", i+1, buffer)
 		}
 	}
-	if !w.deliverChange(EventData, "/w", buffer+1, nil) {
+	if !w.deliverChange(nil, EventData, "/w", buffer+1, nil) {
 		t.Fatal("event past the buffer did not end the watch")
 	}
 	if err := w.Err(); err != ErrWatchOverflow {

@@ -30,7 +30,7 @@ func (c *Client) fastWatchEvent(cn *conn, frame []byte) bool {
 	c.mu.Lock()
 	w := cn.watches[id]
 	c.mu.Unlock()
-	if w != nil && w.deliverChange(typ, path, zxid, data) {
+	if w != nil && w.deliverChange(cn.dead, typ, path, zxid, data) {
 		c.watchEnded(cn, id, w)
 	}
 	return true

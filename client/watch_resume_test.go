@@ -195,3 +195,24 @@ func TestRewatchSinceAfterBreakMidBurst(t *testing.T) {
 		t.Fatal("the watch was not registered again within 10s")
 	}
 }
+
+// An event read on a connection that has broken is not delivered and does
+// not move the resume point: the next connection replays it, and delivered
+// now it would come twice.
+func TestNoDeliveryAfterBreak(t *testing.T) {
+	w := &Watcher{path: "/w", ch: make(chan WatchEvent, 4), last: 5}
+	live, dead := make(chan struct{}), make(chan struct{})
+	close(dead)
+	if w.deliverChange(live, EventData, "/w", 6, nil) || len(w.ch) != 1 {
+		t.Fatal("an event on a live connection was not delivered")
+	}
+	if w.deliverChange(dead, EventData, "/w", 7, nil) || w.deliver(dead, &wire.Response{Event: wire.EventWatch, Watch: 1, Type: wire.WatchData, Path: "/w", Zxid: 8}) {
+		t.Fatal("an event on a broken connection ended the watch")
+	}
+	if len(w.ch) != 1 {
+		t.Fatalf("%d events delivered, want only the one at 6", len(w.ch))
+	}
+	if since := w.resumeSince(0); since != 5 {
+		t.Fatalf("resume since %d, want 5 (skipping the one at 6)", since)
+	}
+}

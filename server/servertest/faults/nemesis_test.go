@@ -29,7 +29,7 @@ const (
 	faultPowerLoss = "power-loss"
 )
 
-var faultKinds = []string{faultPartition, faultOneWay, faultIsolateLeader, faultFlaky, faultCrash, faultCrashLeader, faultPowerLoss, faultLagFollower}
+var faultKinds = []string{faultPartition, faultOneWay, faultIsolateLeader, faultFlaky, faultCrash, faultCrashLeader, faultPowerLoss}
 
 // episode is one fault of the schedule: at start (from the run's start) it
 // begins, after hold it is undone. The random parameters are drawn when the
@@ -71,10 +71,6 @@ func schedule(rng *rand.Rand, n int, d time.Duration) []episode {
 			a:     rng.Intn(n),
 			b:     rng.Intn(n),
 		}
-		if e.kind == faultLagFollower {
-			// Long enough to fall behind the leader's compacted log.
-			e.hold += 1500 * time.Millisecond
-		}
 		if e.b == e.a {
 			e.b = (e.a + 1) % n
 		}
@@ -84,6 +80,13 @@ func schedule(rng *rand.Rand, n int, d time.Duration) []episode {
 		e.drop = 0.05 + 0.25*rng.Float64()
 		e.dup = 0.2 * rng.Float64()
 		e.delay = time.Duration(1+rng.Intn(40)) * time.Millisecond
+		if e.kind == faultOneWay && e.drop > 0.175 {
+			// About half the one-way blocks lag a follower instead, decided
+			// from a draw every episode makes anyway, so that the schedules
+			// of the other kinds (and every seed's power cuts) stay as they
+			// were before this kind existed.
+			e.kind = faultLagFollower
+		}
 		out = append(out, e)
 		at += e.hold + time.Duration(100+rng.Intn(400))*time.Millisecond
 	}

@@ -42,7 +42,8 @@ type conn struct {
 	// while the connection was live, and settleCount how many there were:
 	// the member sends every event up to an answer's zxid before the
 	// answer, so every watch registered before that answer has had all its
-	// events up to settled. Written by the reader under Client.mu.
+	// events up to settled. Written by the reader: under Client.mu while
+	// the connection is live, and reset to 0 after a 1013 close.
 	settled     atomic.Uint64
 	settleCount atomic.Uint64
 }

@@ -15,6 +15,59 @@ import (
 	"github.com/arbor-db/arbor/client/wire"
 )
 
+// scriptedMember is a member that answers hello and ping at zxid 5 and
+// hands every other request to script, with the connection's number
+// (1 for the first) and the default answer, OK at zxid 5; script writes
+// what it wants and returns false to end the connection.
+func scriptedMember(t *testing.T, script func(ws *websocket.Conn, conn int32, req *wire.Request, resp *wire.Response) bool) string {
+	t.Helper()
+	var conns atomic.Int32
+	up := websocket.Upgrader{Subprotocols: []string{wire.Subprotocol}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		n := conns.Add(1)
+		for {
+			var req wire.Request
+			if err := ws.ReadJSON(&req); err != nil {
+				return
+			}
+			resp := &wire.Response{ID: req.ID, OK: true, Zxid: 5}
+			switch req.Op {
+			case wire.OpHello:
+				resp.Session, resp.Secret, resp.TimeoutMs, resp.Server = wire.FormatSession(1), "s", 10000, "m"
+			case wire.OpPing:
+			default:
+				if !script(ws, n, &req, resp) {
+					return
+				}
+				continue
+			}
+			if err := ws.WriteJSON(resp); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// awaitSince waits for the since of the watch registered again.
+func awaitSince(t *testing.T, rewatched <-chan uint64, want uint64) {
+	t.Helper()
+	select {
+	case since := <-rewatched:
+		if since != want {
+			t.Fatalf("registered again since %d, want %d", since, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch was not registered again within 10s")
+	}
+}
+
 // A connection the member closes with 1013 (it installed a snapshot, or the
 // watch events overflowed) dropped its watches: the client registers them
 // again since the last event they delivered, not since the last answer's
@@ -36,49 +89,25 @@ func TestRewatchSinceAfterDroppedWatches(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rewatched := make(chan uint64, 1)
-			var conns atomic.Int32
-			up := websocket.Upgrader{Subprotocols: []string{wire.Subprotocol}}
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				ws, err := up.Upgrade(w, r, nil)
-				if err != nil {
-					return
+			addr := scriptedMember(t, func(ws *websocket.Conn, conn int32, req *wire.Request, resp *wire.Response) bool {
+				switch req.Op {
+				case wire.OpWatch:
+					resp.Watch = 1
+					if conn > 1 {
+						rewatched <- req.Since
+						return ws.WriteJSON(resp) == nil
+					}
+					_ = ws.WriteJSON(resp)
+					return ws.WriteJSON(&wire.Event{Event: wire.EventWatch, Watch: 1, Type: wire.WatchData, Path: "/w", Zxid: 6}) == nil
+				case wire.OpExists:
+					resp.Zxid = 20
+					_ = ws.WriteJSON(resp)
+					tc.end(ws)
+					return false
 				}
-				defer ws.Close()
-				first := conns.Add(1) == 1
-				for {
-					var req wire.Request
-					if err := ws.ReadJSON(&req); err != nil {
-						return
-					}
-					resp := &wire.Response{ID: req.ID, OK: true, Zxid: 5}
-					switch req.Op {
-					case wire.OpHello:
-						resp.Session, resp.Secret, resp.TimeoutMs, resp.Server = wire.FormatSession(1), "s", 10000, "m"
-					case wire.OpPing:
-					case wire.OpWatch:
-						resp.Watch = 1
-						if !first {
-							rewatched <- req.Since
-							_ = ws.WriteJSON(resp)
-							continue
-						}
-						_ = ws.WriteJSON(resp)
-						resp = &wire.Response{Event: wire.EventWatch, Watch: 1, Type: wire.WatchData, Path: "/w", Zxid: 6}
-					case wire.OpExists:
-						resp.Zxid = 20
-						_ = ws.WriteJSON(resp)
-						tc.end(ws)
-						return
-					default:
-						resp = &wire.Response{ID: req.ID, Error: &wire.Error{Code: wire.CodeBadRequest, Message: "not in this script"}}
-					}
-					if err := ws.WriteJSON(resp); err != nil {
-						return
-					}
-				}
-			}))
-			defer srv.Close()
-			c, err := Dial(ctx(t), Config{Endpoints: []string{strings.TrimPrefix(srv.URL, "http://")}, Logger: quiet, NoDiscovery: true})
+				return ws.WriteJSON(&wire.Response{ID: req.ID, Error: &wire.Error{Code: wire.CodeBadRequest, Message: "not in this script"}}) == nil
+			})
+			c, err := Dial(ctx(t), Config{Endpoints: []string{addr}, Logger: quiet, NoDiscovery: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,14 +122,7 @@ func TestRewatchSinceAfterDroppedWatches(t *testing.T) {
 			if _, err := c.Exists(ctx(t), "/x"); err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case since := <-rewatched:
-				if since != tc.wantSince {
-					t.Fatalf("registered again since %d, want %d", since, tc.wantSince)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the watch was not registered again within 10s")
-			}
+			awaitSince(t, rewatched, tc.wantSince)
 		})
 	}
 }
@@ -111,58 +133,32 @@ func TestRewatchSinceAfterDroppedWatches(t *testing.T) {
 // resume point past them (the watch would lose them, with no resync).
 func TestRewatchSinceAfterBreakMidBurst(t *testing.T) {
 	rewatched := make(chan uint64, 1)
-	var conns atomic.Int32
-	up := websocket.Upgrader{Subprotocols: []string{wire.Subprotocol}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
+	addr := scriptedMember(t, func(ws *websocket.Conn, conn int32, req *wire.Request, resp *wire.Response) bool {
+		if req.Op != wire.OpWatch {
+			return ws.WriteJSON(&wire.Response{ID: req.ID, Error: &wire.Error{Code: wire.CodeBadRequest, Message: "not in this script"}}) == nil
 		}
-		defer ws.Close()
-		first := conns.Add(1) == 1
-		for {
-			var req wire.Request
-			if err := ws.ReadJSON(&req); err != nil {
-				return
-			}
-			resp := &wire.Response{ID: req.ID, OK: true, Zxid: 5}
-			switch req.Op {
-			case wire.OpHello:
-				resp.Session, resp.Secret, resp.TimeoutMs, resp.Server = wire.FormatSession(1), "s", 10000, "m"
-			case wire.OpWatch:
-				resp.Watch = 1
-				if !first {
-					rewatched <- req.Since
-					break
-				}
-				// The answer, two events and an answer past them, in one
-				// write, so the client reads them into its buffer at once.
-				var burst []byte
-				for _, f := range []any{resp,
-					&wire.Event{Event: wire.EventWatch, Watch: 1, Type: wire.WatchData, Path: "/w", Zxid: 6},
-					&wire.Event{Event: wire.EventWatch, Watch: 1, Type: wire.WatchData, Path: "/w", Zxid: 7},
-					&wire.Response{ID: 1 << 40, OK: true, Zxid: 20},
-				} {
-					b, _ := json.Marshal(f)
-					burst = append(append(burst, 0x81, byte(len(b))), b...) // an unmasked text frame under 126 bytes
-				}
-				if _, err := ws.NetConn().Write(burst); err != nil {
-					return
-				}
-				continue
-			case wire.OpPing:
-			default:
-				resp = &wire.Response{ID: req.ID, Error: &wire.Error{Code: wire.CodeBadRequest, Message: "not in this script"}}
-			}
-			if err := ws.WriteJSON(resp); err != nil {
-				return
-			}
+		resp.Watch = 1
+		if conn > 1 {
+			rewatched <- req.Since
+			return ws.WriteJSON(resp) == nil
 		}
-	}))
-	defer srv.Close()
+		// The answer, two events and an answer past them, in one write, so
+		// the client reads them into its buffer at once.
+		var burst []byte
+		for _, f := range []any{resp,
+			&wire.Event{Event: wire.EventWatch, Watch: 1, Type: wire.WatchData, Path: "/w", Zxid: 6},
+			&wire.Event{Event: wire.EventWatch, Watch: 1, Type: wire.WatchData, Path: "/w", Zxid: 7},
+			&wire.Response{ID: 1 << 40, OK: true, Zxid: 20},
+		} {
+			b, _ := json.Marshal(f)
+			burst = append(append(burst, 0x81, byte(len(b))), b...) // an unmasked text frame under 126 bytes
+		}
+		_, err := ws.NetConn().Write(burst)
+		return err == nil
+	})
 	var c *Client
 	var once sync.Once
-	cfg := Config{Endpoints: []string{strings.TrimPrefix(srv.URL, "http://")}, Logger: quiet, NoDiscovery: true,
+	cfg := Config{Endpoints: []string{addr}, Logger: quiet, NoDiscovery: true,
 		OnEvent: func(ev *wire.Response) {
 			if ev.Zxid != 6 {
 				return
@@ -184,16 +180,9 @@ func TestRewatchSinceAfterBreakMidBurst(t *testing.T) {
 	if _, err := c.Watch(ctx(t), "/w"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case since := <-rewatched:
-		// The event at 6 was delivered, the one at 7 was not: since 5,
-		// skipping the one at 6.
-		if since != 5 {
-			t.Fatalf("registered again since %d, want 5", since)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the watch was not registered again within 10s")
-	}
+	// The event at 6 was delivered, the one at 7 was not: since 5,
+	// skipping the one at 6.
+	awaitSince(t, rewatched, 5)
 }
 
 // An event read on a connection that has broken is not delivered and does

@@ -30,7 +30,9 @@ func TestWatcherAcrossSnapshotInstall(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no leader within 10s")
 		}
-		l = c.leader()
+		if l = c.leader(); l < 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	f := (l + 1) % c.size()
 	pinned := func(i int) *client.Client {
@@ -52,16 +54,17 @@ func TestWatcherAcrossSnapshotInstall(t *testing.T) {
 	go func() {
 		defer close(followed)
 		for ev := range w.Events() {
-			log.Event(0, loggedEvent(ev))
+			log.Event(0, lincheck.Logged(ev))
 		}
 	}()
 	set := func(i int, data string) uint64 {
 		t.Helper()
-		st, err := writer.Set(ctx, fmt.Sprintf("%s/%d", lincheck.WatchRoot, i%6), []byte(data), client.AnyVersion)
+		path := fmt.Sprintf("%s/%d", lincheck.WatchRoot, i%6)
+		st, err := writer.Set(ctx, path, []byte(data), client.AnyVersion)
 		if err != nil {
 			t.Fatal(err)
 		}
-		log.Acked(lincheck.AckedChange{Path: fmt.Sprintf("%s/%d", lincheck.WatchRoot, i%6), Data: data, Zxid: st.Mzxid})
+		log.Acked(lincheck.AckedChange{Path: path, Data: data, Zxid: st.Mzxid})
 		return st.Mzxid
 	}
 	set(0, "before")
@@ -98,15 +101,4 @@ func TestWatcherAcrossSnapshotInstall(t *testing.T) {
 	if acked, events, resyncs := log.Counts(); resyncs == 0 {
 		t.Errorf("no resync (%d acknowledged changes, %d events): the follower never installed a snapshot under the watcher", acked, events)
 	}
-}
-
-func loggedEvent(ev client.WatchEvent) lincheck.WatchEvent {
-	e := lincheck.WatchEvent{Type: ev.Type.String(), Path: ev.Path, Zxid: ev.Zxid, Data: string(ev.Data)}
-	if ev.Type == client.EventResync {
-		e.Nodes = map[string]string{}
-		for _, n := range ev.Nodes {
-			e.Nodes[n.Path] = string(n.Data)
-		}
-	}
-	return e
 }

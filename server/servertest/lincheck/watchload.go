@@ -162,7 +162,7 @@ func (r *WatchRun) watcher(ctx context.Context, id int, rng *rand.Rand) {
 				if !ok {
 					break follow // overflow or a lost session: watch again since last
 				}
-				r.Log.Event(id, toLogged(ev))
+				r.Log.Event(id, Logged(ev))
 			case <-until:
 				break follow
 			case <-ctx.Done():
@@ -179,7 +179,8 @@ func (r *WatchRun) watcher(ctx context.Context, id int, rng *rand.Rand) {
 	}
 }
 
-func toLogged(ev client.WatchEvent) WatchEvent {
+// Logged is ev as a WatchLog records it.
+func Logged(ev client.WatchEvent) WatchEvent {
 	e := WatchEvent{Type: ev.Type.String(), Path: ev.Path, Zxid: ev.Zxid, Data: string(ev.Data)}
 	if ev.Type == client.EventResync {
 		e.Nodes = map[string]string{}
@@ -264,7 +265,7 @@ func (r *WatchRun) catchUp(ctx context.Context, id int, upto uint64) error {
 					if !ok {
 						break loop
 					}
-					r.Log.Event(id, toLogged(ev))
+					r.Log.Event(id, Logged(ev))
 				case <-timeout:
 					break loop
 				}

@@ -50,11 +50,19 @@ func addClientCommands(root *cobra.Command, g *globals, e env) {
 // call dials, sends one request, closes the session and prints the outcome:
 // with --json the whole response, otherwise whatever human prints.
 func call(ctx context.Context, cf *clientFlags, g *globals, e env, req *wire.Request, human func(*wire.Response) error) error {
+	return callAfter(ctx, cf, g, e, nil, req, human)
+}
+
+// callAfter is call with before run on the session first (nil: nothing).
+func callAfter(ctx context.Context, cf *clientFlags, g *globals, e env, before func(context.Context, *client.Client), req *wire.Request, human func(*wire.Response) error) error {
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
 	c, logger, err := dialCluster(ctx, cf, g, e, 0)
 	if err != nil {
 		return err
+	}
+	if before != nil {
+		before(ctx, c)
 	}
 	resp, err := c.Do(ctx, req)
 	closeSession(ctx, c, logger)
@@ -67,18 +75,14 @@ func call(ctx context.Context, cf *clientFlags, g *globals, e env, req *wire.Req
 // the cluster has committed. A sync that fails (a member cut off from its
 // leader) still lists what that member knows.
 func listMembers(ctx context.Context, cf *clientFlags, g *globals, e env) error {
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	c, logger, err := dialCluster(ctx, cf, g, e, 0)
-	if err != nil {
-		return err
+	syncFirst := func(ctx context.Context, c *client.Client) {
+		sctx, cancel := context.WithTimeout(ctx, min(cf.timeout/2, syncBeforeMembers))
+		defer cancel()
+		_ = c.Sync(sctx, "/")
 	}
-	sctx, scancel := context.WithTimeout(ctx, min(cf.timeout/2, syncBeforeMembers))
-	_ = c.Sync(sctx, "/")
-	scancel()
-	resp, err := c.Do(ctx, &wire.Request{Op: wire.OpMembers})
-	closeSession(ctx, c, logger)
-	return printOutcome(cf, e, resp, err, func(r *wire.Response) error { return printMembers(e.stdout, r.Members) })
+	return callAfter(ctx, cf, g, e, syncFirst, &wire.Request{Op: wire.OpMembers}, func(r *wire.Response) error {
+		return printMembers(e.stdout, r.Members)
+	})
 }
 
 // syncBeforeMembers bounds listMembers' sync.

@@ -20,8 +20,9 @@ const (
 	faultCrashLeader   = "crash-leader"   // the current leader stops and restarts
 	// lag-follower: the leader's log appends to one follower dropped, its
 	// heartbeats not: the follower keeps its leader and its clients but
-	// falls behind the compacted log, and once healed installs a snapshot
-	// while its watchers are connected.
+	// falls behind, past the compacted log when the hold is long enough,
+	// and then installs a snapshot once healed (drawn from the one-way
+	// blocks, see schedule).
 	faultLagFollower = "lag-follower"
 	// power-loss: every member stops at once and loses what it wrote to
 	// its log but had not fdatasync'd, as a power cut of the whole

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/arbor-db/arbor/arbortest/proc"
+	"github.com/arbor-db/arbor/client/wire"
 	"github.com/arbor-db/arbor/server"
 )
 
@@ -88,7 +89,7 @@ func runMembershipFaults(t *testing.T, steps []memberStep, seed uint64, hold tim
 			time.Sleep(hold)
 			f.end()
 			took := c.waitHealthy(60 * time.Second)
-			took += c.waitRole(i, "follower", 60*time.Second)
+			took += c.waitVoter(i, 60*time.Second)
 			t.Logf("%s is a voter; healthy after %v", name, took.Round(time.Millisecond))
 			fig.faults[s.fault]++
 			fig.recoveryMax = max(fig.recoveryMax, took)
@@ -182,8 +183,10 @@ func (c *cluster) removeMember(i, avoid int, within time.Duration) {
 	c.t.Fatalf("removing %s: not done within %v: %s", c.Members[i].Name, within, last)
 }
 
-// waitRole waits until a majority's leader reports member i with role.
-func (c *cluster) waitRole(i int, role string, within time.Duration) time.Duration {
+// waitVoter waits until a majority's leader reports member i as a live
+// voter: a follower, or the leader, since a member that has just joined
+// may win the election that a killed leader leaves.
+func (c *cluster) waitVoter(i int, within time.Duration) time.Duration {
 	c.t.Helper()
 	start := time.Now()
 	var got string
@@ -197,7 +200,7 @@ func (c *cluster) waitRole(i int, role string, within time.Duration) time.Durati
 			for _, m := range ms {
 				if m.Name == c.Members[i].Name {
 					got = fmt.Sprintf("%s alive=%t", m.Role, m.Alive)
-					if m.Role == role && m.Alive {
+					if (m.Role == wire.RoleFollower || m.Role == wire.RoleLeader) && m.Alive {
 						cancel()
 						return time.Since(start)
 					}
@@ -206,6 +209,6 @@ func (c *cluster) waitRole(i int, role string, within time.Duration) time.Durati
 		}
 		cancel()
 	}
-	c.t.Fatalf("%s is not a live %s within %v (last seen: %s)", c.Members[i].Name, role, within, got)
+	c.t.Fatalf("%s is not a live voter within %v (last seen: %s)", c.Members[i].Name, within, got)
 	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,9 @@ func (r *run) finish(t *testing.T, fig *runFigures) {
 	c.waitHealthy(30 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	for _, m := range c.Members {
+		fig.snapInstalls += strings.Count(m.Log(), "installed snapshot from leader")
+	}
 
 	h := r.rec.History()
 	st := lincheck.Count(h)

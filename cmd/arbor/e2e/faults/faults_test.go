@@ -128,20 +128,21 @@ func (c *cluster) waitHealthy(within time.Duration) time.Duration {
 // runFigures are what one run did.
 type runFigures struct {
 	ops, unknown, failed int
+	snapInstalls         int // snapshots members installed from a leader
 	faults               map[faultKind]int
 	violations           []error
 	recoveryMax          time.Duration
 	locks                lincheck.LockFigures
 }
 
-// runFaults starts a 3-member cluster and a workload, applies faults one
-// after the other (each held for faultHold, then ended, then the cluster
-// given time to recover while the workload goes on), and checks everything
-// at the end.
-func runFaults(t *testing.T, faults []faultKind, seed uint64, hold time.Duration) runFigures {
+// runFaults starts a 3-member cluster (with o) and a workload, applies
+// faults one after the other (each held for hold, then ended, then the
+// cluster given time to recover while the workload goes on), and checks
+// everything at the end.
+func runFaults(t *testing.T, faults []faultKind, seed uint64, hold time.Duration, o clusterOpts) runFigures {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 0xfa17))
-	c := newCluster(t, 3, clusterOpts{})
+	c := newCluster(t, 3, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if err := createParents(ctx, c); err != nil {
@@ -174,14 +175,24 @@ func runFaults(t *testing.T, faults []faultKind, seed uint64, hold time.Duration
 	return fig
 }
 
+// snapshotOften makes members snapshot (and compact their logs) every
+// few hundred entries, a few seconds of the workload: a follower cut off
+// or killed for one fault falls behind the leader's log and catches up by
+// installing a snapshot, with watchers and sessions on it.
+var snapshotOften = clusterOpts{extra: []string{"--snapshot-entries", "200"}}
+
 // TestFaultsNetwork: symmetric and one-way partitions and leader
 // isolation, with clients on every member; the histories stay
-// linearizable, local reads monotonic, ephemerals gone with their session,
-// and the members end with the same state.
+// linearizable, local reads monotonic, watches complete, ephemerals gone
+// with their session, and the members end with the same state. Members
+// snapshot often, so a follower cut off catches up from a snapshot.
 func TestFaultsNetwork(t *testing.T) {
 	requireEnv(t)
-	fig := runFaults(t, []faultKind{faultPartition, faultOneWayToFollow, faultOneWayToLeader, faultIsolateLeader}, 1, faultHold)
+	fig := runFaults(t, []faultKind{faultPartition, faultOneWayToFollow, faultOneWayToLeader, faultIsolateLeader}, 1, faultHold, snapshotOften)
 	logFigures(t, 1, fig)
+	if fig.snapInstalls == 0 {
+		t.Errorf("no member installed a snapshot from a leader: the run did not test catching up from one")
+	}
 }
 
 // TestFaultsProcess: kill -9 of the leader and of a follower (restarted on
@@ -189,13 +200,13 @@ func TestFaultsNetwork(t *testing.T) {
 // was elected.
 func TestFaultsProcess(t *testing.T) {
 	requireEnv(t)
-	fig := runFaults(t, []faultKind{faultKillLeader, faultKillFollower, faultPauseLeader}, 2, faultHold)
+	fig := runFaults(t, []faultKind{faultKillLeader, faultKillFollower, faultPauseLeader}, 2, faultHold, clusterOpts{})
 	logFigures(t, 1, fig)
 }
 
 func logFigures(t *testing.T, runs int, f runFigures) {
-	t.Logf("figures: runs %d, operations %d (unknown outcome %d, failed %d), lock grants %d (lost while held %d, stale writes refused %d), faults %v, violations %d, longest recovery %v",
-		runs, f.ops, f.unknown, f.failed, f.locks.Grants, f.locks.Lost, f.locks.StaleRefused, f.faults, len(f.violations), f.recoveryMax.Round(time.Millisecond))
+	t.Logf("figures: runs %d, operations %d (unknown outcome %d, failed %d), lock grants %d (lost while held %d, stale writes refused %d), faults %v, snapshot installs %d, violations %d, longest recovery %v",
+		runs, f.ops, f.unknown, f.failed, f.locks.Grants, f.locks.Lost, f.locks.StaleRefused, f.faults, f.snapInstalls, len(f.violations), f.recoveryMax.Round(time.Millisecond))
 }
 
 // TestFaultsLong repeats runs of random faults for $ARBOR_FAULT_LONG (a Go
@@ -227,11 +238,16 @@ func TestFaultsLong(t *testing.T) {
 			faults[i] = allFaults[rng.IntN(len(allFaults))]
 		}
 		hold := time.Duration(1500+rng.IntN(3000)) * time.Millisecond
+		var o clusterOpts
+		if rng.IntN(2) == 0 {
+			o = snapshotOften
+		}
 		runSeed := rng.Uint64()
 		t.Run(fmt.Sprintf("run%03d", runs), func(t *testing.T) {
-			t.Logf("seed %d, hold %v, faults %v", runSeed, hold, faults)
-			f := runFaults(t, faults, runSeed, hold)
+			t.Logf("seed %d, hold %v, faults %v, member flags %q", runSeed, hold, faults, o.extra)
+			f := runFaults(t, faults, runSeed, hold, o)
 			total.ops += f.ops
+			total.snapInstalls += f.snapInstalls
 			total.unknown += f.unknown
 			total.failed += f.failed
 			total.violations = append(total.violations, f.violations...)

@@ -68,8 +68,9 @@ func (s *server) expireDue(ctx context.Context) {
 			err = r.Err
 		}
 		if err != nil {
-			// Not applied: they stay due and are tried again next tick,
-			// unless a new term renews them first.
+			// Not known to be applied: due again next tick, and not
+			// renewable meanwhile (a proposal that timed out may still
+			// commit), unless a new term resets them first.
 			s.live.tracker.GiveBack(chunk)
 			s.live.tracker.GiveBack(ids)
 			s.log.Warn("proposing session expiry failed; will retry", "sessions", len(chunk)+len(ids), "err", err)

@@ -29,7 +29,7 @@ type Tracker struct {
 	buckets map[int64]map[uint64]struct{}
 	next    int64 // the first bucket not yet scanned
 	// overdue holds sessions given back after a failed expiry: past their
-	// deadline, returned by the next Expired.
+	// deadline, still expiring, returned by the next Expired.
 	overdue map[uint64]struct{}
 }
 
@@ -39,7 +39,7 @@ const overdueBucket = -1 << 63
 type tracked struct {
 	timeout  int64 // ns
 	bucket   int64
-	expiring bool // handed out by Expired, not yet removed or given back
+	expiring bool // handed out by Expired, not yet removed (or Reset)
 }
 
 // NewTracker returns an empty tracker reading time from now, with deadlines
@@ -192,9 +192,12 @@ func (t *Tracker) Expired() []uint64 {
 	return out
 }
 
-// GiveBack returns sessions handed out by Expired whose expiry did not go
-// through (the proposal failed): they stay past their deadline, so the next
-// Expired returns them again, unless a Reset renewed them meanwhile.
+// GiveBack returns sessions handed out by Expired whose expiry proposal
+// failed: the next Expired returns them again. They stay expiring, so Touch
+// does not renew them: a proposal that timed out may still be in the log and
+// commit later, and a renewal confirmed meanwhile would promise the client
+// time the cluster is about to take. Only Reset (a new term) gives them a
+// deadline again.
 func (t *Tracker) GiveBack(ids []uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -203,7 +206,6 @@ func (t *Tracker) GiveBack(ids []uint64) {
 		if !ok || !e.expiring {
 			continue
 		}
-		e.expiring = false
 		e.bucket = overdueBucket
 		t.overdue[id] = struct{}{}
 	}

@@ -78,8 +78,20 @@ func TestTrackerGiveBackAndRemove(t *testing.T) {
 	// The proposal for 2 failed; 1 was applied.
 	tr.Remove(1)
 	tr.GiveBack([]uint64{2})
+	// A proposal that failed may still commit: no renewal brings 2 back.
+	if tr.Touch(2) {
+		t.Error("Touch of a session given back after a failed expiry = true")
+	}
+	if _, ok := tr.Remaining(2); ok {
+		t.Error("Remaining of a session given back after a failed expiry reports it live")
+	}
 	if got := tr.Expired(); !slices.Equal(got, []uint64{2}) {
 		t.Fatalf("after GiveBack: Expired = %v, want [2]", got)
+	}
+	// Its proposal failed again: due again, as often as it takes.
+	tr.GiveBack([]uint64{2})
+	if got := tr.Expired(); !slices.Equal(got, []uint64{2}) {
+		t.Fatalf("after a second GiveBack: Expired = %v, want [2]", got)
 	}
 	if tr.Len() != 1 {
 		t.Errorf("Len = %d, want 1", tr.Len())

@@ -93,6 +93,9 @@
 // give it to the work a lock holder or leader does, so that the work stops
 // in time. When a later ping confirms a renewal, the Client leaves Jeopardy
 // and Context returns a fresh context; the old one stays cancelled.
+// Deadline returns the deadline itself, for work that checks how much of it
+// is left before it acts (a cancellation a late-scheduled process sees late
+// is no help).
 //
 // Arbor members answer pings with renewed_ago_ms once the leader has
 // confirmed a renewal (docs/architecture.md, "Session liveness", says why

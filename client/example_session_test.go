@@ -46,6 +46,9 @@ func Example_sessionStates() {
 		log.Fatal(err)
 	}
 	fmt.Println("working:", work.Err() == nil)
+	// Deadline says how long the session is certain to last: check that
+	// enough is left before acting on what it guards.
+	fmt.Println("certain for a while yet:", time.Until(c.Deadline()) > time.Second)
 
 	if err := c.Close(ctx); err != nil {
 		log.Fatal(err)
@@ -55,6 +58,7 @@ func Example_sessionStates() {
 	// Output:
 	// state: Connected
 	// working: true
+	// certain for a while yet: true
 	// state: Closed
 	// work stopped because: CLOSED: client closed
 }

@@ -92,6 +92,18 @@ func (c *Client) Context() context.Context {
 	return c.sessCtx
 }
 
+// Deadline returns the session deadline: the time before which the cluster
+// cannot have expired the session (the package documentation says how the
+// client knows), on this process's monotonic clock. Context is cancelled
+// once it passes. Work about to act on what the session guards can check
+// that enough of it is left: a process can be scheduled late, and a
+// cancellation seen late is no better than none.
+func (c *Client) Deadline() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadline
+}
+
 // setStateLocked reports the state derived from the fields it reads, if it
 // changed. c.mu is held, which keeps reports in order.
 func (c *Client) setStateLocked() {

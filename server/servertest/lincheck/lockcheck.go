@@ -46,6 +46,10 @@ type LockGrant struct {
 	// never), and LostCause why.
 	Lost      time.Time
 	LostCause string
+	// Deadline is the session deadline (Client.Deadline) when Lock
+	// returned, and LostDeadline when Lost was recorded: a loss
+	// recorded after its deadline came late.
+	Deadline, LostDeadline time.Time
 	// End is when the holder stopped acting on the lock: just before its
 	// unlock was sent, or when it was paused. Zero while it holds.
 	End time.Time
@@ -85,11 +89,11 @@ func (l *LockLog) Grant(g LockGrant) int {
 
 // Lost records that grant h's session context was done at t (the first
 // time only).
-func (l *LockLog) Lost(h int, t time.Time, cause error) {
+func (l *LockLog) Lost(h int, t time.Time, cause error, deadline time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if g := &l.grants[h]; g.Lost.IsZero() {
-		g.Lost, g.LostCause = t, fmt.Sprint(cause)
+		g.Lost, g.LostCause, g.LostDeadline = t, fmt.Sprint(cause), deadline
 	}
 }
 
@@ -322,8 +326,14 @@ func (l *LockLog) at(t time.Time) string {
 func (l *LockLog) describe(g LockGrant) string {
 	s := fmt.Sprintf("client %d (session %s on %s, token %d, asked %s, granted %s, ended %s",
 		g.Client, g.Session, g.Member, g.Token, l.at(g.Asked), l.at(g.Granted), l.at(g.End))
+	if !g.Deadline.IsZero() {
+		s += ", session deadline then " + l.at(g.Deadline)
+	}
 	if !g.Lost.IsZero() {
 		s += fmt.Sprintf(", lost %s: %s", l.at(g.Lost), g.LostCause)
+		if !g.LostDeadline.IsZero() {
+			s += ", session deadline then " + l.at(g.LostDeadline)
+		}
 	}
 	return s + ")"
 }

@@ -138,9 +138,9 @@ func (r *LockRun) cycle(ctx context.Context, c *client.Client, id int, rng *rand
 		return replace
 	}
 	h := r.Log.Grant(LockGrant{Path: path, Client: id, Session: c.Session(), Member: c.Server(),
-		Token: g.Token, Asked: asked, Granted: time.Now()})
+		Token: g.Token, Asked: asked, Granted: time.Now(), Deadline: c.Deadline()})
 	sess := c.Context()
-	stop := context.AfterFunc(sess, func() { r.Log.Lost(h, time.Now(), context.Cause(sess)) })
+	stop := context.AfterFunc(sess, func() { r.Log.Lost(h, time.Now(), context.Cause(sess), c.Deadline()) })
 	defer stop()
 
 	if r.cfg.PauseEvery > 0 && rng.Intn(r.cfg.PauseEvery) == 0 {

@@ -9,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-controls=(${ARBOR_CONTROLS:-bug_staleread bug_ackbeforecommit bug_applyclock bug_splitclose bug_expirekeeps bug_earlyexpiry bug_watchdrop bug_lockoverlap bug_walsynclag bug_restorekeepswatches})
+controls=(${ARBOR_CONTROLS:-bug_staleread bug_ackbeforecommit bug_applyclock bug_splitclose bug_expirekeeps bug_earlyexpiry bug_watchdrop bug_lockoverlap bug_walsynclag bug_restorekeepswatches bug_cachesyncedge})
 export ARBOR_FAULT_SEEDS="${ARBOR_FAULT_SEEDS:-8}"
 export ARBOR_FAULT_DURATION="${ARBOR_FAULT_DURATION:-5s}"
 
@@ -33,7 +33,7 @@ for tag in "${controls[@]}"; do
 	elif grep -qE -- '--- FAIL: (TestFaults/seed=|TestWatcherAcrossSnapshotInstall)' "$log"; then
 		caught+=("$tag")
 		seed=$(grep -m1 -oE -- '--- FAIL: (TestFaults/seed=[0-9]*|TestWatcherAcrossSnapshotInstall)' "$log" | sed 's/.*seed=/seed /; s/.*FAIL: //')
-		what=$(grep -m1 -oE 'not linearizable|went back to zxid|saw an ephemeral|ephemeral .* remains|state hashes differ|did not converge|corrupt data|inside its .* timeout|seen after a resume answered SESSION_EXPIRED|still there .* after healing|never reached it|view its events build differs|two holders at once|had not learned it lost the lock' "$log" || echo "see log")
+		what=$(grep -m1 -oE 'not linearizable|went back to zxid|saw an ephemeral|ephemeral .* remains|state hashes differ|did not converge|corrupt data|inside its .* timeout|seen after a resume answered SESSION_EXPIRED|still there .* after healing|never reached it|view its events build differs|two holders at once|had not learned it lost the lock|tree cache: [a-z ]*' "$log" || echo "see log")
 		echo "CAUGHT  $tag: $seed, $what ($((SECONDS - start))s)"
 	else
 		# Failed, but not through a seed's checks (build error, panic...).

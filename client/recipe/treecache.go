@@ -174,7 +174,7 @@ func (r *runState) take(ev client.WatchEvent) {
 // at z.
 func (r *runState) complete(z uint64) {
 	i := 0
-	for i < len(r.pending) && r.pending[i].Zxid <= z {
+	for i < len(r.pending) && (r.pending[i].Zxid < z || r.pending[i].Zxid == z && !bugCacheSyncEdge) {
 		i++
 	}
 	if i > 0 {

@@ -40,6 +40,7 @@ type WatchLog struct {
 	initial  map[string]string // the subtree when the watchers started
 	acked    []AckedChange
 	watchers map[int][]WatchEvent
+	views    []CacheView // what the tree cache showed, in order
 }
 
 // NewWatchLog returns a log whose watchers start from the subtree initial

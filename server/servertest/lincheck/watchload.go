@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/arbor-db/arbor/client"
+	"github.com/arbor-db/arbor/client/recipe"
 )
 
 // The watch workload: a writer sets the nodes of one subtree while three
@@ -16,7 +17,8 @@ import (
 // the nemesis's crashes and partitions, their own client's resumes, and
 // now and then a new session of their own that watches again since the
 // last zxid it saw, sometimes after a pause long enough for that zxid to
-// fall out of the members' history (a resync).
+// fall out of the members' history (a resync). A recipe.TreeCache of the
+// subtree, on one more session, follows it too (cachecheck.go).
 const (
 	// WatchRoot is the subtree the watch workload writes and watches.
 	WatchRoot     = "/w"
@@ -58,6 +60,10 @@ type WatchRun struct {
 	addrs     []string
 	ready     sync.WaitGroup // every watcher has registered once
 	wg        sync.WaitGroup
+	// The tree cache the cacher left running when the workload stopped,
+	// for Check; nil if none was.
+	cache       *recipe.TreeCache
+	cacheClient *client.Client
 }
 
 // WatchInitial is the subtree as SetUpWatchTree leaves it.
@@ -75,11 +81,12 @@ func WatchInitial() map[string]string {
 // opTimeout bounds one request.
 func StartWatchRun(ctx context.Context, addrs []string, start uint64, seed int64, opTimeout time.Duration) *WatchRun {
 	r := &WatchRun{start: start, Log: NewWatchLog(WatchInitial()), addrs: addrs, opTimeout: opTimeout}
-	r.ready.Add(watchWatchers)
+	r.ready.Add(watchWatchers + 1)
 	for w := range watchWatchers {
 		rng := rand.New(rand.NewSource(seed + int64(w) + 1))
 		r.wg.Go(func() { r.watcher(ctx, w, rng) })
 	}
+	r.wg.Go(func() { r.cacher(ctx) })
 	r.wg.Go(func() {
 		r.ready.Wait()
 		r.writer(ctx)
@@ -179,6 +186,69 @@ func (r *WatchRun) watcher(ctx context.Context, id int, rng *rand.Rand) {
 	}
 }
 
+// cacher keeps a tree cache of the subtree and records what it shows each
+// time its zxid moves. A cache ends with its session (a partition longer
+// than the session timeout): then a new one on a new session. The last one
+// stays open for Check.
+func (r *WatchRun) cacher(ctx context.Context) {
+	first := true
+	defer func() {
+		if first {
+			r.ready.Done()
+		}
+	}()
+	for ctx.Err() == nil {
+		c, err := r.dial(ctx, watchWatchers%len(r.addrs))
+		if err != nil {
+			sleepUntil(ctx, time.Now().Add(50*time.Millisecond))
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, r.opTimeout)
+		tc, err := recipe.NewTreeCache(sctx, c, WatchRoot)
+		cancel()
+		if err != nil {
+			closeSoon(c)
+			continue
+		}
+		if first {
+			first = false
+			r.ready.Done()
+		}
+		r.recordView(tc)
+	follow:
+		for {
+			select {
+			case _, ok := <-tc.Changes():
+				if !ok {
+					break follow
+				}
+				r.recordView(tc)
+			case <-ctx.Done():
+				r.cache, r.cacheClient = tc, c
+				return
+			}
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_ = tc.Close(cctx)
+		cancel()
+		closeSoon(c)
+	}
+}
+
+// recordView records what tc shows now.
+func (r *WatchRun) recordView(tc *recipe.TreeCache) {
+	r.Log.CacheView(cacheView(tc))
+}
+
+func cacheView(tc *recipe.TreeCache) CacheView {
+	nodes, z := tc.Snapshot()
+	v := CacheView{Zxid: z, Nodes: make(map[string]string, len(nodes))}
+	for _, n := range nodes {
+		v.Nodes[n.Path] = string(n.Data)
+	}
+	return v
+}
+
 // Logged is ev as a WatchLog records it.
 func Logged(ev client.WatchEvent) WatchEvent {
 	e := WatchEvent{Type: ev.Type.String(), Path: ev.Path, Zxid: ev.Zxid, Data: string(ev.Data)}
@@ -226,6 +296,10 @@ func (r *WatchRun) Check(ctx context.Context) []error {
 		wg.Go(func() { errs[id] = r.catchUp(ctx, id, marker) })
 	}
 	wg.Wait()
+	last, err := r.syncCache(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	final := map[string]string{}
 	for p := range WatchInitial() {
 		data, _, err := c.Get(ctx, p)
@@ -240,7 +314,66 @@ func (r *WatchRun) Check(ctx context.Context) []error {
 			out = append(out, e)
 		}
 	}
-	return append(out, CheckWatch(r.Log, final)...)
+	out = append(out, CheckWatch(r.Log, final)...)
+	if err == nil {
+		out = append(out, CheckCache(r.Log, last, marker, final)...)
+	}
+	return out
+}
+
+// syncCache syncs the tree cache the workload left running (a new one if
+// it had ended), after the last write, and returns what it shows then.
+func (r *WatchRun) syncCache(ctx context.Context) (CacheView, error) {
+	tc, c := r.cache, r.cacheClient
+	defer func() {
+		if tc != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			_ = tc.Close(cctx)
+			cancel()
+		}
+		if c != nil {
+			closeSoon(c)
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if tc != nil {
+			sctx, cancel := context.WithTimeout(ctx, r.opTimeout)
+			err := tc.Sync(sctx)
+			cancel()
+			if err == nil {
+				v := cacheView(tc)
+				r.Log.CacheView(v)
+				return v, nil
+			}
+			if tc.Err() != nil {
+				// Its session ended: a new one, which must load the
+				// subtree as it stands.
+				cctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				_ = tc.Close(cctx)
+				cancel()
+				closeSoon(c)
+				tc, c = nil, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return CacheView{}, fmt.Errorf("%w: tree cache: not synced within 20s of healing", ErrViolation)
+		}
+		if tc == nil {
+			var err error
+			if c, err = r.dial(ctx, watchWatchers%len(r.addrs)); err != nil {
+				sleepUntil(ctx, time.Now().Add(50*time.Millisecond))
+				continue
+			}
+			sctx, cancel := context.WithTimeout(ctx, r.opTimeout)
+			tc, err = recipe.NewTreeCache(sctx, c, WatchRoot)
+			cancel()
+			if err != nil {
+				closeSoon(c)
+				tc, c = nil, nil
+			}
+		}
+	}
 }
 
 // catchUp watches again since the last event watcher id received, until

@@ -116,7 +116,8 @@ func (r *run) finish(t *testing.T, fig *runFigures) {
 		violation(e)
 	}
 	acked, events, resyncs := r.watch.Log.Counts()
-	t.Logf("watches: %d acknowledged writes under %s, %d events to the watchers, %d resyncs", acked, lincheck.WatchRoot, events, resyncs)
+	t.Logf("watches: %d acknowledged writes under %s, %d events to the watchers, %d resyncs; %d views of the tree cache checked",
+		acked, lincheck.WatchRoot, events, resyncs, r.watch.Log.CacheViews())
 	// SIGSTOP pauses members, never the clients (all in this process):
 	// every holder can learn in time that it lost its lock, so mutual
 	// exclusion is checked too.

@@ -19,7 +19,8 @@ var ledger struct {
 	on     atomic.Bool
 	synced map[string]int64
 	// off holds the dirs PowerCut cut off: their syncs fail until
-	// LoseUnsynced, and their synced sizes are frozen as of the cut.
+	// LoseUnsynced, and their synced sizes are frozen as of the cut (and
+	// the syncs under way at it).
 	off map[string]bool
 }
 
@@ -47,6 +48,10 @@ func PowerCut(dirs ...string) {
 	}
 }
 
+// duringSync, when set (tests), runs inside a sync that began powered,
+// just before its fdatasync.
+var duringSync func()
+
 // errPowerCut is what a sync of a log without power returns.
 var errPowerCut = errors.New("wal: the power is cut (fault test)")
 
@@ -60,15 +65,18 @@ func powered(path string) bool {
 	return !ledger.off[filepath.Dir(path)]
 }
 
+// noteSynced records that path is durable up to size. A sync counts even
+// if PowerCut came while it ran: it began powered, and its member goes on
+// as if it is durable (a follower acknowledges it), so the cut is taken to
+// have come just after it; dropping it would lose, in the model only,
+// entries a quorum acknowledged.
 func noteSynced(path string, size int64) {
 	if !ledger.on.Load() {
 		return
 	}
 	ledger.Lock()
 	defer ledger.Unlock()
-	if !ledger.off[filepath.Dir(path)] {
-		ledger.synced[path] = size
-	}
+	ledger.synced[path] = size
 }
 
 func noteRemoved(path string) {

@@ -622,6 +622,9 @@ func (w *WAL) sync(seg *segment, size int64) error {
 		w.failed = true
 		return errPowerCut
 	}
+	if duringSync != nil {
+		duringSync()
+	}
 	if err := fdatasync(seg.f); err != nil {
 		w.failed = true
 		return fmt.Errorf("wal: sync %s: %w", seg.path, err)

@@ -359,6 +359,32 @@ func TestLoseUnsyncedKeepsWhatWasSynced(t *testing.T) {
 	}
 }
 
+// A power cut that comes while a sync is under way: the sync completes, its
+// member goes on as if it is durable (a follower acknowledges it), so
+// LoseUnsynced keeps it; the next sync fails.
+func TestPowerCutDuringSyncKeepsThatSync(t *testing.T) {
+	TrackSyncs()
+	dir := t.TempDir()
+	w, _ := open(t, dir, Options{})
+	duringSync = func() { PowerCut(dir) }
+	err := w.Save([]byte("hs"), nil, false, entries(1, 1, 3))
+	duringSync = nil
+	if err != nil {
+		t.Fatalf("a sync that began before the cut: %v", err)
+	}
+	if err := w.Save(nil, nil, false, entries(4, 1, 4)); !errors.Is(err, errPowerCut) {
+		t.Fatalf("a sync after the cut: %v, want the power cut", err)
+	}
+	w.Close()
+	if _, err := LoseUnsynced(dir); err != nil {
+		t.Fatal(err)
+	}
+	_, st := open(t, dir, Options{})
+	if st.Last != 3 {
+		t.Fatalf("after the power cut the log ends at %d, want 3 (the sync under way at the cut)", st.Last)
+	}
+}
+
 // Restarts leave segments with a header and no entry; compaction goes past
 // them, and the log stays bounded however often a member restarts.
 func TestCompactPastRestartSegments(t *testing.T) {

@@ -33,7 +33,7 @@ for tag in "${controls[@]}"; do
 	elif grep -qE -- '--- FAIL: (TestFaults/seed=|TestWatcherAcrossSnapshotInstall)' "$log"; then
 		caught+=("$tag")
 		seed=$(grep -m1 -oE -- '--- FAIL: (TestFaults/seed=[0-9]*|TestWatcherAcrossSnapshotInstall)' "$log" | sed 's/.*seed=/seed /; s/.*FAIL: //')
-		what=$(grep -m1 -oE 'not linearizable|went back to zxid|saw an ephemeral|ephemeral .* remains|state hashes differ|did not converge|corrupt data|inside its .* timeout|seen after a resume answered SESSION_EXPIRED|still there .* after healing|never reached it|view its events build differs|two holders at once|had not learned it lost the lock|tree cache: [a-z ]*' "$log" || echo "see log")
+		what=$(grep -m1 -oE 'not linearizable|went back to zxid|saw an ephemeral|ephemeral .* remains|state hashes differ|did not converge|corrupt data|inside its .* timeout|seen after a resume answered SESSION_EXPIRED|still there .* after healing|never reached it|view its events build differs|two holders at once|had not learned it lost the lock|tree cache: [^"]*' "$log" || echo "see log")
 		echo "CAUGHT  $tag: $seed, $what ($((SECONDS - start))s)"
 	else
 		# Failed, but not through a seed's checks (build error, panic...).

@@ -40,7 +40,7 @@ func TestCheckCache(t *testing.T) {
 			for _, v := range c.views {
 				l.CacheView(v)
 			}
-			errs := CheckCache(l, c.last, 12, final)
+			errs := CheckCache(l, &c.last, 12, final)
 			switch {
 			case c.want == "" && len(errs) > 0:
 				t.Fatalf("violations %v, want none", errs)

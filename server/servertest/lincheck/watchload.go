@@ -296,9 +296,9 @@ func (r *WatchRun) Check(ctx context.Context) []error {
 		wg.Go(func() { errs[id] = r.catchUp(ctx, id, marker) })
 	}
 	wg.Wait()
-	last, err := r.syncCache(ctx)
-	if err != nil {
-		errs = append(errs, err)
+	last, cacheErr := r.syncCache(ctx)
+	if cacheErr != nil {
+		errs = append(errs, cacheErr)
 	}
 	final := map[string]string{}
 	for p := range WatchInitial() {
@@ -315,15 +315,13 @@ func (r *WatchRun) Check(ctx context.Context) []error {
 		}
 	}
 	out = append(out, CheckWatch(r.Log, final)...)
-	if err == nil {
-		out = append(out, CheckCache(r.Log, last, marker, final)...)
-	}
-	return out
+	return append(out, CheckCache(r.Log, last, marker, final)...)
 }
 
 // syncCache syncs the tree cache the workload left running (a new one if
-// it had ended), after the last write, and returns what it shows then.
-func (r *WatchRun) syncCache(ctx context.Context) (CacheView, error) {
+// it had ended), after the last write, and returns what it shows then (nil
+// with the error when it cannot).
+func (r *WatchRun) syncCache(ctx context.Context) (*CacheView, error) {
 	tc, c := r.cache, r.cacheClient
 	defer func() {
 		if tc != nil {
@@ -344,7 +342,7 @@ func (r *WatchRun) syncCache(ctx context.Context) (CacheView, error) {
 			if err == nil {
 				v := cacheView(tc)
 				r.Log.CacheView(v)
-				return v, nil
+				return &v, nil
 			}
 			if tc.Err() != nil {
 				// Its session ended: a new one, which must load the
@@ -357,7 +355,7 @@ func (r *WatchRun) syncCache(ctx context.Context) (CacheView, error) {
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return CacheView{}, fmt.Errorf("%w: tree cache: not synced within 20s of healing", ErrViolation)
+			return nil, fmt.Errorf("%w: tree cache: not synced within 20s of healing", ErrViolation)
 		}
 		if tc == nil {
 			var err error

@@ -34,6 +34,8 @@ type fakeRep struct {
 	down     bool   // not ready, no leader
 	hang     bool   // proposals are accepted but never applied; reads never confirm
 	leader   uint64 // the leader Status reports; 0 means this member (1)
+	term     uint64 // the term Status reports; 0 means 1
+	onRead   func() // when set, runs inside each LinearizableRead, without mu
 }
 
 var _ replicator = (*fakeRep)(nil)
@@ -70,8 +72,11 @@ func (f *fakeRep) proposals() int {
 func (f *fakeRep) LinearizableRead(ctx context.Context) error {
 	f.mu.Lock()
 	f.reads++
-	hang, down := f.hang, f.down
+	hang, down, onRead := f.hang, f.down, f.onRead
 	f.mu.Unlock()
+	if onRead != nil {
+		onRead()
+	}
 	if !hang {
 		return nil
 	}
@@ -88,11 +93,11 @@ func (f *fakeRep) Status() raftnode.Status {
 	if f.down {
 		return raftnode.Status{ID: 1, Term: 1, Commit: f.index, Applied: f.index}
 	}
-	lead := f.leader
+	lead, term := f.leader, max(f.term, 1)
 	if lead == 0 {
 		lead = 1
 	}
-	return raftnode.Status{ID: 1, Leader: lead, Term: 1, Commit: f.index, Applied: f.index, IsLeader: lead == 1}
+	return raftnode.Status{ID: 1, Leader: lead, Term: term, Commit: f.index, Applied: f.index, IsLeader: lead == 1}
 }
 
 func (f *fakeRep) Members() []raftnode.MemberInfo {

@@ -325,13 +325,16 @@ func (s *server) serveRenew(w http.ResponseWriter, r *http.Request) {
 
 // confirmRenewals renews ids in the leader's tracker and returns those it
 // did not renew. It answers only after a ReadIndex round that began after
-// the renewals were taken: had another member been elected leader before
-// that, the round would fail, so every renewal confirmed here was taken
-// before any later leader's term began, and that leader's fresh timeouts
-// outlast it. Sessions found gone after the round (an expiry committed
+// the renewals were taken, and only if this member led in the same term
+// from before the renewals to after the round: had another member been
+// elected leader before the round, it would have failed (or been answered
+// by that leader, which the term check refuses), so every renewal confirmed
+// here was taken before any later leader's term began, and that leader's
+// fresh timeouts outlast it. Sessions found gone after the round (an expiry committed
 // before it) or being expired are not renewed.
 func (s *server) confirmRenewals(ctx context.Context, ids []uint64) ([]uint64, error) {
-	if !s.rep.Status().IsLeader {
+	st := s.rep.Status()
+	if !st.IsLeader {
 		return nil, errNotLeader
 	}
 	touched := make([]bool, len(ids))
@@ -346,6 +349,14 @@ func (s *server) confirmRenewals(ctx context.Context, ids []uint64) ([]uint64, e
 		}
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	// The round confirmed a leader, not necessarily this member: one that
+	// stepped down meanwhile has its ReadIndex answered by the new leader,
+	// whose tracker never took these renewals and may expire the sessions
+	// a full timeout after its own election, before this renewal's. Only a
+	// member that led in the same term all along confirms.
+	if now := s.rep.Status(); !now.IsLeader || now.Term != st.Term {
+		return nil, fmt.Errorf("%w: leadership moved during the renewal round (term %d, now %d)", errNotLeader, st.Term, now.Term)
 	}
 	var out []uint64
 	s.sm.read(func(v stateView) {

@@ -2,7 +2,11 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
+
+	"github.com/arbor-db/arbor/client/wire"
 )
 
 const (
@@ -76,7 +80,7 @@ func (s *server) expireDue(ctx context.Context) {
 			s.log.Warn("proposing session expiry failed; will retry", "sessions", len(chunk)+len(ids), "err", err)
 			return
 		}
-		s.log.Info("expired sessions", "sessions", len(chunk), "zxid", r.Zxid)
+		s.log.Info("expired sessions", "sessions", len(chunk), "zxid", r.Zxid, "ids", sessionList(chunk, 8))
 	}
 }
 
@@ -152,4 +156,21 @@ func dueForReap(t treeReader, nowMs int64) []reapNode {
 		}
 	}
 	return due
+}
+
+// sessionList formats up to n session ids for a log line, saying how many
+// more there were.
+func sessionList(ids []uint64, n int) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i == n {
+			fmt.Fprintf(&b, " and %d more", len(ids)-n)
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(wire.FormatSession(id))
+	}
+	return b.String()
 }

@@ -356,6 +356,7 @@ func (s *server) confirmRenewals(ctx context.Context, ids []uint64) ([]uint64, e
 	// a full timeout after its own election, before this renewal's. Only a
 	// member that led in the same term all along confirms.
 	if now := s.rep.Status(); !now.IsLeader || now.Term != st.Term {
+		s.log.Info("renewals not confirmed: leadership moved during the round", "sessions", len(ids), "term", st.Term, "now", now.Term, "leading", now.IsLeader)
 		return nil, fmt.Errorf("%w: leadership moved during the renewal round (term %d, now %d)", errNotLeader, st.Term, now.Term)
 	}
 	var out []uint64

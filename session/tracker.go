@@ -85,15 +85,22 @@ func (t *Tracker) unplace(id uint64, e *tracked) {
 	}
 }
 
+// unplaceTracked takes e out of wherever it waits: its bucket, or overdue
+// (given back, still expiring). One that Expired handed out and that was not
+// given back waits nowhere.
+func (t *Tracker) unplaceTracked(id uint64, e *tracked) {
+	if !e.expiring || e.bucket == overdueBucket {
+		t.unplace(id, e)
+	}
+}
+
 // Add starts tracking a session with a full timeout from now. Adding a
 // tracked session renews it.
 func (t *Tracker) Add(id uint64, timeout time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if e, ok := t.entries[id]; ok {
-		if !e.expiring {
-			t.unplace(id, e)
-		}
+		t.unplaceTracked(id, e)
 		e.timeout, e.expiring = int64(timeout), false
 		t.place(id, e, t.at())
 		return
@@ -111,9 +118,7 @@ func (t *Tracker) Remove(id uint64) {
 	if !ok {
 		return
 	}
-	if !e.expiring {
-		t.unplace(id, e)
-	}
+	t.unplaceTracked(id, e)
 	delete(t.entries, id)
 }
 

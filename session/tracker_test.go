@@ -96,7 +96,13 @@ func TestTrackerGiveBackAndRemove(t *testing.T) {
 	if tr.Len() != 1 {
 		t.Errorf("Len = %d, want 1", tr.Len())
 	}
+	// Given back again, then applied after all (a timed-out proposal that
+	// committed): it waits nowhere any more.
+	tr.GiveBack([]uint64{2})
 	tr.Remove(2)
+	if got := tr.Expired(); len(got) != 0 {
+		t.Fatalf("after the expiry of a given-back session was applied: Expired = %v", got)
+	}
 	tr.Remove(2) // idempotent
 	if tr.Len() != 0 || len(tr.buckets) != 0 {
 		t.Errorf("Len %d, buckets %d after removing all", tr.Len(), len(tr.buckets))

@@ -80,7 +80,7 @@ func (s *server) expireDue(ctx context.Context) {
 			s.log.Warn("proposing session expiry failed; will retry", "sessions", len(chunk)+len(ids), "err", err)
 			return
 		}
-		s.log.Info("expired sessions", "sessions", len(chunk), "zxid", r.Zxid, "ids", sessionList(chunk, 8))
+		s.log.Info("expired sessions", "sessions", len(chunk), "zxid", r.Zxid, "ids", sessionList(chunk, 32))
 	}
 }
 

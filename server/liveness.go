@@ -170,12 +170,16 @@ func (s *server) onRestore() {
 	s.live.tracker.Replace(all)
 	s.live.mu.Lock()
 	var gone []*conn
+	var ids []uint64
 	for id, c := range s.live.conns {
 		if _, ok := all[id]; !ok {
-			gone = append(gone, c)
+			gone, ids = append(gone, c), append(ids, id)
 		}
 	}
 	s.live.mu.Unlock()
+	if len(gone) > 0 {
+		s.log.Info("snapshot restored without sessions served here; ending their connections", "sessions", len(gone), "ids", sessionList(ids, 32))
+	}
 	for _, c := range gone {
 		c.end(endExpired, "session expired")
 	}

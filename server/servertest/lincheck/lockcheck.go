@@ -214,7 +214,9 @@ func CheckLocks(l *LockLog, exclusive bool) []error {
 	l.mu.Unlock()
 	var errs []error
 	fail := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrLockViolation}, args...)...))
+		// Times are from the log's start; its wall clock time lines them
+		// up with the members' logs.
+		errs = append(errs, fmt.Errorf("%w: "+format+" (times from %s)", append(append([]any{ErrLockViolation}, args...), l.start.UTC().Format("15:04:05.000"))...))
 	}
 	for path, tokens := range accepted {
 		for i := 1; i < len(tokens); i++ {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,6 +83,7 @@ func newCluster(t *testing.T, n int, o clusterOpts) *cluster {
 		c.heal()
 		if t.Failed() {
 			t.Log(pc.LogTails(80))
+			keepLogs(t, pc)
 		}
 		os.RemoveAll(dir)
 	})
@@ -138,4 +141,21 @@ func (c *cluster) waitLeader(within time.Duration) int {
 		c.t.Fatal(err)
 	}
 	return l
+}
+
+// keepLogs copies the whole log of every member of a failed test out of
+// its data dir, which goes with the test, and says where: the tails above
+// seldom reach back to where a violation began.
+func keepLogs(t *testing.T, pc *proc.Cluster) {
+	dir := filepath.Join(os.TempDir(), "arbor-faults-logs", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("keeping member logs: %v", err)
+		return
+	}
+	for _, m := range pc.Members {
+		if err := os.WriteFile(filepath.Join(dir, m.Name+".log"), []byte(m.Log()), 0o644); err != nil {
+			t.Logf("keeping the log of %s: %v", m.Name, err)
+		}
+	}
+	t.Logf("member logs kept in %s", dir)
 }

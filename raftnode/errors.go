@@ -17,4 +17,7 @@ var (
 	ErrRaftPanic           = errors.New("raftnode: raft invariant violated")
 	ErrAlreadyRunning      = errors.New("raftnode: Run already called")
 	ErrBadConfig           = errors.New("raftnode: bad config")
+	// ErrNotLeaderInTerm: a ProposeAsLeader whose member no longer led in
+	// the term it named when raft would have stepped it.
+	ErrNotLeaderInTerm = errors.New("raftnode: not the leader in the proposal's term")
 )

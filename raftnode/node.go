@@ -40,6 +40,9 @@ type proposal struct {
 	data []byte
 	errc chan error  // Propose waits on it
 	done func(error) // or ProposeAsync's callback, run on the raft goroutine
+	// term, when not 0, is the only term in which this member may append
+	// the command, as leader (ProposeAsLeader).
+	term uint64
 }
 
 // Node is one raft member. New prepares it; Run drives it.
@@ -554,23 +557,46 @@ func (n *Node) flushProposals() {
 	if len(n.propBatch) == 0 {
 		return
 	}
-	cmds := make([][]byte, len(n.propBatch))
-	for i, p := range n.propBatch {
+	// A proposal bound to a term goes in only while this member leads in
+	// it: stepped here, raft appends it in this term or not at all, and
+	// never forwards it to a newer leader.
+	bs := n.raw.BasicStatus()
+	leading := bs.RaftState == raft.StateLeader
+	batch := n.propBatch[:0]
+	for _, p := range n.propBatch {
+		if p.term != 0 && (!leading || bs.Term != p.term) {
+			p.finish(ErrNotLeaderInTerm)
+			continue
+		}
+		batch = append(batch, p)
+	}
+	clear(n.propBatch[len(batch):])
+	n.propBatch = batch
+	if len(batch) == 0 {
+		return
+	}
+	cmds := make([][]byte, len(batch))
+	for i, p := range batch {
 		cmds[i] = p.data
 	}
 	err := n.raw.Step(proposalMessage(n.id, cmds))
 	if errors.Is(err, raft.ErrProposalDropped) {
 		err = ErrProposalDropped
 	}
-	for i, p := range n.propBatch {
-		if p.done != nil {
-			p.done(err)
-		} else {
-			p.errc <- err
-		}
-		n.propBatch[i] = proposal{}
+	for i, p := range batch {
+		p.finish(err)
+		batch[i] = proposal{}
 	}
-	n.propBatch = n.propBatch[:0]
+	n.propBatch = batch[:0]
+}
+
+// finish tells p's caller what raft made of it.
+func (p proposal) finish(err error) {
+	if p.done != nil {
+		p.done(err)
+	} else {
+		p.errc <- err
+	}
 }
 
 func (n *Node) stepMessage(m Message) {
@@ -624,6 +650,34 @@ func (n *Node) do(ctx context.Context, f func()) error {
 func (n *Node) ProposeAsync(ctx context.Context, cmd []byte, done func(error)) error {
 	n.pending.Add(1)
 	p := proposal{data: cmd, done: func(err error) {
+		n.pending.Add(-1)
+		done(err)
+	}}
+	select {
+	case n.propc <- p:
+		return nil
+	case <-ctx.Done():
+		n.pending.Add(-1)
+		return ctx.Err()
+	case <-n.done:
+		n.pending.Add(-1)
+		return ErrStopped
+	}
+}
+
+// ProposeAsLeader is ProposeAsync for a decision only the leader of term
+// may make (from state it alone keeps, such as session deadlines): raft
+// takes cmd only if this member still leads in term when its goroutine
+// steps it, so the command is appended as an entry of term or not at all;
+// otherwise done gets ErrNotLeaderInTerm. A plain proposal that finds this
+// member a follower is forwarded to the leader, which would commit a
+// decision made in another term.
+func (n *Node) ProposeAsLeader(ctx context.Context, term uint64, cmd []byte, done func(error)) error {
+	if term == 0 {
+		return fmt.Errorf("%w: ProposeAsLeader needs a term", ErrBadConfig)
+	}
+	n.pending.Add(1)
+	p := proposal{data: cmd, term: term, done: func(err error) {
 		n.pending.Add(-1)
 		done(err)
 	}}

@@ -9,6 +9,12 @@ import (
 // proposeWait proposes cmd and waits until it is applied, for commands the
 // server issues itself.
 func (s *server) proposeWait(ctx context.Context, cmd *command) (applyResult, error) {
+	return s.proposeWaitIn(ctx, 0, cmd)
+}
+
+// proposeWaitIn is proposeWait for a decision of the leader of term (see
+// submitIn).
+func (s *server) proposeWaitIn(ctx context.Context, term uint64, cmd *command) (applyResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	select {
@@ -17,7 +23,7 @@ func (s *server) proposeWait(ctx context.Context, cmd *command) (applyResult, er
 		return applyResult{}, ctx.Err()
 	}
 	defer s.releaseProposal()
-	wait, err := s.submit(ctx, cmd)
+	wait, err := s.submitIn(ctx, term, cmd)
 	if err != nil {
 		return applyResult{}, err
 	}

@@ -63,6 +63,14 @@ func (f *fakeRep) ProposeAsync(ctx context.Context, cmd []byte, done func(error)
 	return nil
 }
 
+func (f *fakeRep) ProposeAsLeader(ctx context.Context, term uint64, cmd []byte, done func(error)) error {
+	if st := f.Status(); !st.IsLeader || st.Term != term {
+		done(raftnode.ErrNotLeaderInTerm)
+		return nil
+	}
+	return f.ProposeAsync(ctx, cmd, done)
+}
+
 func (f *fakeRep) proposals() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

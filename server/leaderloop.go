@@ -48,7 +48,7 @@ func (s *server) leaderLoop(ctx context.Context) {
 			s.log.Info("leading: every session gets a full timeout", "term", term, "sessions", s.live.tracker.Len())
 		}
 		if s.sm.clusterVersion.Load() >= cmdExpireSessions.minClusterVersion() {
-			s.expireDue(ctx)
+			s.expireDue(ctx, term)
 		}
 		if time.Since(lastSlow) >= s.cfg.ReapInterval {
 			lastSlow = time.Now()
@@ -60,14 +60,18 @@ func (s *server) leaderLoop(ctx context.Context) {
 	}
 }
 
-// expireDue proposes the expiry of every session past its deadline.
-func (s *server) expireDue(ctx context.Context) {
+// expireDue proposes the expiry of every session past its deadline in
+// this leader's tracker, as a decision of term: the deadlines are this
+// leader's alone, so raft must not forward the command to a newer leader
+// (whose tracker renewed these sessions since) if this member has lost
+// leadership by the time it is stepped.
+func (s *server) expireDue(ctx context.Context, term uint64) {
 	ids := s.live.tracker.Expired()
 	for len(ids) > 0 {
 		n := min(len(ids), expireBatch)
 		chunk := ids[:n]
 		ids = ids[n:]
-		r, err := s.proposeWait(ctx, &command{Type: cmdExpireSessions, Sessions: chunk})
+		r, err := s.proposeWaitIn(ctx, term, &command{Type: cmdExpireSessions, Sessions: chunk})
 		if err == nil {
 			err = r.Err
 		}

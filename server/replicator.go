@@ -14,6 +14,9 @@ type replicator interface {
 	// ProposeAsync lets one connection keep many writes in flight within
 	// one fsync; done reports raft refusing the command.
 	ProposeAsync(ctx context.Context, cmd []byte, done func(error)) error
+	// ProposeAsLeader is ProposeAsync for a decision of the leader of
+	// term: raft takes it only while this member leads in term.
+	ProposeAsLeader(ctx context.Context, term uint64, cmd []byte, done func(error)) error
 	LinearizableRead(ctx context.Context) error
 	Status() raftnode.Status
 	Members() []raftnode.MemberInfo

@@ -126,6 +126,12 @@ func (s *server) watchLeader(ctx context.Context) {
 // stateMachine.origins), which makes a duplicated or reordered proposal
 // harmless.
 func (s *server) submit(ctx context.Context, cmd *command) (<-chan applyResult, error) {
+	return s.submitIn(ctx, 0, cmd)
+}
+
+// submitIn is submit for a decision of the leader of term (0: anyone's):
+// the command goes into the log only while this member leads in term.
+func (s *server) submitIn(ctx context.Context, term uint64, cmd *command) (<-chan applyResult, error) {
 	if v := cmd.Type.minClusterVersion(); v > s.sm.clusterVersion.Load() {
 		return nil, fmt.Errorf("%w: command kind %d needs cluster version %d, the cluster runs %d", errVersionGate, cmd.Type, v, s.sm.clusterVersion.Load())
 	}
@@ -135,11 +141,17 @@ func (s *server) submit(ctx context.Context, cmd *command) (<-chan applyResult, 
 	cmd.TimeMs = time.Now().UnixMilli()
 	o := cmd.Origin
 	wait := s.waits.register(o)
-	err := s.rep.ProposeAsync(ctx, cmd.encode(nil), func(err error) {
+	done := func(err error) {
 		if err != nil {
 			s.waits.trigger(o, applyResult{Refused: err})
 		}
-	})
+	}
+	var err error
+	if term != 0 {
+		err = s.rep.ProposeAsLeader(ctx, term, cmd.encode(nil), done)
+	} else {
+		err = s.rep.ProposeAsync(ctx, cmd.encode(nil), done)
+	}
 	if err != nil {
 		s.waits.cancel(o)
 		return nil, err

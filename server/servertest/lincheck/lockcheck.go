@@ -214,9 +214,7 @@ func CheckLocks(l *LockLog, exclusive bool) []error {
 	l.mu.Unlock()
 	var errs []error
 	fail := func(format string, args ...any) {
-		// Times are from the log's start; its wall clock time lines them
-		// up with the members' logs.
-		errs = append(errs, fmt.Errorf("%w: "+format+" (times from %s)", append(append([]any{ErrLockViolation}, args...), l.start.UTC().Format("15:04:05.000"))...))
+		errs = append(errs, fmt.Errorf("%w: "+format+"%s", append(append([]any{ErrLockViolation}, args...), l.origin())...))
 	}
 	for path, tokens := range accepted {
 		for i := 1; i < len(tokens); i++ {
@@ -271,8 +269,8 @@ func (l *LockLog) checkOrder(q []LockGrant) []error {
 			continue
 		}
 		if a := q[best[n-1]]; a.Token >= b.Token {
-			errs = append(errs, fmt.Errorf("%w: %s asked for after %s returned, yet its token is not higher",
-				ErrLockViolation, l.describe(b), l.describe(a)))
+			errs = append(errs, fmt.Errorf("%w: %s asked for after %s returned, yet its token is not higher%s",
+				ErrLockViolation, l.describe(b), l.describe(a), l.origin()))
 		}
 	}
 	return errs
@@ -286,8 +284,8 @@ func (l *LockLog) checkExclusive(q []LockGrant) []error {
 	for i := range q {
 		b := &q[i]
 		if holder != nil && holdEnd(*holder).After(b.Granted) {
-			errs = append(errs, fmt.Errorf("%w: %s held %s until %s, yet %s was granted it at %s: two holders at once",
-				ErrLockViolation, l.describe(*holder), b.Path, l.at(holdEnd(*holder)), l.describe(*b), l.at(b.Granted)))
+			errs = append(errs, fmt.Errorf("%w: %s held %s until %s, yet %s was granted it at %s: two holders at once%s",
+				ErrLockViolation, l.describe(*holder), b.Path, l.at(holdEnd(*holder)), l.describe(*b), l.at(b.Granted), l.origin()))
 		}
 		if holder == nil || holdEnd(*b).After(holdEnd(*holder)) {
 			holder = b
@@ -318,6 +316,12 @@ func byPath(gs []LockGrant) map[string][]LockGrant {
 }
 
 // at formats t as an offset from the log's start.
+// origin says, for a report, the wall clock time its +times count from,
+// which lines them up with the members' logs.
+func (l *LockLog) origin() string {
+	return " (times from " + l.start.UTC().Format("15:04:05.000") + " UTC)"
+}
+
 func (l *LockLog) at(t time.Time) string {
 	if t.IsZero() {
 		return "never"

@@ -130,15 +130,7 @@ func runResumeScript(t *testing.T, s resumeScript) {
 		}
 		return true
 	})
-	c, err := Dial(ctx(t), Config{Endpoints: []string{addr}, Logger: quiet, NoDiscovery: true, ReconnectBackoff: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx(t))
-	w, err := c.Watch(ctx(t), "/w")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, w := dialWatch(t, Config{Endpoints: []string{addr}, Logger: quiet, NoDiscovery: true, ReconnectBackoff: time.Millisecond})
 	var once sync.Once
 	breakConn := func() {
 		once.Do(func() {

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -55,6 +56,25 @@ func scriptedMember(t *testing.T, script func(ws *websocket.Conn, conn int32, re
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
+// dialWatch dials with cfg and watches /w; the client closes with the test.
+func dialWatch(t *testing.T, cfg Config) (*Client, *Watcher) {
+	t.Helper()
+	c, err := Dial(ctx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.Close(cctx)
+	})
+	w, err := c.Watch(ctx(t), "/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, w
+}
+
 // awaitSince waits for the since of the watch registered again.
 func awaitSince(t *testing.T, rewatched <-chan uint64, want uint64) {
 	t.Helper()
@@ -107,15 +127,7 @@ func TestRewatchSinceAfterDroppedWatches(t *testing.T) {
 				}
 				return ws.WriteJSON(&wire.Response{ID: req.ID, Error: &wire.Error{Code: wire.CodeBadRequest, Message: "not in this script"}}) == nil
 			})
-			c, err := Dial(ctx(t), Config{Endpoints: []string{addr}, Logger: quiet, NoDiscovery: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close(ctx(t))
-			w, err := c.Watch(ctx(t), "/w")
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, w := dialWatch(t, Config{Endpoints: []string{addr}, Logger: quiet, NoDiscovery: true})
 			if ev := <-w.Events(); ev.Zxid != 6 {
 				t.Fatalf("event %+v, want the one at zxid 6", ev)
 			}

@@ -559,14 +559,23 @@ func (n *Node) flushProposals() {
 	}
 	// A proposal bound to a term goes in only while this member leads in
 	// it: stepped here, raft appends it in this term or not at all, and
-	// never forwards it to a newer leader.
-	bs := n.raw.BasicStatus()
-	leading := bs.RaftState == raft.StateLeader
+	// never forwards it to a newer leader. Writes carry no term, so the
+	// status is read only for the rare batch that holds such a proposal.
+	var leaderTerm uint64 // this member's term while it leads; 0 when not (or not read yet)
+	statusRead := false
 	batch := n.propBatch[:0]
 	for _, p := range n.propBatch {
-		if p.term != 0 && (!leading || bs.Term != p.term) {
-			p.finish(ErrNotLeaderInTerm)
-			continue
+		if p.term != 0 {
+			if !statusRead {
+				if bs := n.raw.BasicStatus(); bs.RaftState == raft.StateLeader {
+					leaderTerm = bs.Term
+				}
+				statusRead = true
+			}
+			if p.term != leaderTerm {
+				p.finish(ErrNotLeaderInTerm)
+				continue
+			}
 		}
 		batch = append(batch, p)
 	}
@@ -648,21 +657,7 @@ func (n *Node) do(ctx context.Context, f func()) error {
 // If the node stops with the proposal still queued, done is never called:
 // callers keep their own deadline, as they must for any proposal.
 func (n *Node) ProposeAsync(ctx context.Context, cmd []byte, done func(error)) error {
-	n.pending.Add(1)
-	p := proposal{data: cmd, done: func(err error) {
-		n.pending.Add(-1)
-		done(err)
-	}}
-	select {
-	case n.propc <- p:
-		return nil
-	case <-ctx.Done():
-		n.pending.Add(-1)
-		return ctx.Err()
-	case <-n.done:
-		n.pending.Add(-1)
-		return ErrStopped
-	}
+	return n.proposeAsync(ctx, proposal{data: cmd}, done)
 }
 
 // ProposeAsLeader is ProposeAsync for a decision only the leader of term
@@ -676,11 +671,17 @@ func (n *Node) ProposeAsLeader(ctx context.Context, term uint64, cmd []byte, don
 	if term == 0 {
 		return fmt.Errorf("%w: ProposeAsLeader needs a term", ErrBadConfig)
 	}
+	return n.proposeAsync(ctx, proposal{data: cmd, term: term}, done)
+}
+
+// proposeAsync queues p for the raft goroutine, which calls done with
+// what raft made of it (see ProposeAsync).
+func (n *Node) proposeAsync(ctx context.Context, p proposal, done func(error)) error {
 	n.pending.Add(1)
-	p := proposal{data: cmd, term: term, done: func(err error) {
+	p.done = func(err error) {
 		n.pending.Add(-1)
 		done(err)
-	}}
+	}
 	select {
 	case n.propc <- p:
 		return nil

@@ -62,8 +62,41 @@ type WatchRun struct {
 	wg        sync.WaitGroup
 	// The tree cache the cacher left running when the workload stopped,
 	// for Check; nil if none was.
-	cache       *recipe.TreeCache
-	cacheClient *client.Client
+	cache *liveCache
+}
+
+// liveCache is a tree cache and the session it follows the subtree on.
+type liveCache struct {
+	tc *recipe.TreeCache
+	c  *client.Client
+}
+
+// openCache starts a tree cache of the subtree on a new session; nil when
+// either cannot be had now.
+func (r *WatchRun) openCache(ctx context.Context) *liveCache {
+	c, err := r.dial(ctx, watchWatchers%len(r.addrs))
+	if err != nil {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, r.opTimeout)
+	defer cancel()
+	tc, err := recipe.NewTreeCache(sctx, c, WatchRoot)
+	if err != nil {
+		closeSoon(c)
+		return nil
+	}
+	return &liveCache{tc: tc, c: c}
+}
+
+// close stops the cache and its session; nil does nothing.
+func (lc *liveCache) close() {
+	if lc == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_ = lc.tc.Close(cctx)
+	cancel()
+	closeSoon(lc.c)
 }
 
 // WatchInitial is the subtree as SetUpWatchTree leaves it.
@@ -198,40 +231,30 @@ func (r *WatchRun) cacher(ctx context.Context) {
 		}
 	}()
 	for ctx.Err() == nil {
-		c, err := r.dial(ctx, watchWatchers%len(r.addrs))
-		if err != nil {
+		lc := r.openCache(ctx)
+		if lc == nil {
 			sleepUntil(ctx, time.Now().Add(50*time.Millisecond))
-			continue
-		}
-		sctx, cancel := context.WithTimeout(ctx, r.opTimeout)
-		tc, err := recipe.NewTreeCache(sctx, c, WatchRoot)
-		cancel()
-		if err != nil {
-			closeSoon(c)
 			continue
 		}
 		if first {
 			first = false
 			r.ready.Done()
 		}
-		r.recordView(tc)
+		r.recordView(lc.tc)
 	follow:
 		for {
 			select {
-			case _, ok := <-tc.Changes():
+			case _, ok := <-lc.tc.Changes():
 				if !ok {
 					break follow
 				}
-				r.recordView(tc)
+				r.recordView(lc.tc)
 			case <-ctx.Done():
-				r.cache, r.cacheClient = tc, c
+				r.cache = lc
 				return
 			}
 		}
-		cctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		_ = tc.Close(cctx)
-		cancel()
-		closeSoon(c)
+		lc.close()
 	}
 }
 
@@ -322,56 +345,31 @@ func (r *WatchRun) Check(ctx context.Context) []error {
 // it had ended), after the last write, and returns what it shows then (nil
 // with the error when it cannot).
 func (r *WatchRun) syncCache(ctx context.Context) (*CacheView, error) {
-	tc, c := r.cache, r.cacheClient
-	defer func() {
-		if tc != nil {
-			cctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			_ = tc.Close(cctx)
-			cancel()
-		}
-		if c != nil {
-			closeSoon(c)
-		}
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if tc != nil {
-			sctx, cancel := context.WithTimeout(ctx, r.opTimeout)
-			err := tc.Sync(sctx)
-			cancel()
-			if err == nil {
-				v := cacheView(tc)
-				r.Log.CacheView(v)
-				return &v, nil
-			}
-			if tc.Err() != nil {
-				// Its session ended: a new one, which must load the
-				// subtree as it stands.
-				cctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-				_ = tc.Close(cctx)
-				cancel()
-				closeSoon(c)
-				tc, c = nil, nil
-			}
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: tree cache: not synced within 20s of healing", ErrViolation)
-		}
-		if tc == nil {
-			var err error
-			if c, err = r.dial(ctx, watchWatchers%len(r.addrs)); err != nil {
+	lc := r.cache
+	defer func() { lc.close() }()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
+		if lc == nil {
+			// Its session ended: a new one, which must load the subtree
+			// as it stands.
+			if lc = r.openCache(ctx); lc == nil {
 				sleepUntil(ctx, time.Now().Add(50*time.Millisecond))
 				continue
 			}
-			sctx, cancel := context.WithTimeout(ctx, r.opTimeout)
-			tc, err = recipe.NewTreeCache(sctx, c, WatchRoot)
-			cancel()
-			if err != nil {
-				closeSoon(c)
-				tc, c = nil, nil
-			}
+		}
+		sctx, cancel := context.WithTimeout(ctx, r.opTimeout)
+		err := lc.tc.Sync(sctx)
+		cancel()
+		if err == nil {
+			v := cacheView(lc.tc)
+			r.Log.CacheView(v)
+			return &v, nil
+		}
+		if lc.tc.Err() != nil {
+			lc.close()
+			lc = nil
 		}
 	}
+	return nil, fmt.Errorf("%w: tree cache: not synced within 20s of healing", ErrViolation)
 }
 
 // catchUp watches again since the last event watcher id received, until

@@ -29,13 +29,14 @@ type fakeRep struct {
 	mu       sync.Mutex
 	index    uint64
 	reads    int
-	proposed int    // Propose calls, failed ones too
-	fail     error  // returned by Propose when set
-	down     bool   // not ready, no leader
-	hang     bool   // proposals are accepted but never applied; reads never confirm
-	leader   uint64 // the leader Status reports; 0 means this member (1)
-	term     uint64 // the term Status reports; 0 means 1
-	onRead   func() // when set, runs inside each LinearizableRead, without mu
+	proposed int                   // Propose calls, failed ones too
+	fail     error                 // returned by Propose when set
+	down     bool                  // not ready, no leader
+	hang     bool                  // proposals are accepted but never applied; reads never confirm
+	leader   uint64                // the leader Status reports; 0 means this member (1)
+	term     uint64                // the term Status reports; 0 means 1
+	onRead   func()                // when set, runs inside each LinearizableRead, without mu
+	members  []raftnode.MemberInfo // what Members returns, when set
 }
 
 var _ replicator = (*fakeRep)(nil)
@@ -109,6 +110,11 @@ func (f *fakeRep) Status() raftnode.Status {
 }
 
 func (f *fakeRep) Members() []raftnode.MemberInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.members != nil {
+		return f.members
+	}
 	return []raftnode.MemberInfo{{ID: 1, Name: "m1", PeerURL: "127.0.0.1:1", Leader: true, Alive: true}}
 }
 

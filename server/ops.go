@@ -173,10 +173,13 @@ func (s *server) membersRead() *wire.Response {
 			role = wire.RoleLearner
 		}
 		alive := m.Alive
-		if gossipAlive != nil {
+		if g, ok := gossipAlive[m.Name]; ok {
 			// The same answer whichever member is asked (gossip converges),
-			// where raft's "recently heard from" is each member's own.
-			alive = gossipAlive[m.Name]
+			// where raft's "recently heard from" is each member's own. A
+			// member that joined a moment ago may be in raft's configuration
+			// before gossip has spread word of it here: until then, raft's
+			// view answers, not "dead".
+			alive = g
 		}
 		wm := wire.Member{
 			Name: m.Name, PeerURL: m.PeerURL, ClientURL: attrs[m.Name].ClientURL,

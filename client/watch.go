@@ -108,7 +108,10 @@ func Since(zxid uint64) WatchOption { return watchOptionFunc(func(w *watchConfig
 
 // WatchBuffer sets how many events the Events channel holds (default
 // DefaultWatchBuffer); a watch whose buffer is full ends with
-// ErrWatchOverflow.
+// ErrWatchOverflow. The channel is allocated whole when the watch is set,
+// about 100 bytes an event (some 96 KiB a watch by default): a process
+// holding thousands of watches wants a smaller buffer, or one recursive
+// watch of their parent.
 func WatchBuffer(n int) WatchOption {
 	return watchOptionFunc(func(w *watchConfig) { w.buffer = max(n, 1) })
 }

@@ -30,8 +30,18 @@ func ArborDialer(logger *slog.Logger) func(ctx context.Context, endpoints []stri
 // ArborDialerWith is ArborDialer with the session timeout to ask for (0:
 // the client's default).
 func ArborDialerWith(logger *slog.Logger, sessionTimeout time.Duration) func(ctx context.Context, endpoints []string) (Store, error) {
+	return ArborDialerConfig(client.Config{Logger: logger, SessionTimeout: sessionTimeout})
+}
+
+// ArborDialerConfig is ArborDialer with every client dialled from cfg, its
+// Endpoints replaced by those DialAt is given: cfg.InOrder keeps each
+// session on the first of them that answers (a run pinned to one member),
+// cfg.NoDiscovery keeps the clients to them.
+func ArborDialerConfig(cfg client.Config) func(ctx context.Context, endpoints []string) (Store, error) {
 	return func(ctx context.Context, endpoints []string) (Store, error) {
-		c, err := client.Dial(ctx, client.Config{Endpoints: endpoints, Logger: logger, SessionTimeout: sessionTimeout})
+		cfg := cfg
+		cfg.Endpoints = endpoints
+		c, err := client.Dial(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("bench: arbor dial: %w", err)
 		}

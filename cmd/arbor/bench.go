@@ -28,6 +28,8 @@ type benchFlags struct {
 	sessionTime  time.Duration
 	candidate    bool
 	opLog        string
+	inOrder      bool
+	noDiscovery  bool
 }
 
 // newBenchCommand is `arbor bench WORKLOAD`: it runs one workload of
@@ -77,6 +79,8 @@ spawns its leading candidate as another process of this binary.`,
 	fs.Float64Var(&f.opts.Rate, "rate", bench.DefaultRate, "watch: the writer's updates a second (0: back to back, one outstanding)")
 	fs.StringVar(&f.opts.WatchMode, "watch-mode", bench.WatchPersistent, "watch: persistent (the watch op) or oneshot (get with a watch, set again after each event)")
 	fs.StringVar(&f.opLog, "op-log", "", "write a line per timed operation to this file: END_UNIX_NANOS LATENCY_NANOS ok|err")
+	fs.BoolVar(&f.inOrder, "in-order", false, "open every session on the first of --endpoints that answers, not spread over the members (with one endpoint: a run pinned to that member)")
+	fs.BoolVar(&f.noDiscovery, "no-discovery", false, noDiscoveryHelp)
 	fs.BoolVar(&f.candidate, "candidate", false, "elect-failover: be the candidate process it spawns")
 	_ = fs.MarkHidden("server-binary") // for tests, which run as another binary
 	_ = fs.MarkHidden("candidate")
@@ -111,8 +115,9 @@ func runBench(ctx context.Context, cmd *cobra.Command, workload string, f *bench
 	}
 	logger := slog.New(slog.DiscardHandler)
 	env := &bench.Env{
-		System:   "arbor",
-		DialAt:   bench.ArborDialerWith(logger, f.sessionTime),
+		System: "arbor",
+		DialAt: bench.ArborDialerConfig(client.Config{Logger: logger, SessionTimeout: f.sessionTime,
+			InOrder: f.inOrder, NoDiscovery: f.noDiscovery}),
 		Options:  f.opts,
 		Prefix:   f.prefix,
 		Progress: cmd.ErrOrStderr(),

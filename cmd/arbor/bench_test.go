@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -87,4 +92,73 @@ func TestBenchAgainstAStartedCluster(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBenchInOrderPinsTheRun: with --in-order (or --no-discovery) and one
+// endpoint every session of the run is on that member; without it the sessions spread over the
+// members (so the first half can fail).
+func TestBenchInOrderPinsTheRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-member cluster")
+	}
+	lc, err := bench.StartLocalCluster(t.Context(), binary, t.TempDir(), 3, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lc.Stop(context.WithoutCancel(t.Context())) })
+	eps := lc.Endpoints()
+	pinned := eps[1]
+	sets := func() []int {
+		t.Helper()
+		n := make([]int, len(eps))
+		for i, ep := range eps {
+			n[i] = setsAnswered(t, ep)
+		}
+		return n
+	}
+	run := func(extra ...string) []int {
+		t.Helper()
+		before := sets()
+		args := append([]string{"set", "--clients", "6", "--ops", "60", "--keys", "5", "--json", "--endpoints", pinned}, extra...)
+		if _, stderr, err := runBenchCmd(t, args...); err != nil {
+			t.Fatalf("arbor bench %v: %v\n%s", args, err, stderr)
+		}
+		after := sets()
+		for i := range after {
+			after[i] -= before[i]
+		}
+		return after
+	}
+	if n := run(); n[0]+n[2] == 0 {
+		t.Fatalf("without --in-order sets answered per member %v: all on %s, want them spread", n, pinned)
+	}
+	for _, flag := range []string{"--in-order", "--no-discovery"} {
+		if n := run(flag); n[1] != 60 || n[0]+n[2] != 0 {
+			t.Errorf("with %s sets answered per member %v, want all 60 on member 2 (%s)", flag, n, pinned)
+		}
+	}
+}
+
+// setsAnswered reads a member's count of successful sets from its metrics.
+func setsAnswered(t *testing.T, ep string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + ep + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, `arbor_requests_total{code="OK",op="set"} `); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("%s: %q: %v", ep, line, err)
+			}
+			return n
+		}
+	}
+	return 0
 }

@@ -3,9 +3,12 @@
 // a file preallocated with fallocate (what raftnode/wal does), into one
 // filled with zeros first, into a file that grows, and one write through
 // O_DSYNC or O_DIRECT|O_DSYNC into a zero-filled file. With -writers 3 it
-// runs three logs at once, as three members sharing one disk do.
+// runs three logs at once, as three members sharing one disk do; with -gap
+// each log sleeps that long after every append, as a member idles between
+// the writes of one client.
 //
 //	go run ./cmd/syncmodes -dir /var/tmp/syncmodes -writers 3
+//	go run ./cmd/syncmodes -dir /var/tmp/syncmodes -gap 500us
 //
 // Linux only (fallocate, O_DIRECT).
 package main
@@ -29,9 +32,10 @@ func main() {
 	dir := flag.String("dir", filepath.Join(os.TempDir(), "syncmodes"), "directory on the disk to measure (files of 64 MiB each are written there)")
 	writers := flag.Int("writers", 1, "logs syncing at once")
 	n := flag.Int("n", 2000, "durable appends per log")
+	gap := flag.Duration("gap", 0, "idle time after each append (0: back to back)")
 	flag.Parse()
-	if *writers < 1 || *n < 1 {
-		fmt.Fprintln(os.Stderr, "syncmodes: -writers and -n must be at least 1")
+	if *writers < 1 || *n < 1 || *gap < 0 {
+		fmt.Fprintln(os.Stderr, "syncmodes: -writers and -n must be at least 1, -gap not negative")
 		os.Exit(2)
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
@@ -39,20 +43,20 @@ func main() {
 		os.Exit(1)
 	}
 	for _, mode := range []string{"fallocate", "zero-filled", "growing", "o_dsync", "o_direct"} {
-		ds, err := measure(*dir, mode, *writers, *n)
+		ds, err := measure(*dir, mode, *writers, *n, *gap)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "syncmodes: %s: %v\n", mode, err)
 			os.Exit(1)
 		}
 		slices.Sort(ds)
 		q := func(p float64) time.Duration { return ds[int(float64(len(ds)-1)*p)].Round(time.Microsecond) }
-		fmt.Printf("%-12s writers=%d  p50 %-8v p90 %-8v p99 %v\n", mode, *writers, q(.5), q(.9), q(.99))
+		fmt.Printf("%-12s writers=%d gap=%v  p50 %-8v p90 %-8v p99 %v\n", mode, *writers, *gap, q(.5), q(.9), q(.99))
 	}
 }
 
 // measure runs writers logs at once and returns the time of every durable
 // append.
-func measure(dir, mode string, writers, n int) ([]time.Duration, error) {
+func measure(dir, mode string, writers, n int, gap time.Duration) ([]time.Duration, error) {
 	var (
 		mu   sync.Mutex
 		all  []time.Duration
@@ -61,7 +65,7 @@ func measure(dir, mode string, writers, n int) ([]time.Duration, error) {
 	)
 	for w := range writers {
 		wg.Go(func() {
-			ds, err := oneLog(filepath.Join(dir, fmt.Sprintf("log%d", w)), mode, n)
+			ds, err := oneLog(filepath.Join(dir, fmt.Sprintf("log%d", w)), mode, n, gap)
 			mu.Lock()
 			defer mu.Unlock()
 			all, errs = append(all, ds...), append(errs, err)
@@ -71,7 +75,7 @@ func measure(dir, mode string, writers, n int) ([]time.Duration, error) {
 	return all, errors.Join(errs...)
 }
 
-func oneLog(path, mode string, n int) ([]time.Duration, error) {
+func oneLog(path, mode string, n int, gap time.Duration) ([]time.Duration, error) {
 	_ = os.Remove(path)
 	defer os.Remove(path)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
@@ -121,6 +125,9 @@ func oneLog(path, mode string, n int) ([]time.Duration, error) {
 			return nil, err
 		}
 		ds = append(ds, time.Since(start))
+		if gap > 0 {
+			time.Sleep(gap)
+		}
 	}
 	return ds, nil
 }

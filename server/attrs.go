@@ -41,7 +41,10 @@ func (s *server) proposeWaitIn(ctx context.Context, term uint64, cmd *command) (
 
 // publishAttrs makes sure /arbor/members/NAME holds this member's current
 // attributes: once the member sees a leader, it writes them if the stored
-// ones differ, retrying until it succeeds or ctx ends.
+// ones differ, retrying every tick until it succeeds; then it checks again
+// every ReapInterval until ctx ends, and writes them again if they went (the
+// leader deletes the records of members it no longer has, and a member
+// removed and added again may lose its record to that in a race).
 func (s *server) publishAttrs(ctx context.Context) {
 	want := memberAttrs{Name: s.cfg.Name, ClientURL: s.cfg.AdvertiseClientAddr, PeerURL: s.cfg.AdvertisePeerAddr}
 	tick := time.NewTicker(s.cfg.TickInterval)
@@ -57,7 +60,8 @@ func (s *server) publishAttrs(ctx context.Context) {
 		}
 		if s.storedAttrs() == want {
 			s.attrsPublished.Store(true)
-			return
+			tick.Reset(s.cfg.ReapInterval)
+			continue
 		}
 		r, err := s.proposeWait(ctx, &command{Type: cmdMemberAttrs, Member: want})
 		if err == nil && r.Err != nil {
@@ -65,13 +69,14 @@ func (s *server) publishAttrs(ctx context.Context) {
 		}
 		if err != nil {
 			s.log.Warn("publishing member attributes failed; will retry", "err", err)
+			tick.Reset(s.cfg.TickInterval)
 			continue
 		}
 		// proposeWait returns once the command is applied here, so the
 		// record is readable locally now.
 		s.log.Info("published member attributes", "client_url", want.ClientURL, "peer_url", want.PeerURL, "zxid", r.Zxid)
 		s.attrsPublished.Store(true)
-		return
+		tick.Reset(s.cfg.ReapInterval)
 	}
 }
 

@@ -96,6 +96,8 @@ func (cfg *Config) validate() error {
 		return fmt.Errorf("%w: min session timeout %dms is under 1000ms", ErrConfig, cfg.MinSessionMs)
 	case cfg.RenewInterval < 0 || 4*cfg.RenewInterval > time.Duration(cfg.MinSessionMs)*time.Millisecond:
 		return fmt.Errorf("%w: renew interval %v must be positive and at most a quarter of the min session timeout %dms", ErrConfig, cfg.RenewInterval, cfg.MinSessionMs)
+	case cfg.TickInterval < 0 || cfg.ReapInterval < 0:
+		return fmt.Errorf("%w: tick interval %v and reap interval %v must be positive", ErrConfig, cfg.TickInterval, cfg.ReapInterval)
 	case cfg.Version > currentClusterVersion:
 		return fmt.Errorf("%w: version %d is above this release's %d", ErrConfig, cfg.Version, currentClusterVersion)
 	}

@@ -3,10 +3,14 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/arbor-db/arbor/client/wire"
+	"github.com/arbor-db/arbor/raftnode"
+	"github.com/arbor-db/arbor/tree"
 )
 
 const (
@@ -56,6 +60,7 @@ func (s *server) leaderLoop(ctx context.Context) {
 			if s.sm.clusterVersion.Load() >= cmdReap.minClusterVersion() {
 				s.reap(ctx)
 			}
+			s.forgetRemovedMembers(ctx)
 		}
 	}
 }
@@ -139,6 +144,40 @@ func (s *server) reap(ctx context.Context) {
 			s.log.Debug("reaped nodes", "nodes", r.Reaped, "zxid", r.Zxid)
 		}
 		due = due[n:]
+	}
+}
+
+// forgetRemovedMembers deletes the /arbor/members records of members no
+// longer in the configuration (a plain system delete: no new command kind).
+// The records are read before the configuration and each delete names the
+// version read, so a record published meanwhile by a member that was added
+// again stays; one deleted anyway (the member came back with the same
+// addresses, which it does not write again) is published again by that
+// member (publishAttrs).
+func (s *server) forgetRemovedMembers(ctx context.Context) {
+	var recs map[string]int64
+	s.sm.read(func(v stateView) { recs = v.memberRecords() })
+	if len(recs) == 0 {
+		return
+	}
+	members := s.rep.Members()
+	if !slices.ContainsFunc(members, func(m raftnode.MemberInfo) bool { return m.ID == s.id }) {
+		return // a leader's configuration holds itself; this one is not current
+	}
+	for _, m := range members {
+		delete(recs, m.Name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(recs)) {
+		op := tree.Op{Kind: tree.OpDelete, Path: membersPath + "/" + name, Version: recs[name], System: true}
+		r, err := s.proposeWait(ctx, &command{Type: cmdTreeOps, Ops: []tree.Op{op}})
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil {
+			s.log.Warn("deleting a removed member's record failed; will retry", "member", name, "err", err)
+			return
+		}
+		s.log.Info("deleted the record of a removed member", "member", name, "zxid", r.Zxid)
 	}
 }
 

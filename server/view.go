@@ -53,6 +53,22 @@ func (v stateView) sessionIDs() []uint64 { return v.sm.sessions.IDs() }
 
 func (v stateView) numSessions() int { return v.sm.sessions.Len() }
 
+// memberRecords maps the name of every /arbor/members record to its version.
+func (v stateView) memberRecords() map[string]int64 {
+	t := v.sm.tree
+	names, _, err := t.Children(membersPath)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]int64, len(names))
+	for _, n := range names {
+		if st, ok := t.Exists(membersPath + "/" + n); ok {
+			out[n] = int64(st.Version)
+		}
+	}
+	return out
+}
+
 // memberAttrs returns the published attributes of every member, by name.
 func (v stateView) memberAttrs() map[string]memberAttrs {
 	t := v.sm.tree

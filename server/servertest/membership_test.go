@@ -210,6 +210,7 @@ func TestRemoveAndRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRoles(t, w, func(s string) bool { return !strings.Contains(s, "m3") }, "m3 removed")
+	waitRecords(t, w, "m1 m2", "m3 removed")
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if done, err := cl.Exited(2); done {
 			if !errors.Is(err, server.ErrRemoved) {
@@ -224,6 +225,7 @@ func TestRemoveAndRejoin(t *testing.T) {
 	cl.Rejoin(2)
 	cl.WaitReady(2)
 	waitRoles(t, w, func(s string) bool { return strings.Contains(s, "m3:follower:true") }, "m3 back as a voter")
+	waitRecords(t, w, "m1 m2 m3", "m3 back")
 	// The leader removes itself: the others go on.
 	leader := -1
 	for i := range 3 {
@@ -245,6 +247,30 @@ func TestRemoveAndRejoin(t *testing.T) {
 	}
 	if got := roles(t, c); strings.Contains(got, cl.Name(leader)) || countRole(got, "leader") != 1 {
 		t.Fatalf("members after the leader's removal: %s", got)
+	}
+	var left []string
+	for i := range 3 {
+		if i != leader {
+			left = append(left, cl.Name(i))
+		}
+	}
+	waitRecords(t, c, strings.Join(left, " "), "the leader removed")
+}
+
+// waitRecords waits until the records under /arbor/members are those of
+// want (names, space-separated, sorted).
+func waitRecords(t *testing.T, c *client.Client, want, what string) {
+	t.Helper()
+	var got string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		names, _, err := c.Children(context.Background(), "/arbor/members")
+		sort.Strings(names)
+		if got = strings.Join(names, " "); err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: /arbor/members holds %q (err %v), want %q", what, got, err, want)
+		}
 	}
 }
 
